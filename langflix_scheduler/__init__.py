@@ -1,0 +1,76 @@
+"""langflix-scheduler: schedule and upload YouTube videos on a cadence, race-free and crash-safe.
+
+The public API is what ``__all__`` lists; everything else is internal and may change.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .config import SchedulerConfig
+from .domain import (
+    BucketUsage,
+    DailyQuotaStatus,
+    Privacy,
+    QuotaCorrection,
+    RecalculationReport,
+    ScheduledVideo,
+    TypeUsage,
+    UploadStatus,
+    VideoMetadata,
+    VideoType,
+)
+from .errors import (
+    AuthorizationError,
+    ConfigurationError,
+    InvalidScheduleError,
+    InvalidTransitionError,
+    LockTimeoutError,
+    PermanentUploadError,
+    QuotaExceededError,
+    QuotaExhaustedError,
+    ScheduleNotFoundError,
+    SchedulerError,
+    SlotUnavailableError,
+    StorageError,
+    TransientUploadError,
+    UploadError,
+    UploadLimitExceededError,
+)
+from .manager import ScheduleManager
+from .quota import QuotaPolicy
+
+try:
+    __version__ = version("langflix-scheduler")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0"
+
+__all__ = [
+    "AuthorizationError",
+    "BucketUsage",
+    "ConfigurationError",
+    "DailyQuotaStatus",
+    "InvalidScheduleError",
+    "InvalidTransitionError",
+    "LockTimeoutError",
+    "PermanentUploadError",
+    "Privacy",
+    "QuotaCorrection",
+    "QuotaExceededError",
+    "QuotaExhaustedError",
+    "QuotaPolicy",
+    "RecalculationReport",
+    "ScheduleManager",
+    "ScheduleNotFoundError",
+    "ScheduledVideo",
+    "SchedulerConfig",
+    "SchedulerError",
+    "SlotUnavailableError",
+    "StorageError",
+    "TransientUploadError",
+    "TypeUsage",
+    "UploadError",
+    "UploadLimitExceededError",
+    "UploadStatus",
+    "VideoMetadata",
+    "VideoType",
+    "__version__",
+]

@@ -1,0 +1,274 @@
+"""Engine factory with per-dialect setup, and ``Database``: short transactions with lock timeouts.
+
+* SQLite: WAL, foreign keys, ``busy_timeout`` = lock timeout, and write transactions opened with
+  ``BEGIN IMMEDIATE`` so writers serialise at BEGIN (no lock upgrade deadlocks); reads use
+  ``BEGIN DEFERRED``.
+* PostgreSQL (psycopg 3): READ COMMITTED; ``SET LOCAL lock_timeout`` in every write transaction.
+* MySQL/MariaDB (PyMySQL): READ COMMITTED (so a statement after a granted row lock sees the newest
+  committed rows); ``innodb_lock_wait_timeout`` set for the transaction and restored afterwards.
+
+Every database failure leaves here as a :mod:`langflix_scheduler.errors` exception with the
+original as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from ..errors import ConfigurationError, LockTimeoutError, SchedulerError, StorageError
+
+__all__ = ["Database", "create_engine", "dialect_of", "translate_error"]
+
+logger = logging.getLogger(__name__)
+
+_READ_ONLY = "langflix_read_only"
+_RETRY_BASE_SECONDS = 0.02
+_RETRY_MAX_SECONDS = 0.5
+
+# SQLSTATEs / server error codes
+_PG_LOCK_NOT_AVAILABLE = "55P03"
+_PG_RETRYABLE = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+_MYSQL_LOCK_WAIT_TIMEOUT = 1205
+_MYSQL_RETRYABLE = {1213}  # ER_LOCK_DEADLOCK
+_MYSQL_CONNECTION_ERRORS = {2002, 2003, 2006, 2013, 1045, 1049}
+_SQLITE_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+T = TypeVar("T")
+
+
+class RetryableError(Exception):
+    """Internal: a deadlock or serialization failure; the whole transaction may be retried."""
+
+
+def dialect_of(engine: Engine) -> str:
+    """``"sqlite"``, ``"postgresql"`` or ``"mysql"`` (MariaDB counts as mysql)."""
+    name = engine.dialect.name
+    return "mysql" if name in ("mysql", "mariadb") else name
+
+
+def _normalise_url(url: str | URL) -> URL:
+    try:
+        u = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError("database_url", f"not a database URL: {exc}") from exc
+    backend = u.get_backend_name()
+    if backend == "postgresql" and u.drivername == "postgresql":
+        u = u.set(drivername="postgresql+psycopg")
+    elif backend in ("mysql", "mariadb") and u.drivername in ("mysql", "mariadb"):
+        u = u.set(drivername=f"{backend}+pymysql")
+    if backend in ("mysql", "mariadb") and "charset" not in u.query:
+        u = u.update_query_dict({"charset": "utf8mb4"})
+    return u
+
+
+def create_engine(url: str | URL, *, lock_timeout: float = 5.0, **kwargs: Any) -> Engine:
+    """Create an engine configured for this library on SQLite, PostgreSQL or MySQL/MariaDB."""
+    u = _normalise_url(url)
+    backend = u.get_backend_name()
+    try:
+        if backend == "sqlite":
+            return _sqlite_engine(u, lock_timeout, **kwargs)
+        if backend == "postgresql":
+            kwargs.setdefault("pool_pre_ping", True)
+            return sa_create_engine(u, isolation_level="READ COMMITTED", **kwargs)
+        if backend in ("mysql", "mariadb"):
+            kwargs.setdefault("pool_pre_ping", True)
+            kwargs.setdefault("pool_recycle", 3600)
+            return sa_create_engine(u, isolation_level="READ COMMITTED", **kwargs)
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        extra = "postgres" if backend == "postgresql" else "mysql"
+        raise ConfigurationError(
+            "database_url",
+            f"the driver for {u.drivername} is not installed: "
+            f"pip install 'langflix-scheduler[{extra}]'",
+        ) from exc
+    raise ConfigurationError(
+        "database_url", f"unsupported database {backend!r}: use sqlite, postgresql or mysql/mariadb"
+    )
+
+
+def _sqlite_engine(u: URL, lock_timeout: float, **kwargs: Any) -> Engine:
+    memory = u.database in (None, "", ":memory:")
+    connect_args = {"timeout": lock_timeout, "check_same_thread": False}
+    if memory:
+        kwargs.setdefault("poolclass", StaticPool)
+    engine = sa_create_engine(u, connect_args=connect_args, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        # Take transaction control away from pysqlite so BEGIN IMMEDIATE is ours to emit.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        try:
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = "DEFERRED" if conn.get_execution_options().get(_READ_ONLY) else "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _orig(exc: BaseException) -> BaseException | None:
+    return exc.orig if isinstance(exc, DBAPIError) else None
+
+
+def _sqlstate(orig: BaseException | None) -> str | None:
+    state = getattr(orig, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def _mysql_code(orig: BaseException | None) -> int | None:
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0]
+    return None
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """True when ``exc`` is a lock-wait timeout (or SQLite busy) from any engine."""
+    orig = _orig(exc)
+    if orig is None:
+        return False
+    if _sqlstate(orig) == _PG_LOCK_NOT_AVAILABLE:
+        return True
+    if _mysql_code(orig) == _MYSQL_LOCK_WAIT_TIMEOUT:
+        return True
+    if isinstance(orig, sqlite3.OperationalError):
+        code = getattr(orig, "sqlite_errorcode", None)
+        return code in _SQLITE_BUSY_CODES or "locked" in str(orig)
+    return False
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for deadlocks and serialization failures: the whole transaction may be retried."""
+    orig = _orig(exc)
+    if orig is None:
+        return False
+    return _sqlstate(orig) in _PG_RETRYABLE or _mysql_code(orig) in _MYSQL_RETRYABLE
+
+
+def translate_error(exc: BaseException, operation: str, lock_timeout: float) -> SchedulerError:
+    """Map a SQLAlchemy/driver exception to the library's error tree (raise it ``from exc``)."""
+    if is_lock_timeout(exc):
+        return LockTimeoutError(operation, lock_timeout)
+    orig = _orig(exc)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return StorageError(operation, f"database connection lost: {orig}")
+    if _mysql_code(orig) in _MYSQL_CONNECTION_ERRORS:
+        return StorageError(operation, f"database unavailable: {orig}")
+    detail = str(orig) if orig is not None else str(exc)
+    return StorageError(
+        operation, detail.strip().splitlines()[0] if detail.strip() else type(exc).__name__
+    )
+
+
+class Database:
+    """An engine plus the rules for using it: short transactions, lock timeouts, bounded retries.
+
+    Repository code receives a ``Session`` from :meth:`transaction` and never commits itself.
+    """
+
+    def __init__(self, engine: Engine, *, lock_timeout: float, deadlock_retries: int = 5) -> None:
+        self.engine = engine
+        self.dialect = dialect_of(engine)
+        self.lock_timeout = lock_timeout
+        self.deadlock_retries = deadlock_retries
+        self._write = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+        read_engine = engine.execution_options(**{_READ_ONLY: True})
+        self._read = sessionmaker(bind=read_engine, expire_on_commit=False, autoflush=False)
+        self._rng = random.Random()
+
+    @contextlib.contextmanager
+    def transaction(self, operation: str, *, read_only: bool = False) -> Iterator[Session]:
+        """One transaction: commit on success, full rollback on any error, errors translated.
+
+        Deadlocks surface as :class:`RetryableError` (use :meth:`run` to retry them).
+        """
+        session = (self._read if read_only else self._write)()
+        restore_mysql = False
+        try:
+            if not read_only:
+                restore_mysql = self._apply_lock_timeout(session)
+            yield session
+            if restore_mysql:
+                # Session variables are not transactional: restoring before COMMIT is safe.
+                self._restore_mysql(session)
+            session.commit()
+        except SQLAlchemyError as exc:
+            self._rollback(session, restore_mysql)
+            if is_retryable(exc):
+                raise RetryableError(str(exc)) from exc
+            raise translate_error(exc, operation, self.lock_timeout) from exc
+        except BaseException:
+            self._rollback(session, restore_mysql)
+            raise
+        finally:
+            session.close()
+
+    def run(self, operation: str, fn: Callable[[Session], T], *, read_only: bool = False) -> T:
+        """Run ``fn`` in a transaction, retrying deadlocks a bounded number of times with jitter."""
+        attempt = 0
+        while True:
+            try:
+                with self.transaction(operation, read_only=read_only) as session:
+                    return fn(session)
+            except RetryableError as exc:
+                attempt += 1
+                if attempt > self.deadlock_retries:
+                    raise StorageError(
+                        operation, f"still deadlocking after {self.deadlock_retries} retries"
+                    ) from exc.__cause__
+                delay = min(_RETRY_MAX_SECONDS, _RETRY_BASE_SECONDS * 2**attempt)
+                delay *= self._rng.uniform(0.5, 1.5)
+                logger.info("%s: deadlock, retry %d in %.3f s", operation, attempt, delay)
+                time.sleep(delay)
+
+    def _apply_lock_timeout(self, session: Session) -> bool:
+        if self.dialect == "postgresql":
+            ms = max(1, int(self.lock_timeout * 1000))
+            session.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": f"{ms}ms"})
+        elif self.dialect == "mysql":
+            seconds = max(1, math.ceil(self.lock_timeout))
+            session.execute(text("SET SESSION innodb_lock_wait_timeout = :v"), {"v": seconds})
+            return True
+        return False
+
+    def _restore_mysql(self, session: Session) -> None:
+        session.execute(text("SET SESSION innodb_lock_wait_timeout = DEFAULT"))
+
+    def _rollback(self, session: Session, restore_mysql: bool) -> None:
+        try:
+            session.rollback()
+            if restore_mysql:
+                self._restore_mysql(session)
+                session.rollback()
+        except SQLAlchemyError:
+            # The connection is unusable; invalidate it rather than mask the original error.
+            logger.debug("rollback failed; invalidating the connection", exc_info=True)
+            with contextlib.suppress(SQLAlchemyError):
+                session.connection().invalidate()
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

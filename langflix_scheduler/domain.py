@@ -1,0 +1,327 @@
+"""Frozen value objects returned by the public API, and the enums they use.
+
+Nothing here touches the database or the network. ORM rows are converted to these before they
+leave the library.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from .errors import InvalidScheduleError
+
+__all__ = [
+    "BucketUsage",
+    "DailyQuotaStatus",
+    "Privacy",
+    "QuotaCorrection",
+    "RecalculationReport",
+    "ScheduledVideo",
+    "TypeUsage",
+    "UploadStatus",
+    "VideoMetadata",
+    "VideoType",
+]
+
+TITLE_MAX_CHARS = 100
+DESCRIPTION_MAX_BYTES = 5000
+TAGS_MAX_CHARS = 500
+THUMBNAIL_MAX_BYTES = 50 * 1024 * 1024
+THUMBNAIL_SUFFIXES = (".jpg", ".jpeg", ".png")
+LANGUAGE_MAX_CHARS = 35
+PLAYLIST_ID_MAX_CHARS = 64
+DEFAULT_CATEGORY_ID = "27"  # Education
+
+
+class VideoType(enum.StrEnum):
+    """Kind of video; each kind has its own publish times and daily limit."""
+
+    FINAL = "final"
+    SHORT = "short"
+
+
+class UploadStatus(enum.StrEnum):
+    """Lifecycle of a schedule: scheduled -> uploading -> completed, or failed / cancelled."""
+
+    SCHEDULED = "scheduled"
+    UPLOADING = "uploading"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_active(self) -> bool:
+        """True while the schedule occupies its slot and its reservations."""
+        return self in (UploadStatus.SCHEDULED, UploadStatus.UPLOADING, UploadStatus.COMPLETED)
+
+
+class Privacy(enum.StrEnum):
+    """Visibility of the video once its publish time arrives."""
+
+    PUBLIC = "public"
+    UNLISTED = "unlisted"
+    PRIVATE = "private"
+
+
+def _forbidden_brackets(text: str) -> bool:
+    return "<" in text or ">" in text
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoMetadata:
+    """What YouTube is told about a video. Validated against YouTube's documented limits.
+
+    Attributes:
+        title: at most 100 characters, no ``<`` or ``>``; required.
+        description: at most 5,000 UTF-8 bytes, no ``<`` or ``>``.
+        tags: at most 500 characters in total.
+        category_id: YouTube category id (default ``"27"``, Education).
+        privacy: visibility once published. ``public`` (default) uploads the video private with
+            ``publishAt`` so YouTube makes it public at the scheduled time; ``unlisted`` and
+            ``private`` upload with that visibility and no ``publishAt`` (YouTube only schedules
+            transitions to public).
+        made_for_kids: the ``selfDeclaredMadeForKids`` flag.
+        default_language: BCP-47 language of title and description (e.g. ``"ko"``).
+        thumbnail_path: a JPEG or PNG of at most 50 MB, set after the upload.
+        playlist_id: a playlist the video is added to after the upload.
+    """
+
+    title: str
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    category_id: str = DEFAULT_CATEGORY_ID
+    privacy: Privacy = Privacy.PUBLIC
+    made_for_kids: bool = False
+    default_language: str | None = None
+    thumbnail_path: str | None = None
+    playlist_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.title, str) or not self.title.strip():
+            raise InvalidScheduleError("metadata.title", "must be a non-empty string")
+        if len(self.title) > TITLE_MAX_CHARS:
+            raise InvalidScheduleError(
+                "metadata.title", f"{len(self.title)} characters; YouTube allows {TITLE_MAX_CHARS}"
+            )
+        if _forbidden_brackets(self.title):
+            raise InvalidScheduleError("metadata.title", "must not contain '<' or '>'")
+        if not isinstance(self.description, str):
+            raise InvalidScheduleError("metadata.description", "must be a string")
+        size = len(self.description.encode("utf-8"))
+        if size > DESCRIPTION_MAX_BYTES:
+            raise InvalidScheduleError(
+                "metadata.description",
+                f"{size} bytes in UTF-8; YouTube allows {DESCRIPTION_MAX_BYTES}",
+            )
+        if _forbidden_brackets(self.description):
+            raise InvalidScheduleError("metadata.description", "must not contain '<' or '>'")
+        tags: object = self.tags
+        if isinstance(tags, str) or not all(isinstance(t, str) for t in self.tags):
+            raise InvalidScheduleError("metadata.tags", "must be a sequence of strings")
+        object.__setattr__(self, "tags", tuple(t.strip() for t in self.tags if t.strip()))
+        total = sum(len(t) for t in self.tags)
+        if total > TAGS_MAX_CHARS:
+            raise InvalidScheduleError(
+                "metadata.tags", f"{total} characters in total; YouTube allows {TAGS_MAX_CHARS}"
+            )
+        if any(_forbidden_brackets(t) for t in self.tags):
+            raise InvalidScheduleError("metadata.tags", "must not contain '<' or '>'")
+        if not (isinstance(self.category_id, str) and self.category_id.isdigit()):
+            raise InvalidScheduleError("metadata.category_id", "must be a numeric string")
+        try:
+            object.__setattr__(self, "privacy", Privacy(self.privacy))
+        except ValueError:
+            raise InvalidScheduleError(
+                "metadata.privacy", f"{self.privacy!r} is not one of public, unlisted, private"
+            ) from None
+        if not isinstance(self.made_for_kids, bool):
+            raise InvalidScheduleError("metadata.made_for_kids", "must be true or false")
+        if self.default_language is not None and not (
+            isinstance(self.default_language, str)
+            and 0 < len(self.default_language) <= LANGUAGE_MAX_CHARS
+        ):
+            raise InvalidScheduleError("metadata.default_language", "must be a short language tag")
+        if self.playlist_id is not None and not (
+            isinstance(self.playlist_id, str) and 0 < len(self.playlist_id) <= PLAYLIST_ID_MAX_CHARS
+        ):
+            raise InvalidScheduleError("metadata.playlist_id", "must be a playlist id")
+        if self.thumbnail_path is not None:
+            if not isinstance(self.thumbnail_path, str) or not self.thumbnail_path:
+                raise InvalidScheduleError("metadata.thumbnail_path", "must be a file path")
+            if not self.thumbnail_path.lower().endswith(THUMBNAIL_SUFFIXES):
+                raise InvalidScheduleError("metadata.thumbnail_path", "must be a .jpg or .png file")
+
+    def check_files(self) -> None:
+        """Check that the thumbnail (if any) exists and fits YouTube's size limit."""
+        if self.thumbnail_path is None:
+            return
+        try:
+            st = os.stat(self.thumbnail_path)
+        except OSError as exc:
+            raise InvalidScheduleError(
+                "metadata.thumbnail_path", f"cannot read {self.thumbnail_path!r}: {exc.strerror}"
+            ) from exc
+        if not os.path.isfile(self.thumbnail_path) or st.st_size == 0:
+            raise InvalidScheduleError("metadata.thumbnail_path", "must be a non-empty file")
+        if st.st_size > THUMBNAIL_MAX_BYTES:
+            raise InvalidScheduleError(
+                "metadata.thumbnail_path", f"{st.st_size} bytes; YouTube allows 50 MB"
+            )
+
+    def operations(self) -> tuple[str, ...]:
+        """The API operations one upload with this metadata performs (for quota accounting)."""
+        ops = ["videos.insert"]
+        if self.thumbnail_path:
+            ops.append("thumbnails.set")
+        if self.playlist_id:
+            ops.append("playlistItems.insert")
+        return tuple(ops)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (stored in the schedule row)."""
+        return {
+            "title": self.title,
+            "description": self.description,
+            "tags": list(self.tags),
+            "category_id": self.category_id,
+            "privacy": self.privacy.value,
+            "made_for_kids": self.made_for_kids,
+            "default_language": self.default_language,
+            "thumbnail_path": self.thumbnail_path,
+            "playlist_id": self.playlist_id,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> VideoMetadata:
+        """Build from a dict such as a ``meta.json`` file; unknown keys are refused."""
+        if not isinstance(data, Mapping):
+            raise InvalidScheduleError("metadata", "must be a JSON object")
+        known = {
+            "title",
+            "description",
+            "tags",
+            "category_id",
+            "privacy",
+            "made_for_kids",
+            "default_language",
+            "thumbnail_path",
+            "playlist_id",
+        }
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidScheduleError("metadata", f"unknown keys: {', '.join(unknown)}")
+        kwargs = dict(data)
+        if "tags" in kwargs:
+            tags = kwargs["tags"]
+            if isinstance(tags, str):
+                tags = [t for t in tags.split(",")]
+            if not isinstance(tags, list | tuple):
+                raise InvalidScheduleError("metadata.tags", "must be a list of strings")
+            kwargs["tags"] = tuple(tags)
+        if "title" not in kwargs:
+            raise InvalidScheduleError("metadata.title", "is required")
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduledVideo:
+    """A schedule as stored: where, when, what, and how far its upload got."""
+
+    id: int
+    channel_id: str
+    api_project: str
+    video_path: str
+    video_type: VideoType
+    scheduled_publish_time: datetime
+    publish_date: date
+    quota_date: date
+    metadata: VideoMetadata
+    status: UploadStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    youtube_video_id: str | None
+    bytes_uploaded: int
+    bytes_total: int | None
+    reserved_quota: Mapping[str, int]
+    consumed_quota: Mapping[str, int]
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    uploaded_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TypeUsage:
+    """Use of one video type's daily limit on one channel day."""
+
+    video_type: VideoType
+    used: int
+    limit: int
+
+    @property
+    def remaining(self) -> int:
+        """How many more of this type fit on the day."""
+        return max(0, self.limit - self.used)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BucketUsage:
+    """Use of one API quota bucket on one Pacific-time quota day.
+
+    ``reserved`` is held by schedules not yet uploaded; ``used`` was spent by uploads.
+    """
+
+    api_project: str
+    quota_date: date
+    bucket: str
+    reserved: int
+    used: int
+    limit: int
+
+    @property
+    def remaining(self) -> int:
+        """What is neither reserved nor used."""
+        return max(0, self.limit - self.reserved - self.used)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DailyQuotaStatus:
+    """Per-type usage of a channel day, and the API quota of the quota day(s) it touches."""
+
+    channel_id: str
+    publish_date: date
+    types: Mapping[VideoType, TypeUsage]
+    quota: tuple[BucketUsage, ...] = field(default=())
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuotaCorrection:
+    """One counter that ``recalculate_quota`` changed."""
+
+    table: str
+    key: tuple[str, ...]
+    column: str
+    old: int
+    new: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecalculationReport:
+    """What ``recalculate_quota`` found and fixed."""
+
+    start: date | None
+    end: date | None
+    rows_checked: int
+    corrections: tuple[QuotaCorrection, ...]
+
+    @property
+    def changed(self) -> bool:
+        """True when any counter was corrected."""
+        return bool(self.corrections)

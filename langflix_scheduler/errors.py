@@ -1,0 +1,250 @@
+"""The library's exception tree.
+
+Every failure that crosses the public API is one of these; SQLAlchemy, database-driver and
+googleapiclient exceptions are translated and kept as ``__cause__``::
+
+    SchedulerError
+    ├── ConfigurationError          bad configuration (names the field)
+    ├── InvalidScheduleError        bad input to a scheduling call (also ValueError)
+    ├── QuotaExceededError          a reservation would exceed one of OUR configured limits
+    ├── SlotUnavailableError        the requested publish slot is taken (carries next_available)
+    ├── ScheduleNotFoundError       no schedule with that id (also LookupError)
+    ├── InvalidTransitionError      the schedule's status does not allow the operation
+    ├── LockTimeoutError            a row lock was not granted within lock_timeout
+    ├── StorageError                the database failed (unreachable, deadlock retries spent, ...)
+    └── UploadError                 an upload to YouTube failed
+        ├── TransientUploadError    5xx, resets, timeouts, rate limits: retry with backoff
+        ├── QuotaExhaustedError     YouTube says the project's quota is spent until next PT midnight
+        ├── UploadLimitExceededError  YouTube's per-channel upload cap (rolling 24 h)
+        ├── AuthorizationError      credentials are missing, revoked or lack a scope: run ``auth``
+        └── PermanentUploadError    the request is wrong (metadata, file): retrying won't help
+
+``QuotaExceededError`` is ours (the configured policy refuses a reservation);
+``QuotaExhaustedError`` is YouTube's (the real quota is spent).
+Errors carry their data as attributes and format their own message.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+__all__ = [
+    "AuthorizationError",
+    "ConfigurationError",
+    "InvalidScheduleError",
+    "InvalidTransitionError",
+    "LockTimeoutError",
+    "PermanentUploadError",
+    "QuotaExceededError",
+    "QuotaExhaustedError",
+    "ScheduleNotFoundError",
+    "SchedulerError",
+    "SlotUnavailableError",
+    "StorageError",
+    "TransientUploadError",
+    "UploadError",
+    "UploadLimitExceededError",
+]
+
+
+class SchedulerError(Exception):
+    """Root of every error raised by langflix-scheduler."""
+
+
+class ConfigurationError(SchedulerError, ValueError):
+    """A configuration value is invalid.
+
+    Attributes:
+        field: the configuration field (or environment variable) at fault.
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"invalid configuration {field!r}: {reason}")
+
+
+class InvalidScheduleError(SchedulerError, ValueError):
+    """Input to a scheduling call is invalid (naive datetime, past time, bad path, ...).
+
+    Attributes:
+        field: the argument at fault.
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"invalid {field}: {reason}")
+
+
+class QuotaExceededError(SchedulerError):
+    """Reserving would exceed a configured limit (a daily per-type limit or an API quota bucket).
+
+    Attributes:
+        limit_name: ``"daily:<video type>"`` for a channel-day limit, ``"quota:<bucket>"`` for an
+            API quota bucket.
+        day: the channel day (daily limits) or the Pacific-time quota day (API quota).
+        used: what is already used or reserved on that day.
+        limit: the configured limit.
+        requested: what this reservation needed.
+    """
+
+    def __init__(
+        self, limit_name: str, day: date, *, used: int, limit: int, requested: int
+    ) -> None:
+        self.limit_name = limit_name
+        self.day = day
+        self.used = used
+        self.limit = limit
+        self.requested = requested
+        super().__init__(
+            f"{limit_name} limit reached for {day.isoformat()}: "
+            f"{used} of {limit} used, {requested} more requested"
+        )
+
+
+class SlotUnavailableError(SchedulerError):
+    """The requested publish time cannot be booked.
+
+    Attributes:
+        requested: the requested publish time (UTC).
+        reason: why (taken, not a configured slot, ...).
+        next_available: the earliest bookable slot after it within the horizon, or ``None``.
+    """
+
+    def __init__(
+        self, requested: datetime, reason: str, *, next_available: datetime | None
+    ) -> None:
+        self.requested = requested
+        self.reason = reason
+        self.next_available = next_available
+        nxt = next_available.isoformat() if next_available else "none within the horizon"
+        super().__init__(
+            f"slot {requested.isoformat()} is unavailable ({reason}); next available: {nxt}"
+        )
+
+
+class ScheduleNotFoundError(SchedulerError, LookupError):
+    """No schedule with this id exists.
+
+    Attributes:
+        schedule_id: the id that was looked up.
+    """
+
+    def __init__(self, schedule_id: int) -> None:
+        self.schedule_id = schedule_id
+        super().__init__(f"schedule {schedule_id} not found")
+
+
+class InvalidTransitionError(SchedulerError):
+    """The schedule's current status does not allow the requested operation.
+
+    Attributes:
+        schedule_id: the schedule.
+        status: its current status.
+        operation: what was attempted.
+    """
+
+    def __init__(self, schedule_id: int, status: str, operation: str) -> None:
+        self.schedule_id = schedule_id
+        self.status = status
+        self.operation = operation
+        super().__init__(f"cannot {operation} schedule {schedule_id}: its status is {status!r}")
+
+
+class LockTimeoutError(SchedulerError):
+    """A row lock was not granted within ``lock_timeout``; the transaction was rolled back whole.
+
+    Attributes:
+        timeout: the configured lock timeout in seconds.
+        operation: the operation that waited.
+    """
+
+    def __init__(self, operation: str, timeout: float) -> None:
+        self.operation = operation
+        self.timeout = timeout
+        super().__init__(
+            f"{operation}: lock not granted within {timeout:g} s (another transaction holds it); "
+            "nothing was written, retry later"
+        )
+
+
+class StorageError(SchedulerError):
+    """The database failed: unreachable, a constraint broke unexpectedly, or retries were spent.
+
+    Attributes:
+        operation: the operation that failed.
+    """
+
+    def __init__(self, operation: str, detail: str) -> None:
+        self.operation = operation
+        self.detail = detail
+        super().__init__(f"{operation}: database error: {detail}")
+
+
+class UploadError(SchedulerError):
+    """An upload to YouTube failed.
+
+    Attributes:
+        reason: YouTube's machine-readable reason (``quotaExceeded``, ``invalidTitle``, ...) or a
+            short description of a network failure.
+        status: the HTTP status, when there was an answer.
+    """
+
+    def __init__(self, message: str, *, reason: str = "", status: int | None = None) -> None:
+        self.reason = reason
+        self.status = status
+        super().__init__(message)
+
+
+class TransientUploadError(UploadError):
+    """A failure worth retrying later: 5xx, connection reset, timeout, short-term rate limit."""
+
+
+class QuotaExhaustedError(UploadError):
+    """YouTube answered that the API project's daily quota is spent.
+
+    Attributes:
+        resume_at: the next quota-day start (midnight America/Los_Angeles), when quota resets.
+    """
+
+    def __init__(
+        self, message: str, *, resume_at: datetime, reason: str = "quotaExceeded", status: int = 403
+    ) -> None:
+        self.resume_at = resume_at
+        super().__init__(
+            f"{message} (quota resets at {resume_at.isoformat()})", reason=reason, status=status
+        )
+
+
+class UploadLimitExceededError(UploadError):
+    """YouTube's per-channel upload cap was hit (a rolling 24-hour window, not the quota day).
+
+    Attributes:
+        retry_after: how long to wait before trying this channel again.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: timedelta = timedelta(hours=24),
+        reason: str = "uploadLimitExceeded",
+        status: int = 400,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, reason=reason, status=status)
+
+
+class AuthorizationError(UploadError):
+    """Credentials are missing, expired beyond refresh, revoked, or lack a needed scope.
+
+    Retrying will not help until a person runs ``langflix-scheduler auth`` again; schedules are
+    not failed for it.
+    """
+
+
+class PermanentUploadError(UploadError):
+    """The request is wrong (invalid metadata, unreadable file, forbidden): retrying won't help."""

@@ -1,0 +1,1127 @@
+"""``ScheduleManager``: finds publish slots and reserves daily limits and API quota, race-free.
+
+Every public method is one short transaction (or a read). Reservations lock, in this order and
+never another: the channel-day counter row, then the quota-day counter rows sorted by key, then
+(for changes to an existing schedule) the schedule row. Two reservations therefore never deadlock
+on each other, and a concurrent caller in any process on any machine sees either the state
+before or after, never a half-booked day.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import Date, Integer, String, and_, cast, literal, null, or_, select, union_all
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .config import SchedulerConfig
+from .db import migrate
+from .db.engine import Database, create_engine
+from .db.locking import lock_day, lock_quota_rows
+from .db.models import DailyLimit, QuotaUsage, Schedule, UTCDateTime
+from .domain import (
+    BucketUsage,
+    DailyQuotaStatus,
+    QuotaCorrection,
+    RecalculationReport,
+    ScheduledVideo,
+    TypeUsage,
+    UploadStatus,
+    VideoMetadata,
+    VideoType,
+)
+from .errors import (
+    InvalidScheduleError,
+    InvalidTransitionError,
+    QuotaExceededError,
+    ScheduleNotFoundError,
+    SlotUnavailableError,
+)
+from .quota import quota_date_of
+from .slots import channel_date_of, ensure_aware, slots_on_day
+
+__all__ = ["Clock", "ScheduleManager", "system_clock"]
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+MAX_PATH_BYTES = 4096
+_MAX_SEARCH_ROUNDS = 64
+_MAX_RECALC_ROUNDS = 5
+_COUNT_COLUMN = {VideoType.FINAL: "final_count", VideoType.SHORT: "short_count"}
+
+
+def system_clock() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class _SlotTaken(Exception):
+    """Internal: the slot was booked by someone else (unique constraint or in-lock check)."""
+
+
+class _Restart(Exception):
+    """Internal: recalculation found new keys under lock; restart with a larger lock set."""
+
+    def __init__(self, keys: tuple[set[tuple[str, date]], set[tuple[str, date, str]]]) -> None:
+        self.keys = keys
+
+
+@dataclass
+class _Snapshot:
+    """A lock-free read of one channel's horizon: taken slots, day counters, quota counters."""
+
+    taken: set[datetime] = field(default_factory=set)
+    day_counts: dict[date, dict[VideoType, int]] = field(default_factory=dict)
+    quota: dict[tuple[date, str], int] = field(default_factory=dict)  # reserved + used
+
+
+def _to_domain(row: Schedule) -> ScheduledVideo:
+    return ScheduledVideo(
+        id=row.id,
+        channel_id=row.channel_id,
+        api_project=row.api_project,
+        video_path=row.video_path,
+        video_type=VideoType(row.video_type),
+        scheduled_publish_time=row.scheduled_publish_time,
+        publish_date=row.publish_date,
+        quota_date=row.quota_date,
+        metadata=VideoMetadata.from_json(row.video_metadata),
+        status=UploadStatus(row.upload_status),
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        youtube_video_id=row.youtube_video_id,
+        bytes_uploaded=row.bytes_uploaded,
+        bytes_total=row.bytes_total,
+        reserved_quota=dict(row.reserved_quota or {}),
+        consumed_quota=dict(row.consumed_quota or {}),
+        lease_owner=row.lease_owner,
+        lease_expires_at=row.lease_expires_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        uploaded_at=row.uploaded_at,
+    )
+
+
+def _aware(value: datetime, field_name: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise InvalidScheduleError(field_name, f"expected a datetime, got {type(value).__name__}")
+    try:
+        return ensure_aware(value)
+    except ValueError:
+        raise InvalidScheduleError(
+            field_name, "naive datetime: give a timezone, e.g. 2026-05-01T10:00:00+09:00"
+        ) from None
+
+
+def _video_type(value: VideoType | str) -> VideoType:
+    try:
+        return VideoType(value)
+    except ValueError:
+        raise InvalidScheduleError(
+            "video_type", f"{value!r} is not one of: {', '.join(v.value for v in VideoType)}"
+        ) from None
+
+
+def _video_path(value: str | os.PathLike[str]) -> str:
+    try:
+        raw = os.fspath(value)
+    except TypeError:
+        raise InvalidScheduleError("video_path", "must be a path") from None
+    if not isinstance(raw, str) or not raw:
+        raise InvalidScheduleError("video_path", "must be a non-empty text path")
+    if "\x00" in raw:
+        raise InvalidScheduleError("video_path", "contains a NUL character")
+    try:
+        path = os.path.abspath(raw)
+        encoded = path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidScheduleError(
+            "video_path", "is not valid UTF-8; rename the file to a UTF-8 name"
+        ) from None
+    if len(encoded) > MAX_PATH_BYTES:
+        raise InvalidScheduleError(
+            "video_path", f"is {len(encoded)} bytes long; at most {MAX_PATH_BYTES} are supported"
+        )
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InvalidScheduleError("video_path", f"{path!r} does not exist") from None
+    except OSError as exc:
+        raise InvalidScheduleError("video_path", f"cannot read {path!r}: {exc.strerror}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidScheduleError("video_path", f"{path!r} is not a regular file")
+    if st.st_size == 0:
+        raise InvalidScheduleError("video_path", f"{path!r} is empty")
+    if not os.access(path, os.R_OK):
+        raise InvalidScheduleError("video_path", f"{path!r} is not readable")
+    return path
+
+
+def _metadata(value: VideoMetadata | Mapping[str, Any] | None, video_path: str) -> VideoMetadata:
+    if value is None:
+        title = Path(video_path).stem.replace("<", "").replace(">", "").strip()[:100] or "Untitled"
+        meta = VideoMetadata(title=title)
+    elif isinstance(value, VideoMetadata):
+        meta = value
+    elif isinstance(value, Mapping):
+        try:
+            meta = VideoMetadata.from_json(value)
+        except TypeError as exc:
+            raise InvalidScheduleError("metadata", str(exc)) from None
+    else:
+        raise InvalidScheduleError("metadata", "must be a VideoMetadata or a mapping")
+    meta.check_files()
+    return meta
+
+
+class ScheduleManager:
+    """Schedules videos into publish slots, reserving daily limits and API quota atomically.
+
+    Args:
+        config: the configuration (defaults: ``SchedulerConfig()``).
+        engine: an existing SQLAlchemy engine to use instead of creating one from
+            ``config.database_url`` (its pool is then yours to dispose).
+        clock: returns the current aware time; inject a fixed clock in tests.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        config: SchedulerConfig | None = None,
+        *,
+        engine: Engine | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config or SchedulerConfig()
+        self._owns_engine = engine is None
+        if engine is None:
+            engine = create_engine(self.config.database_url, lock_timeout=self.config.lock_timeout)
+        self._db = Database(
+            engine,
+            lock_timeout=self.config.lock_timeout,
+            deadlock_retries=self.config.deadlock_retries,
+        )
+        self._clock = clock or system_clock
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, *, clock: Clock | None = None, **overrides: Any) -> ScheduleManager:
+        """A manager configured from ``LANGFLIX_SCHEDULER_*`` variables (``overrides`` win)."""
+        return cls(SchedulerConfig.from_env(**overrides), clock=clock)
+
+    def init_db(self) -> None:
+        """Create or upgrade the schema (Alembic ``upgrade head``). Idempotent, safe to race."""
+        migrate.upgrade(self._db)
+
+    def close(self) -> None:
+        """Release the connection pool (when the manager created the engine)."""
+        if self._owns_engine:
+            self._db.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def now(self) -> datetime:
+        """The manager's clock, in UTC."""
+        return ensure_aware(self._clock())
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _channel(self, channel: str | None) -> str:
+        value = self.config.channel if channel is None else channel
+        if not isinstance(value, str) or not value or len(value) > 64:
+            raise InvalidScheduleError("channel", "must be a non-empty string of <= 64 characters")
+        return value
+
+    def quota_date_for(self, publish_time: datetime, *, now: datetime | None = None) -> date:
+        """The quota day an upload for ``publish_time`` will spend its API quota on."""
+        now = now or self.now()
+        upload_at = max(now, ensure_aware(publish_time) - self.config.upload_lead_time)
+        return quota_date_of(upload_at, self.config.quota_timezone)
+
+    def _check_window(self, when: datetime, field_name: str, now: datetime) -> None:
+        earliest = now + self.config.min_lead_time
+        if when < earliest:
+            raise InvalidScheduleError(
+                field_name,
+                f"{when.isoformat()} is earlier than now + min_lead_time ({earliest.isoformat()})",
+            )
+        latest = now + self.config.horizon
+        if when > latest:
+            raise InvalidScheduleError(
+                field_name,
+                f"{when.isoformat()} is beyond the {self.config.horizon_days}-day horizon "
+                f"({latest.isoformat()})",
+            )
+
+    def _cost(self, metadata: VideoMetadata | None) -> dict[str, int]:
+        ops = metadata.operations() if metadata else ("videos.insert",)
+        return self.config.quota_policy.cost(ops)
+
+    def _quota_fits(
+        self, used: Mapping[tuple[date, str], int], qday: date, cost: Mapping[str, int]
+    ) -> bool:
+        policy = self.config.quota_policy
+        return all(used.get((qday, b), 0) + amount <= policy.limit(b) for b, amount in cost.items())
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _snapshot(
+        self, session: Session, channel: str, video_type: VideoType, start: datetime, end: datetime
+    ) -> _Snapshot:
+        """Everything slot search needs over [start, end), in ONE query (UNION ALL of three).
+
+        Booked slots on channel days already full for ``video_type`` are left out in SQL: the
+        search skips those days anyway, and a busy channel's horizon stays a small result.
+        """
+        tz = self.config.zone
+        d0, d1 = channel_date_of(start, tz), channel_date_of(end, tz)
+        q0 = quota_date_of(start - self.config.upload_lead_time, self.config.quota_timezone)
+        q1 = quota_date_of(end, self.config.quota_timezone)
+        slots = select(
+            literal("s").label("kind"),
+            Schedule.slot_key.label("ts"),
+            cast(null(), Date).label("day"),
+            cast(null(), String(64)).label("bucket"),
+            cast(null(), Integer).label("a"),
+            cast(null(), Integer).label("b"),
+        ).where(
+            Schedule.channel_id == channel,
+            Schedule.slot_key >= start,
+            Schedule.slot_key < end,
+            Schedule.publish_date.not_in(
+                select(DailyLimit.publish_date).where(
+                    DailyLimit.channel_id == channel,
+                    DailyLimit.publish_date >= d0,
+                    DailyLimit.publish_date <= d1,
+                    getattr(DailyLimit, _COUNT_COLUMN[video_type])
+                    >= self.config.daily_limits[video_type],
+                )
+            ),
+        )
+        days = select(
+            literal("d"),
+            cast(null(), UTCDateTime()),
+            DailyLimit.publish_date,
+            cast(null(), String(64)),
+            DailyLimit.final_count,
+            DailyLimit.short_count,
+        ).where(
+            DailyLimit.channel_id == channel,
+            DailyLimit.publish_date >= d0,
+            DailyLimit.publish_date <= d1,
+        )
+        quota = select(
+            literal("q"),
+            cast(null(), UTCDateTime()),
+            QuotaUsage.quota_date,
+            QuotaUsage.bucket,
+            QuotaUsage.reserved,
+            QuotaUsage.used,
+        ).where(
+            QuotaUsage.api_project == self.config.api_project,
+            QuotaUsage.quota_date >= q0,
+            QuotaUsage.quota_date <= q1,
+        )
+        snap = _Snapshot()
+        rows: Sequence[Any] = session.execute(union_all(slots, days, quota)).all()
+        for kind, ts, day, bucket, a, b in rows:
+            if kind == "s":
+                snap.taken.add(ensure_aware(ts) if ts.tzinfo else ts.replace(tzinfo=UTC))
+            elif kind == "d":
+                snap.day_counts[day] = {VideoType.FINAL: a, VideoType.SHORT: b}
+            else:
+                snap.quota[(day, bucket)] = a + b
+        return snap
+
+    def _read_snapshot(
+        self, channel: str, video_type: VideoType, start: datetime, end: datetime
+    ) -> _Snapshot:
+        return self._db.run(
+            "find next slot",
+            functools.partial(
+                self._snapshot, channel=channel, video_type=video_type, start=start, end=end
+            ),
+            read_only=True,
+        )
+
+    def _search(
+        self,
+        snap: _Snapshot,
+        video_type: VideoType,
+        start: datetime,
+        end: datetime,
+        cost: Mapping[str, int],
+        now: datetime,
+    ) -> datetime | None:
+        limit = self.config.daily_limits[video_type]
+        times = self.config.publish_times[video_type]
+        tz = self.config.zone
+        day = channel_date_of(start, tz)
+        last_day = channel_date_of(end, tz)
+        while day <= last_day:
+            # Full days are skipped before their slots are even computed.
+            if snap.day_counts.get(day, {}).get(video_type, 0) < limit:
+                for slot in slots_on_day(day, times, tz):
+                    if not start <= slot < end or slot in snap.taken:
+                        continue
+                    if self._quota_fits(snap.quota, self.quota_date_for(slot, now=now), cost):
+                        return slot
+            day += timedelta(days=1)
+        return None
+
+    def get_next_available_slot(
+        self,
+        video_type: VideoType | str,
+        *,
+        after: datetime | None = None,
+        channel: str | None = None,
+        metadata: VideoMetadata | None = None,
+    ) -> datetime:
+        """The earliest free configured slot (UTC) of ``video_type`` after ``after``.
+
+        Free means: not booked, the channel day has room for the type, and the quota day of the
+        upload has room in every bucket the upload uses (insert only, unless ``metadata`` asks for
+        a thumbnail or playlist). Reads with one query over the whole horizon, takes no locks.
+
+        Raises:
+            SlotUnavailableError: nothing is free within ``horizon_days``.
+        """
+        vt = _video_type(video_type)
+        ch = self._channel(channel)
+        now = self.now()
+        start = now + self.config.min_lead_time
+        if after is not None:
+            start = max(start, _aware(after, "after"))
+        end = now + self.config.horizon + timedelta(seconds=1)
+        cost = self._cost(metadata)
+        snap = self._read_snapshot(ch, vt, start, end)
+        slot = self._search(snap, vt, start, end, cost, now)
+        if slot is None:
+            raise SlotUnavailableError(
+                start,
+                f"no free {vt} slot within {self.config.horizon_days} days",
+                next_available=None,
+            )
+        return slot
+
+    def get(self, schedule_id: int) -> ScheduledVideo:
+        """One schedule by id.
+
+        Raises:
+            ScheduleNotFoundError: no such schedule.
+        """
+
+        def read(session: Session) -> ScheduledVideo:
+            row = session.get(Schedule, schedule_id)
+            if row is None:
+                raise ScheduleNotFoundError(schedule_id)
+            return _to_domain(row)
+
+        return self._db.run("get schedule", read, read_only=True)
+
+    def list_schedules(
+        self,
+        *,
+        status: UploadStatus | str | Iterable[UploadStatus | str] | None = None,
+        channel: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[ScheduledVideo]:
+        """Schedules ordered by publish time, filtered by status, channel and [start, end)."""
+        stmt = select(Schedule).order_by(Schedule.scheduled_publish_time, Schedule.id)
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            try:
+                values = [UploadStatus(s).value for s in statuses]
+            except ValueError:
+                raise InvalidScheduleError(
+                    "status", f"use one of: {', '.join(s.value for s in UploadStatus)}"
+                ) from None
+            stmt = stmt.where(Schedule.upload_status.in_(values))
+        if channel is not None:
+            stmt = stmt.where(Schedule.channel_id == self._channel(channel))
+        if start is not None:
+            stmt = stmt.where(Schedule.scheduled_publish_time >= _aware(start, "start"))
+        if end is not None:
+            stmt = stmt.where(Schedule.scheduled_publish_time < _aware(end, "end"))
+        if limit is not None:
+            if limit < 1:
+                raise InvalidScheduleError("limit", "must be >= 1")
+            stmt = stmt.limit(limit)
+        return self._db.run(
+            "list schedules",
+            lambda s: [_to_domain(r) for r in s.execute(stmt).scalars()],
+            read_only=True,
+        )
+
+    def check_daily_quota(
+        self, target_date: date, *, channel: str | None = None
+    ) -> DailyQuotaStatus:
+        """Per-type use of a channel day, and the API quota of the quota days its slots touch."""
+        if not isinstance(target_date, date) or isinstance(target_date, datetime):
+            raise InvalidScheduleError("target_date", "must be a date")
+        ch = self._channel(channel)
+        tz = self.config.zone
+        now = self.now()
+        qdays = sorted(
+            {
+                self.quota_date_for(slot, now=now)
+                for vt in VideoType
+                for slot in slots_on_day(target_date, self.config.publish_times[vt], tz)
+            }
+        ) or [target_date]
+
+        def read(session: Session) -> DailyQuotaStatus:
+            day = session.get(DailyLimit, (ch, target_date))
+            types = {
+                vt: TypeUsage(
+                    video_type=vt,
+                    used=getattr(day, _COUNT_COLUMN[vt]) if day else 0,
+                    limit=self.config.daily_limits[vt],
+                )
+                for vt in VideoType
+            }
+            rows = {
+                (r.quota_date, r.bucket): r
+                for r in session.execute(
+                    select(QuotaUsage).where(
+                        QuotaUsage.api_project == self.config.api_project,
+                        QuotaUsage.quota_date.in_(qdays),
+                    )
+                ).scalars()
+            }
+            buckets = []
+            for qd in qdays:
+                for bucket, limit in sorted(self.config.quota_policy.buckets.items()):
+                    r = rows.get((qd, bucket))
+                    buckets.append(
+                        BucketUsage(
+                            api_project=self.config.api_project,
+                            quota_date=qd,
+                            bucket=bucket,
+                            reserved=r.reserved if r else 0,
+                            used=r.used if r else 0,
+                            limit=limit,
+                        )
+                    )
+            return DailyQuotaStatus(
+                channel_id=ch, publish_date=target_date, types=types, quota=tuple(buckets)
+            )
+
+        return self._db.run("check daily quota", read, read_only=True)
+
+    # -- reservation -----------------------------------------------------------------------------
+
+    def _reserve(
+        self,
+        session: Session,
+        *,
+        day: DailyLimit,
+        quota_rows: Mapping[tuple[date, str], QuotaUsage],
+        video_type: VideoType,
+        qday: date,
+        cost: Mapping[str, int],
+    ) -> None:
+        column = _COUNT_COLUMN[video_type]
+        setattr(day, column, getattr(day, column) + 1)
+        for bucket, amount in cost.items():
+            row = quota_rows[(qday, bucket)]
+            row.reserved += amount
+            row.quota_limit = self.config.quota_policy.limit(bucket)
+
+    def _check_day(self, day: DailyLimit, video_type: VideoType) -> None:
+        used = getattr(day, _COUNT_COLUMN[video_type])
+        limit = self.config.daily_limits[video_type]
+        if used + 1 > limit:
+            raise QuotaExceededError(
+                f"daily:{video_type.value}", day.publish_date, used=used, limit=limit, requested=1
+            )
+
+    def _check_quota(
+        self, quota_rows: Mapping[tuple[date, str], QuotaUsage], qday: date, cost: Mapping[str, int]
+    ) -> None:
+        for bucket, amount in cost.items():
+            row = quota_rows[(qday, bucket)]
+            limit = self.config.quota_policy.limit(bucket)
+            if row.reserved + row.used + amount > limit:
+                raise QuotaExceededError(
+                    f"quota:{bucket}",
+                    qday,
+                    used=row.reserved + row.used,
+                    limit=limit,
+                    requested=amount,
+                )
+
+    def _lock_quota(
+        self, session: Session, qdays: Iterable[date], cost: Mapping[str, int]
+    ) -> dict[tuple[date, str], QuotaUsage]:
+        keys = [(qd, b) for qd in set(qdays) for b in cost]
+        return lock_quota_rows(
+            session,
+            self._db.dialect,
+            self.config.api_project,
+            keys,
+            self.config.quota_policy.buckets,
+        )
+
+    @staticmethod
+    def _taken_on_day(session: Session, channel: str, day: date) -> set[datetime]:
+        rows = session.execute(
+            select(Schedule.slot_key).where(
+                Schedule.channel_id == channel,
+                Schedule.publish_date == day,
+                Schedule.slot_key.is_not(None),
+            )
+        ).scalars()
+        return {r for r in rows if r is not None}
+
+    def _insert(
+        self,
+        session: Session,
+        *,
+        channel: str,
+        path: str,
+        video_type: VideoType,
+        slot: datetime,
+        day: date,
+        qday: date,
+        metadata: VideoMetadata,
+        cost: Mapping[str, int],
+        now: datetime,
+    ) -> Schedule:
+        row = Schedule(
+            channel_id=channel,
+            api_project=self.config.api_project,
+            video_path=path,
+            video_type=video_type.value,
+            scheduled_publish_time=slot,
+            publish_date=day,
+            quota_date=qday,
+            slot_key=slot,
+            video_metadata=metadata.to_json(),
+            upload_status=UploadStatus.SCHEDULED.value,
+            attempts=0,
+            bytes_uploaded=0,
+            completed_steps=[],
+            reserved_quota=dict(cost),
+            consumed_quota={},
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            raise _SlotTaken(str(slot)) from exc
+        return row
+
+    def schedule_video(
+        self,
+        video_path: str | os.PathLike[str],
+        video_type: VideoType | str,
+        *,
+        preferred_time: datetime | None = None,
+        metadata: VideoMetadata | Mapping[str, Any] | None = None,
+        channel: str | None = None,
+    ) -> ScheduledVideo:
+        """Book a publish slot and reserve its daily limit and API quota, atomically.
+
+        Without ``preferred_time`` the earliest free configured slot is taken. With it, exactly
+        that instant (to the second) is booked or an error says why.
+
+        Raises:
+            InvalidScheduleError: bad input (nothing written).
+            SlotUnavailableError: ``preferred_time`` is taken (carries ``next_available``), or no
+                slot is free within the horizon.
+            QuotaExceededError: ``preferred_time``'s day or quota day is full.
+            LockTimeoutError: a row lock was not granted within ``lock_timeout`` (nothing written).
+            StorageError: the database failed.
+        """
+        vt = _video_type(video_type)
+        ch = self._channel(channel)
+        path = _video_path(video_path)
+        meta = _metadata(metadata, path)
+        cost = self._cost(meta)
+        if preferred_time is not None:
+            slot = _aware(preferred_time, "preferred_time").replace(microsecond=0)
+            self._check_window(slot, "preferred_time", self.now())
+            return self._book_exact(ch, path, vt, slot, meta, cost)
+        return self._book_next(ch, path, vt, meta, cost)
+
+    def _book_exact(
+        self,
+        channel: str,
+        path: str,
+        vt: VideoType,
+        slot: datetime,
+        meta: VideoMetadata,
+        cost: Mapping[str, int],
+    ) -> ScheduledVideo:
+        day_date = channel_date_of(slot, self.config.zone)
+
+        def txn(session: Session) -> ScheduledVideo:
+            now = self.now()
+            qday = self.quota_date_for(slot, now=now)
+            day = lock_day(session, self._db.dialect, channel, day_date)
+            quota_rows = self._lock_quota(session, [qday], cost)
+            self._check_day(day, vt)
+            self._check_quota(quota_rows, qday, cost)
+            if slot in self._taken_on_day(session, channel, day_date):
+                raise _SlotTaken(str(slot))
+            row = self._insert(
+                session,
+                channel=channel,
+                path=path,
+                video_type=vt,
+                slot=slot,
+                day=day_date,
+                qday=qday,
+                metadata=meta,
+                cost=cost,
+                now=now,
+            )
+            self._reserve(
+                session, day=day, quota_rows=quota_rows, video_type=vt, qday=qday, cost=cost
+            )
+            session.flush()
+            return _to_domain(row)
+
+        try:
+            booked = self._db.run("schedule video", txn)
+        except _SlotTaken:
+            raise SlotUnavailableError(
+                slot, "already booked", next_available=self._next_or_none(vt, slot, channel, meta)
+            ) from None
+        logger.info(
+            "scheduled %s %s on channel %s at %s (id %d)",
+            vt.value,
+            path,
+            channel,
+            slot.isoformat(),
+            booked.id,
+        )
+        return booked
+
+    def _next_or_none(
+        self, vt: VideoType, after: datetime, channel: str, meta: VideoMetadata | None
+    ) -> datetime | None:
+        try:
+            return self.get_next_available_slot(vt, after=after, channel=channel, metadata=meta)
+        except SlotUnavailableError:
+            return None
+
+    def _book_next(
+        self, channel: str, path: str, vt: VideoType, meta: VideoMetadata, cost: Mapping[str, int]
+    ) -> ScheduledVideo:
+        times = self.config.publish_times[vt]
+        limit = self.config.daily_limits[vt]
+        tz = self.config.zone
+
+        for _ in range(_MAX_SEARCH_ROUNDS):
+            now = self.now()
+            start = now + self.config.min_lead_time
+            end = now + self.config.horizon + timedelta(seconds=1)
+            snap = self._read_snapshot(channel, vt, start, end)
+            candidate = self._search(snap, vt, start, end, cost, now)
+            if candidate is None:
+                raise SlotUnavailableError(
+                    start,
+                    f"no free {vt} slot within {self.config.horizon_days} days "
+                    f"(daily limit {limit}, API quota policy {self.config.quota_policy.name})",
+                    next_available=None,
+                )
+            day_date = channel_date_of(candidate, tz)
+            day_slots = [s for s in slots_on_day(day_date, times, tz) if start <= s < end]
+
+            def txn(
+                session: Session,
+                day_date: date = day_date,
+                day_slots: Sequence[datetime] = day_slots,
+            ) -> ScheduledVideo | None:
+                now = self.now()
+                qdays = {s: self.quota_date_for(s, now=now) for s in day_slots}
+                day = lock_day(session, self._db.dialect, channel, day_date)
+                quota_rows = self._lock_quota(session, qdays.values(), cost)
+                if getattr(day, _COUNT_COLUMN[vt]) >= limit:
+                    return None
+                taken = self._taken_on_day(session, channel, day_date)
+                used = {k: r.reserved + r.used for k, r in quota_rows.items()}
+                for slot in day_slots:
+                    if slot in taken or not self._quota_fits(used, qdays[slot], cost):
+                        continue
+                    row = self._insert(
+                        session,
+                        channel=channel,
+                        path=path,
+                        video_type=vt,
+                        slot=slot,
+                        day=day_date,
+                        qday=qdays[slot],
+                        metadata=meta,
+                        cost=cost,
+                        now=now,
+                    )
+                    self._reserve(
+                        session,
+                        day=day,
+                        quota_rows=quota_rows,
+                        video_type=vt,
+                        qday=qdays[slot],
+                        cost=cost,
+                    )
+                    session.flush()
+                    return _to_domain(row)
+                return None
+
+            try:
+                booked = self._db.run("schedule video", txn)
+            except _SlotTaken:
+                booked = None
+            if booked is not None:
+                logger.info(
+                    "scheduled %s %s on channel %s at %s (id %d)",
+                    vt.value,
+                    path,
+                    channel,
+                    booked.scheduled_publish_time.isoformat(),
+                    booked.id,
+                )
+                return booked
+            logger.debug("day %s filled up meanwhile; searching again", day_date)
+        raise SlotUnavailableError(
+            self.now(), "slot search kept losing races; try again", next_available=None
+        )
+
+    # -- changes to existing schedules -------------------------------------------------------------
+
+    def _peek(self, schedule_id: int) -> Schedule:
+        def read(session: Session) -> Schedule:
+            row = session.get(Schedule, schedule_id)
+            if row is None:
+                raise ScheduleNotFoundError(schedule_id)
+            session.expunge(row)
+            return row
+
+        return self._db.run("read schedule", read, read_only=True)
+
+    @staticmethod
+    def _lock_schedule(session: Session, schedule_id: int) -> Schedule:
+        row = session.execute(
+            select(Schedule).where(Schedule.id == schedule_id).with_for_update()
+        ).scalar_one_or_none()
+        if row is None:
+            raise ScheduleNotFoundError(schedule_id)
+        return row
+
+    def cancel(self, schedule_id: int) -> ScheduledVideo:
+        """Cancel a ``scheduled`` schedule, freeing its slot, daily count and reserved quota.
+
+        Raises:
+            ScheduleNotFoundError: no such schedule.
+            InvalidTransitionError: it is no longer ``scheduled`` (uploading, done, ...).
+        """
+        for _ in range(_MAX_SEARCH_ROUNDS):
+            peek = self._peek(schedule_id)
+            if peek.upload_status != UploadStatus.SCHEDULED:
+                raise InvalidTransitionError(schedule_id, peek.upload_status, "cancel")
+
+            def txn(session: Session, peek: Schedule = peek) -> ScheduledVideo | None:
+                now = self.now()
+                day = lock_day(session, self._db.dialect, peek.channel_id, peek.publish_date)
+                reserved = dict(peek.reserved_quota or {})
+                quota_rows = self._lock_quota(session, [peek.quota_date], reserved)
+                row = self._lock_schedule(session, schedule_id)
+                if row.upload_status != UploadStatus.SCHEDULED:
+                    raise InvalidTransitionError(schedule_id, row.upload_status, "cancel")
+                if (row.publish_date, row.quota_date, row.reserved_quota) != (
+                    peek.publish_date,
+                    peek.quota_date,
+                    peek.reserved_quota,
+                ):
+                    return None  # moved meanwhile: lock the right rows and try again
+                column = _COUNT_COLUMN[VideoType(row.video_type)]
+                setattr(day, column, max(0, getattr(day, column) - 1))
+                for bucket, amount in reserved.items():
+                    q = quota_rows[(row.quota_date, bucket)]
+                    q.reserved = max(0, q.reserved - amount)
+                row.upload_status = UploadStatus.CANCELLED.value
+                row.slot_key = None
+                row.reserved_quota = {}
+                row.lease_owner = None
+                row.lease_expires_at = None
+                row.updated_at = now
+                session.flush()
+                return _to_domain(row)
+
+            result = self._db.run("cancel schedule", txn)
+            if result is not None:
+                logger.info("cancelled schedule %d", schedule_id)
+                return result
+        raise InvalidTransitionError(schedule_id, "changing", "cancel")
+
+    def reschedule(self, schedule_id: int, new_time: datetime) -> ScheduledVideo:
+        """Move a ``scheduled`` schedule to ``new_time``, moving its reservations atomically.
+
+        Raises:
+            InvalidScheduleError: bad ``new_time``.
+            SlotUnavailableError: ``new_time`` is booked (carries ``next_available``).
+            QuotaExceededError: the new day or quota day is full.
+            ScheduleNotFoundError / InvalidTransitionError: as for :meth:`cancel`.
+        """
+        slot = _aware(new_time, "new_time").replace(microsecond=0)
+        self._check_window(slot, "new_time", self.now())
+        new_day_date = channel_date_of(slot, self.config.zone)
+        for _ in range(_MAX_SEARCH_ROUNDS):
+            peek = self._peek(schedule_id)
+            if peek.upload_status != UploadStatus.SCHEDULED:
+                raise InvalidTransitionError(schedule_id, peek.upload_status, "reschedule")
+            vt = VideoType(peek.video_type)
+
+            def txn(
+                session: Session, peek: Schedule = peek, vt: VideoType = vt
+            ) -> ScheduledVideo | None:
+                now = self.now()
+                new_qday = self.quota_date_for(slot, now=now)
+                reserved = dict(peek.reserved_quota or {})
+                # Day rows in sorted order, then every quota row involved, sorted.
+                days = {
+                    d: lock_day(session, self._db.dialect, peek.channel_id, d)
+                    for d in sorted({peek.publish_date, new_day_date})
+                }
+                quota_rows = self._lock_quota(session, {peek.quota_date, new_qday}, reserved)
+                row = self._lock_schedule(session, schedule_id)
+                if row.upload_status != UploadStatus.SCHEDULED:
+                    raise InvalidTransitionError(schedule_id, row.upload_status, "reschedule")
+                if (row.publish_date, row.quota_date, row.reserved_quota) != (
+                    peek.publish_date,
+                    peek.quota_date,
+                    peek.reserved_quota,
+                ):
+                    return None
+                if slot == row.slot_key:
+                    return _to_domain(row)
+                column = _COUNT_COLUMN[vt]
+                old_day, new_day = days[row.publish_date], days[new_day_date]
+                if new_day_date != row.publish_date:
+                    self._check_day(new_day, vt)
+                if new_qday != row.quota_date:
+                    # Release first so the check sees the quota day as it will be.
+                    for bucket, amount in reserved.items():
+                        q = quota_rows[(row.quota_date, bucket)]
+                        q.reserved = max(0, q.reserved - amount)
+                    self._check_quota(quota_rows, new_qday, reserved)
+                    for bucket, amount in reserved.items():
+                        quota_rows[(new_qday, bucket)].reserved += amount
+                if slot in self._taken_on_day(session, row.channel_id, new_day_date):
+                    raise _SlotTaken(str(slot))
+                if new_day_date != row.publish_date:
+                    setattr(old_day, column, max(0, getattr(old_day, column) - 1))
+                    setattr(new_day, column, getattr(new_day, column) + 1)
+                row.scheduled_publish_time = slot
+                row.slot_key = slot
+                row.publish_date = new_day_date
+                row.quota_date = new_qday
+                row.next_attempt_at = None
+                row.updated_at = now
+                try:
+                    session.flush()
+                except IntegrityError as exc:
+                    raise _SlotTaken(str(slot)) from exc
+                return _to_domain(row)
+
+            try:
+                result = self._db.run("reschedule", txn)
+            except _SlotTaken:
+                raise SlotUnavailableError(
+                    slot,
+                    "already booked",
+                    next_available=self._next_or_none(vt, slot, peek.channel_id, None),
+                ) from None
+            if result is not None:
+                logger.info("rescheduled %d to %s", schedule_id, slot.isoformat())
+                return result
+        raise InvalidTransitionError(schedule_id, "changing", "reschedule")
+
+    # -- maintenance ---------------------------------------------------------------------------
+
+    def recalculate_quota(
+        self, *, start: date | None = None, end: date | None = None
+    ) -> RecalculationReport:
+        """Rebuild the counter rows from the schedules themselves; idempotent.
+
+        ``start``/``end`` (inclusive) bound the channel days and quota days examined. Counters are
+        locked (day rows, then quota rows, sorted) before the schedules are recounted, so the
+        result is exact even while other processes schedule.
+        """
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
+                raise InvalidScheduleError(name, "must be a date")
+        if start and end and start > end:
+            raise InvalidScheduleError("start", "must not be after end")
+        keys: tuple[set[tuple[str, date]], set[tuple[str, date, str]]] = (set(), set())
+        for _ in range(_MAX_RECALC_ROUNDS):
+            try:
+                return self._db.run(
+                    "recalculate quota",
+                    lambda s, k=keys: self._recalculate(s, start, end, k),  # type: ignore[misc]
+                )
+            except _Restart as restart:
+                keys = (keys[0] | restart.keys[0], keys[1] | restart.keys[1])
+        raise InvalidTransitionError(0, "busy", "recalculate quota (counters kept changing)")
+
+    @staticmethod
+    def _in_range(column: Any, start: date | None, end: date | None) -> Any:
+        conds = []
+        if start is not None:
+            conds.append(column >= start)
+        if end is not None:
+            conds.append(column <= end)
+        return and_(*conds) if conds else literal(True)
+
+    def _recount(
+        self, session: Session, start: date | None, end: date | None
+    ) -> tuple[
+        dict[tuple[str, date], dict[str, int]], dict[tuple[str, date, str], dict[str, int]], int
+    ]:
+        day_counts: dict[tuple[str, date], dict[str, int]] = {}
+        quota: dict[tuple[str, date, str], dict[str, int]] = {}
+        rows = session.execute(
+            select(
+                Schedule.channel_id,
+                Schedule.publish_date,
+                Schedule.video_type,
+                Schedule.slot_key,
+                Schedule.api_project,
+                Schedule.quota_date,
+                Schedule.upload_status,
+                Schedule.reserved_quota,
+                Schedule.consumed_quota,
+            ).where(
+                or_(
+                    self._in_range(Schedule.publish_date, start, end),
+                    self._in_range(Schedule.quota_date, start, end),
+                )
+            )
+        ).all()
+
+        def in_range(d: date) -> bool:
+            return (start is None or d >= start) and (end is None or d <= end)
+
+        for ch, pday, vtype, slot_key, project, qday, status, reserved, consumed in rows:
+            if in_range(pday) and slot_key is not None:
+                counts = day_counts.setdefault((ch, pday), {"final_count": 0, "short_count": 0})
+                counts[_COUNT_COLUMN[VideoType(vtype)]] += 1
+            if in_range(qday):
+                if status in (UploadStatus.SCHEDULED, UploadStatus.UPLOADING):
+                    for bucket, amount in (reserved or {}).items():
+                        q = quota.setdefault((project, qday, bucket), {"reserved": 0, "used": 0})
+                        q["reserved"] += int(amount)
+                for bucket, amount in (consumed or {}).items():
+                    q = quota.setdefault((project, qday, bucket), {"reserved": 0, "used": 0})
+                    q["used"] += int(amount)
+        return day_counts, quota, len(rows)
+
+    def _recalculate(
+        self,
+        session: Session,
+        start: date | None,
+        end: date | None,
+        extra: tuple[set[tuple[str, date]], set[tuple[str, date, str]]],
+    ) -> RecalculationReport:
+        dialect = self._db.dialect
+        existing_days = {
+            (r.channel_id, r.publish_date)
+            for r in session.execute(
+                select(DailyLimit.channel_id, DailyLimit.publish_date).where(
+                    self._in_range(DailyLimit.publish_date, start, end)
+                )
+            )
+        }
+        existing_quota = {
+            (r.api_project, r.quota_date, r.bucket)
+            for r in session.execute(
+                select(QuotaUsage.api_project, QuotaUsage.quota_date, QuotaUsage.bucket).where(
+                    self._in_range(QuotaUsage.quota_date, start, end)
+                )
+            )
+        }
+        day_keys = sorted(existing_days | extra[0])
+        quota_keys = sorted(existing_quota | extra[1])
+        locked_days = {k: lock_day(session, dialect, k[0], k[1]) for k in day_keys}
+        locked_quota: dict[tuple[str, date, str], QuotaUsage] = {}
+        for project in sorted({k[0] for k in quota_keys}):
+            rows = lock_quota_rows(
+                session,
+                dialect,
+                project,
+                [(k[1], k[2]) for k in quota_keys if k[0] == project],
+                self.config.quota_policy.buckets,
+            )
+            locked_quota.update({(project, qd, b): r for (qd, b), r in rows.items()})
+        day_counts, quota, checked = self._recount(session, start, end)
+        missing = (set(day_counts) - set(locked_days), set(quota) - set(locked_quota))
+        if missing[0] or missing[1]:
+            raise _Restart(missing)
+        corrections: list[QuotaCorrection] = []
+        for key, row in locked_days.items():
+            want = day_counts.get(key, {"final_count": 0, "short_count": 0})
+            for column, new in want.items():
+                old = getattr(row, column)
+                if old != new:
+                    setattr(row, column, new)
+                    corrections.append(
+                        QuotaCorrection(
+                            table=DailyLimit.__tablename__,
+                            key=(key[0], key[1].isoformat()),
+                            column=column,
+                            old=old,
+                            new=new,
+                        )
+                    )
+        for qkey, qrow in locked_quota.items():
+            want = quota.get(qkey, {"reserved": 0, "used": 0})
+            for column, new in want.items():
+                old = getattr(qrow, column)
+                if old != new:
+                    setattr(qrow, column, new)
+                    corrections.append(
+                        QuotaCorrection(
+                            table=QuotaUsage.__tablename__,
+                            key=(qkey[0], qkey[1].isoformat(), qkey[2]),
+                            column=column,
+                            old=old,
+                            new=new,
+                        )
+                    )
+        for c in corrections:
+            logger.warning(
+                "recalculate: %s %s %s: %d -> %d", c.table, c.key, c.column, c.old, c.new
+            )
+        return RecalculationReport(
+            start=start, end=end, rows_checked=checked, corrections=tuple(corrections)
+        )

@@ -1,0 +1,35 @@
+"""The public API is exactly what ``__all__`` lists, sorted, and every name resolves."""
+
+from __future__ import annotations
+
+import inspect
+
+import langflix_scheduler
+
+
+def test_all_is_sorted_and_unique() -> None:
+    names = list(langflix_scheduler.__all__)
+    assert names == sorted(names)
+    assert len(names) == len(set(names))
+
+
+def test_all_matches_public_names() -> None:
+    public = {
+        name
+        for name, value in vars(langflix_scheduler).items()
+        if not name.startswith("_")
+        and not inspect.ismodule(value)
+        and getattr(value, "__module__", "").startswith("langflix_scheduler")
+    }
+    assert public == set(langflix_scheduler.__all__) - {"__version__"}
+
+
+def test_every_error_is_a_scheduler_error() -> None:
+    for name in langflix_scheduler.__all__:
+        value = getattr(langflix_scheduler, name)
+        if inspect.isclass(value) and issubclass(value, Exception):
+            assert issubclass(value, langflix_scheduler.SchedulerError), name
+
+
+def test_version_is_set() -> None:
+    assert langflix_scheduler.__version__.count(".") >= 2
