@@ -19,6 +19,7 @@ __all__ = [
     "BucketUsage",
     "DailyQuotaStatus",
     "Privacy",
+    "ProcessorRunRecord",
     "QuotaCorrection",
     "RecalculationReport",
     "ScheduledVideo",
@@ -325,3 +326,27 @@ class RecalculationReport:
     def changed(self) -> bool:
         """True when any counter was corrected."""
         return bool(self.corrections)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessorRunRecord:
+    """One recorded run of an upload processor (a ``processor_runs`` row), for status reports.
+
+    ``outcome`` is ``running`` while the run is in progress (or when its process died before
+    recording the end), else ``ok``, ``skipped`` (another exclusive run held the lock),
+    ``stopped``, ``unauthorized`` or ``error``.
+    """
+
+    id: int
+    worker_id: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    claimed: int
+    uploaded: int
+    failed: int
+    retried: int
+    deferred: int
+    rescued: int
+    skipped_overlap: int
+    error: str | None

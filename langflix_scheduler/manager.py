@@ -20,19 +20,43 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Date, Integer, String, and_, cast, literal, null, or_, select, union_all
-from sqlalchemy.engine import Engine
+from sqlalchemy import (
+    Date,
+    Integer,
+    String,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .config import SchedulerConfig
 from .db import migrate
 from .db.engine import Database, create_engine
-from .db.locking import lock_day, lock_quota_rows
-from .db.models import DailyLimit, QuotaUsage, Schedule, UTCDateTime
+from .db.locking import (
+    add_to_day_count,
+    add_to_quota_reserved,
+    lock_day,
+    lock_day_counts,
+    lock_quota_counts,
+    lock_quota_rows,
+    take_day_count,
+    take_quota,
+)
+from .db.models import DailyLimit, ProcessorRun, QuotaUsage, Schedule, UTCDateTime
 from .domain import (
     BucketUsage,
     DailyQuotaStatus,
+    ProcessorRunRecord,
     QuotaCorrection,
     RecalculationReport,
     ScheduledVideo,
@@ -47,6 +71,7 @@ from .errors import (
     QuotaExceededError,
     ScheduleNotFoundError,
     SlotUnavailableError,
+    StorageError,
 )
 from .quota import quota_date_of
 from .slots import channel_date_of, ensure_aware, slots_on_day
@@ -59,7 +84,15 @@ Clock = Callable[[], datetime]
 MAX_PATH_BYTES = 4096
 _MAX_SEARCH_ROUNDS = 64
 _MAX_RECALC_ROUNDS = 5
+#: Channel days with room whose booked instants the slot search reads in its one query.
+_SNAPSHOT_WINDOW_DAYS = 8
 _COUNT_COLUMN = {VideoType.FINAL: "final_count", VideoType.SHORT: "short_count"}
+_SCHEDULES: Table = Schedule.__table__  # type: ignore[assignment]
+# Built once (no state, no connection): see the reservation section below.
+_INSERT_SCHEDULE = insert(_SCHEDULES)
+_SLOT_TAKEN = select(_SCHEDULES.c.id).where(
+    _SCHEDULES.c.channel_id == bindparam("channel"), _SCHEDULES.c.slot_key == bindparam("slot")
+)
 
 
 def system_clock() -> datetime:
@@ -85,6 +118,11 @@ class _Snapshot:
     taken: set[datetime] = field(default_factory=set)
     day_counts: dict[date, dict[VideoType, int]] = field(default_factory=dict)
     quota: dict[tuple[date, str], int] = field(default_factory=dict)  # reserved + used
+    known_until: date | None = None  # booked instants known up to this day (None: all)
+
+
+class _BeyondSnapshot(Exception):
+    """Internal: the slot search reached a day whose booked instants a windowed read left out."""
 
 
 def _to_domain(row: Schedule) -> ScheduledVideo:
@@ -216,6 +254,7 @@ class ScheduleManager:
             deadlock_retries=self.config.deadlock_retries,
         )
         self._clock = clock or system_clock
+        self._snapshot_statements: dict[tuple[VideoType, bool], Any] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -289,38 +328,55 @@ class ScheduleManager:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def _snapshot(
-        self, session: Session, channel: str, video_type: VideoType, start: datetime, end: datetime
-    ) -> _Snapshot:
-        """Everything slot search needs over [start, end), in ONE query (UNION ALL of three).
+    def _snapshot_statement(self, video_type: VideoType, *, windowed: bool) -> Any:
+        """The snapshot query for ``video_type``, built once per manager (bound parameters).
 
-        Booked slots on channel days already full for ``video_type`` are left out in SQL: the
-        search skips those days anyway, and a busy channel's horizon stays a small result.
+        Three branches, UNION ALL, one round trip:
+
+        * ``s``: booked instants in [start, end) on the channel days that still have room for
+          ``video_type`` (a counter row below the limit), joined day by day through the
+          (channel_id, publish_date) index. Full days are skipped by the search anyway, and a day
+          without a counter row holds no schedule (every reservation creates the row; the
+          counters are what reservations trust too, and ``recalculate_quota`` repairs them).
+          ``windowed`` keeps only the first :data:`_SNAPSHOT_WINDOW_DAYS` such days, so a busy
+          horizon does not ship every booked instant when the first free slot is near;
+        * ``d``: every counter row of the channel days in the horizon (at most ``horizon_days``);
+        * ``q``: every quota row of the project's quota days in the horizon.
         """
-        tz = self.config.zone
-        d0, d1 = channel_date_of(start, tz), channel_date_of(end, tz)
-        q0 = quota_date_of(start - self.config.upload_lead_time, self.config.quota_timezone)
-        q1 = quota_date_of(end, self.config.quota_timezone)
-        slots = select(
-            literal("s").label("kind"),
-            Schedule.slot_key.label("ts"),
-            cast(null(), Date).label("day"),
-            cast(null(), String(64)).label("bucket"),
-            cast(null(), Integer).label("a"),
-            cast(null(), Integer).label("b"),
-        ).where(
-            Schedule.channel_id == channel,
-            Schedule.slot_key >= start,
-            Schedule.slot_key < end,
-            Schedule.publish_date.not_in(
-                select(DailyLimit.publish_date).where(
-                    DailyLimit.channel_id == channel,
-                    DailyLimit.publish_date >= d0,
-                    DailyLimit.publish_date <= d1,
-                    getattr(DailyLimit, _COUNT_COLUMN[video_type])
-                    >= self.config.daily_limits[video_type],
-                )
-            ),
+        key = (video_type, windowed)
+        cached = self._snapshot_statements.get(key)
+        if cached is not None:
+            return cached
+        channel = bindparam("channel", type_=String(64))
+        d0, d1 = bindparam("d0", type_=Date), bindparam("d1", type_=Date)
+        with_room = (
+            select(DailyLimit.publish_date.label("publish_date"))
+            .where(
+                DailyLimit.channel_id == channel,
+                DailyLimit.publish_date >= d0,
+                DailyLimit.publish_date <= d1,
+                getattr(DailyLimit, _COUNT_COLUMN[video_type]) < bindparam("day_limit"),
+            )
+            .order_by(DailyLimit.publish_date)
+        )
+        if windowed:
+            with_room = with_room.limit(_SNAPSHOT_WINDOW_DAYS)
+        open_days = with_room.subquery("open_days")
+        slots = (
+            select(
+                literal("s").label("kind"),
+                Schedule.slot_key.label("ts"),
+                cast(null(), Date).label("day"),
+                cast(null(), String(64)).label("bucket"),
+                cast(null(), Integer).label("a"),
+                cast(null(), Integer).label("b"),
+            )
+            .join_from(Schedule, open_days, Schedule.publish_date == open_days.c.publish_date)
+            .where(
+                Schedule.channel_id == channel,
+                Schedule.slot_key >= bindparam("start", type_=UTCDateTime()),
+                Schedule.slot_key < bindparam("end", type_=UTCDateTime()),
+            )
         )
         days = select(
             literal("d"),
@@ -342,28 +398,73 @@ class ScheduleManager:
             QuotaUsage.reserved,
             QuotaUsage.used,
         ).where(
-            QuotaUsage.api_project == self.config.api_project,
-            QuotaUsage.quota_date >= q0,
-            QuotaUsage.quota_date <= q1,
+            QuotaUsage.api_project == bindparam("project", type_=String(64)),
+            QuotaUsage.quota_date >= bindparam("q0", type_=Date),
+            QuotaUsage.quota_date <= bindparam("q1", type_=Date),
         )
+        stmt: Any = union_all(slots, days, quota)
+        self._snapshot_statements[key] = stmt
+        return stmt
+
+    def _snapshot(
+        self,
+        conn: Connection,
+        channel: str,
+        video_type: VideoType,
+        start: datetime,
+        end: datetime,
+        windowed: bool,
+    ) -> _Snapshot:
+        """Everything slot search needs over [start, end), in ONE query (see
+        :meth:`_snapshot_statement`)."""
+        tz = self.config.zone
+        limit = self.config.daily_limits[video_type]
+        params = {
+            "channel": channel,
+            "start": start,
+            "end": end,
+            "d0": channel_date_of(start, tz),
+            "d1": channel_date_of(end, tz),
+            "q0": quota_date_of(start - self.config.upload_lead_time, self.config.quota_timezone),
+            "q1": quota_date_of(end, self.config.quota_timezone),
+            "project": self.config.api_project,
+            "day_limit": limit,
+        }
         snap = _Snapshot()
-        rows: Sequence[Any] = session.execute(union_all(slots, days, quota)).all()
+        stmt = self._snapshot_statement(video_type, windowed=windowed)
+        rows: Sequence[Any] = conn.execute(stmt, params).all()
         for kind, ts, day, bucket, a, b in rows:
             if kind == "s":
-                snap.taken.add(ensure_aware(ts) if ts.tzinfo else ts.replace(tzinfo=UTC))
+                snap.taken.add(ts)
             elif kind == "d":
                 snap.day_counts[day] = {VideoType.FINAL: a, VideoType.SHORT: b}
             else:
                 snap.quota[(day, bucket)] = a + b
+        if windowed:
+            # The same days the query's window took, from the same statement's counter rows.
+            with_room = sorted(d for d, c in snap.day_counts.items() if c[video_type] < limit)
+            if len(with_room) >= _SNAPSHOT_WINDOW_DAYS:
+                snap.known_until = with_room[_SNAPSHOT_WINDOW_DAYS - 1]
         return snap
 
     def _read_snapshot(
-        self, channel: str, video_type: VideoType, start: datetime, end: datetime
+        self,
+        channel: str,
+        video_type: VideoType,
+        start: datetime,
+        end: datetime,
+        *,
+        windowed: bool = True,
     ) -> _Snapshot:
-        return self._db.run(
+        return self._db.run_core(
             "find next slot",
             functools.partial(
-                self._snapshot, channel=channel, video_type=video_type, start=start, end=end
+                self._snapshot,
+                channel=channel,
+                video_type=video_type,
+                start=start,
+                end=end,
+                windowed=windowed,
             ),
             read_only=True,
         )
@@ -377,6 +478,8 @@ class ScheduleManager:
         cost: Mapping[str, int],
         now: datetime,
     ) -> datetime | None:
+        """The earliest free slot per ``snap``; raises :class:`_BeyondSnapshot` when it would
+        need booked instants of a day the (windowed) snapshot did not read."""
         limit = self.config.daily_limits[video_type]
         times = self.config.publish_times[video_type]
         tz = self.config.zone
@@ -384,7 +487,10 @@ class ScheduleManager:
         last_day = channel_date_of(end, tz)
         while day <= last_day:
             # Full days are skipped before their slots are even computed.
-            if snap.day_counts.get(day, {}).get(video_type, 0) < limit:
+            counts = snap.day_counts.get(day)
+            if counts is None or counts[video_type] < limit:
+                if counts is not None and snap.known_until and day > snap.known_until:
+                    raise _BeyondSnapshot
                 for slot in slots_on_day(day, times, tz):
                     if not start <= slot < end or slot in snap.taken:
                         continue
@@ -392,6 +498,24 @@ class ScheduleManager:
                         return slot
             day += timedelta(days=1)
         return None
+
+    def _find_slot(
+        self,
+        channel: str,
+        video_type: VideoType,
+        start: datetime,
+        end: datetime,
+        cost: Mapping[str, int],
+        now: datetime,
+    ) -> datetime | None:
+        """Slot search: one query, plus a second, unwindowed one only when the first
+        :data:`_SNAPSHOT_WINDOW_DAYS` days with room were all unusable (quota, lead time)."""
+        snap = self._read_snapshot(channel, video_type, start, end)
+        try:
+            return self._search(snap, video_type, start, end, cost, now)
+        except _BeyondSnapshot:
+            snap = self._read_snapshot(channel, video_type, start, end, windowed=False)
+            return self._search(snap, video_type, start, end, cost, now)
 
     def get_next_available_slot(
         self,
@@ -418,8 +542,7 @@ class ScheduleManager:
             start = max(start, _aware(after, "after"))
         end = now + self.config.horizon + timedelta(seconds=1)
         cost = self._cost(metadata)
-        snap = self._read_snapshot(ch, vt, start, end)
-        slot = self._search(snap, vt, start, end, cost, now)
+        slot = self._find_slot(ch, vt, start, end, cost, now)
         if slot is None:
             raise SlotUnavailableError(
                 start,
@@ -479,6 +602,38 @@ class ScheduleManager:
             read_only=True,
         )
 
+    def processor_runs(self, *, limit: int = 20) -> list[ProcessorRunRecord]:
+        """The most recent upload-processor runs (every worker), newest first."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise InvalidScheduleError("limit", "must be an integer >= 1")
+        stmt = (
+            select(ProcessorRun)
+            .order_by(ProcessorRun.started_at.desc(), ProcessorRun.id.desc())
+            .limit(limit)
+        )
+
+        def read(session: Session) -> list[ProcessorRunRecord]:
+            return [
+                ProcessorRunRecord(
+                    id=r.id,
+                    worker_id=r.worker_id,
+                    started_at=r.started_at,
+                    finished_at=r.finished_at,
+                    outcome=r.outcome,
+                    claimed=r.claimed,
+                    uploaded=r.uploaded,
+                    failed=r.failed,
+                    retried=r.retried,
+                    deferred=r.deferred,
+                    rescued=r.rescued,
+                    skipped_overlap=r.skipped_overlap,
+                    error=r.error,
+                )
+                for r in session.execute(stmt).scalars()
+            ]
+
+        return self._db.run("list processor runs", read, read_only=True)
+
     def check_daily_quota(
         self, target_date: date, *, channel: str | None = None
     ) -> DailyQuotaStatus:
@@ -536,45 +691,46 @@ class ScheduleManager:
         return self._db.run("check daily quota", read, read_only=True)
 
     # -- reservation -----------------------------------------------------------------------------
+    #
+    # The reservation transaction runs on Core statements built once (see db/locking.py and
+    # docs/performance.md): the rows locked, the lock order and the checks are those of the ORM
+    # code paths (cancel, reschedule), only without identity-map and flush bookkeeping, which
+    # cost more CPU than the round trips while the channel-day row is locked.
 
     def _reserve(
         self,
-        session: Session,
+        conn: Connection,
         *,
-        day: DailyLimit,
-        quota_rows: Mapping[tuple[date, str], QuotaUsage],
+        channel: str,
+        day: date,
         video_type: VideoType,
         qday: date,
         cost: Mapping[str, int],
     ) -> None:
-        column = _COUNT_COLUMN[video_type]
-        setattr(day, column, getattr(day, column) + 1)
-        for bucket, amount in cost.items():
-            row = quota_rows[(qday, bucket)]
-            row.reserved += amount
-            row.quota_limit = self.config.quota_policy.limit(bucket)
+        """Count the new schedule on its (locked) channel-day and quota-day rows."""
+        add_to_day_count(conn, channel, day, _COUNT_COLUMN[video_type], 1)
+        policy = self.config.quota_policy
+        for bucket, amount in sorted(cost.items()):
+            add_to_quota_reserved(
+                conn, self.config.api_project, qday, bucket, amount, policy.limit(bucket)
+            )
 
-    def _check_day(self, day: DailyLimit, video_type: VideoType) -> None:
-        used = getattr(day, _COUNT_COLUMN[video_type])
+    def _check_day(self, used: int, day: date, video_type: VideoType) -> None:
         limit = self.config.daily_limits[video_type]
         if used + 1 > limit:
             raise QuotaExceededError(
-                f"daily:{video_type.value}", day.publish_date, used=used, limit=limit, requested=1
+                f"daily:{video_type.value}", day, used=used, limit=limit, requested=1
             )
 
     def _check_quota(
-        self, quota_rows: Mapping[tuple[date, str], QuotaUsage], qday: date, cost: Mapping[str, int]
+        self, used: Mapping[tuple[date, str], int], qday: date, cost: Mapping[str, int]
     ) -> None:
         for bucket, amount in cost.items():
-            row = quota_rows[(qday, bucket)]
+            spent = used[(qday, bucket)]
             limit = self.config.quota_policy.limit(bucket)
-            if row.reserved + row.used + amount > limit:
+            if spent + amount > limit:
                 raise QuotaExceededError(
-                    f"quota:{bucket}",
-                    qday,
-                    used=row.reserved + row.used,
-                    limit=limit,
-                    requested=amount,
+                    f"quota:{bucket}", qday, used=spent, limit=limit, requested=amount
                 )
 
     def _lock_quota(
@@ -589,20 +745,42 @@ class ScheduleManager:
             self.config.quota_policy.buckets,
         )
 
-    @staticmethod
-    def _taken_on_day(session: Session, channel: str, day: date) -> set[datetime]:
-        rows = session.execute(
-            select(Schedule.slot_key).where(
-                Schedule.channel_id == channel,
-                Schedule.publish_date == day,
-                Schedule.slot_key.is_not(None),
-            )
-        ).scalars()
-        return {r for r in rows if r is not None}
+    def _lock_quota_used(
+        self, conn: Connection, qdays: Iterable[date], cost: Mapping[str, int]
+    ) -> dict[tuple[date, str], int]:
+        """Lock the quota rows (sorted) and return ``reserved + used`` per (quota day, bucket)."""
+        keys = [(qd, b) for qd in set(qdays) for b in cost]
+        rows = lock_quota_counts(
+            conn,
+            self._db.dialect,
+            self.config.api_project,
+            keys,
+            self.config.quota_policy.buckets,
+        )
+        return {k: reserved + used for k, (reserved, used) in rows.items()}
 
-    def _insert(
+    @staticmethod
+    def _taken_among(conn: Connection, channel: str, slots: Sequence[datetime]) -> set[datetime]:
+        """Which of ``slots`` are booked on ``channel``: an index lookup on (channel, slot_key).
+
+        Only the candidate instants are asked for, so the cost does not grow with the number of
+        schedules on the day (an unlimited day may hold thousands).
+        """
+        if not slots:
+            return set()
+        if len(slots) == 1:
+            found = conn.execute(_SLOT_TAKEN, {"channel": channel, "slot": slots[0]})
+            return {slots[0]} if found.first() is not None else set()
+        rows = conn.execute(
+            select(_SCHEDULES.c.slot_key).where(
+                _SCHEDULES.c.channel_id == channel, _SCHEDULES.c.slot_key.in_(list(slots))
+            )
+        )
+        booked = {ensure_aware(r[0]) for r in rows if r[0] is not None}
+        return {s for s in slots if s in booked}
+
+    def _new_row(
         self,
-        session: Session,
         *,
         channel: str,
         path: str,
@@ -610,35 +788,72 @@ class ScheduleManager:
         slot: datetime,
         day: date,
         qday: date,
-        metadata: VideoMetadata,
+        meta_json: Mapping[str, Any],
         cost: Mapping[str, int],
         now: datetime,
-    ) -> Schedule:
-        row = Schedule(
-            channel_id=channel,
-            api_project=self.config.api_project,
-            video_path=path,
-            video_type=video_type.value,
-            scheduled_publish_time=slot,
-            publish_date=day,
-            quota_date=qday,
-            slot_key=slot,
-            video_metadata=metadata.to_json(),
-            upload_status=UploadStatus.SCHEDULED.value,
-            attempts=0,
-            bytes_uploaded=0,
-            completed_steps=[],
-            reserved_quota=dict(cost),
-            consumed_quota={},
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(row)
+    ) -> dict[str, Any]:
+        return {
+            "channel_id": channel,
+            "api_project": self.config.api_project,
+            "video_path": path,
+            "video_type": video_type.value,
+            "scheduled_publish_time": slot,
+            "publish_date": day,
+            "quota_date": qday,
+            "slot_key": slot,
+            "metadata": meta_json,
+            "upload_status": UploadStatus.SCHEDULED.value,
+            "attempts": 0,
+            "bytes_uploaded": 0,
+            "completed_steps": [],
+            "reserved_quota": dict(cost),
+            "consumed_quota": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    @staticmethod
+    def _insert(conn: Connection, values: Mapping[str, Any]) -> int:
+        """Insert a schedule row; UNIQUE(channel_id, slot_key) refuses a booked slot."""
         try:
-            session.flush()
+            result = conn.execute(_INSERT_SCHEDULE, dict(values))
         except IntegrityError as exc:
-            raise _SlotTaken(str(slot)) from exc
-        return row
+            if "slot_key" in str(exc.orig):
+                raise _SlotTaken(str(values["slot_key"])) from exc
+            raise
+        (new_id,) = result.inserted_primary_key or (None,)
+        if new_id is None:  # pragma: no cover - every supported driver reports the id
+            raise StorageError("schedule video", "the database did not report the new id")
+        return int(new_id)
+
+    @staticmethod
+    def _booked(new_id: int, values: Mapping[str, Any], meta: VideoMetadata) -> ScheduledVideo:
+        """The domain object of a row just inserted from ``values`` (no read back needed)."""
+        return ScheduledVideo(
+            id=new_id,
+            channel_id=values["channel_id"],
+            api_project=values["api_project"],
+            video_path=values["video_path"],
+            video_type=VideoType(values["video_type"]),
+            scheduled_publish_time=values["scheduled_publish_time"],
+            publish_date=values["publish_date"],
+            quota_date=values["quota_date"],
+            metadata=meta,
+            status=UploadStatus.SCHEDULED,
+            attempts=0,
+            next_attempt_at=None,
+            last_error=None,
+            youtube_video_id=None,
+            bytes_uploaded=0,
+            bytes_total=None,
+            reserved_quota=dict(values["reserved_quota"]),
+            consumed_quota={},
+            lease_owner=None,
+            lease_expires_at=None,
+            created_at=values["created_at"],
+            updated_at=values["updated_at"],
+            uploaded_at=None,
+        )
 
     def schedule_video(
         self,
@@ -684,39 +899,48 @@ class ScheduleManager:
     ) -> ScheduledVideo:
         day_date = channel_date_of(slot, self.config.zone)
 
-        def txn(session: Session) -> ScheduledVideo:
+        meta_json = meta.to_json()
+
+        def txn(conn: Connection) -> tuple[int, dict[str, Any]]:
             now = self.now()
             qday = self.quota_date_for(slot, now=now)
-            day = lock_day(session, self._db.dialect, channel, day_date)
-            quota_rows = self._lock_quota(session, [qday], cost)
-            self._check_day(day, vt)
-            self._check_quota(quota_rows, qday, cost)
-            if slot in self._taken_on_day(session, channel, day_date):
-                raise _SlotTaken(str(slot))
-            row = self._insert(
-                session,
+            values = self._new_row(
                 channel=channel,
                 path=path,
                 video_type=vt,
                 slot=slot,
                 day=day_date,
                 qday=qday,
-                metadata=meta,
+                meta_json=meta_json,
                 cost=cost,
                 now=now,
             )
-            self._reserve(
-                session, day=day, quota_rows=quota_rows, video_type=vt, qday=qday, cost=cost
+            # Lock order: channel-day row, then quota rows sorted (see db/locking.py). Both are
+            # locked by their increment (one statement per row where the engine can return the
+            # counts from an UPDATE); the checks follow, and a refusal raises, which rolls the
+            # whole transaction back. The slot itself is guarded by UNIQUE(channel_id, slot_key):
+            # a booked slot fails the insert (-> _SlotTaken, full rollback) without another query.
+            dialect = self._db.dialect
+            counts = take_day_count(conn, dialect, channel, day_date, _COUNT_COLUMN[vt])
+            before = take_quota(
+                conn,
+                dialect,
+                self.config.api_project,
+                qday,
+                cost,
+                self.config.quota_policy.buckets,
             )
-            session.flush()
-            return _to_domain(row)
+            self._check_day(counts[_COUNT_COLUMN[vt]], day_date, vt)
+            self._check_quota({(qday, b): n for b, n in before.items()}, qday, cost)
+            return self._insert(conn, values), values
 
         try:
-            booked = self._db.run("schedule video", txn)
+            new_id, values = self._db.run_core("schedule video", txn)
         except _SlotTaken:
             raise SlotUnavailableError(
                 slot, "already booked", next_available=self._next_or_none(vt, slot, channel, meta)
             ) from None
+        booked = self._booked(new_id, values, meta)
         logger.info(
             "scheduled %s %s on channel %s at %s (id %d)",
             vt.value,
@@ -741,13 +965,13 @@ class ScheduleManager:
         times = self.config.publish_times[vt]
         limit = self.config.daily_limits[vt]
         tz = self.config.zone
+        meta_json = meta.to_json()
 
         for _ in range(_MAX_SEARCH_ROUNDS):
             now = self.now()
             start = now + self.config.min_lead_time
             end = now + self.config.horizon + timedelta(seconds=1)
-            snap = self._read_snapshot(channel, vt, start, end)
-            candidate = self._search(snap, vt, start, end, cost, now)
+            candidate = self._find_slot(channel, vt, start, end, cost, now)
             if candidate is None:
                 raise SlotUnavailableError(
                     start,
@@ -759,49 +983,48 @@ class ScheduleManager:
             day_slots = [s for s in slots_on_day(day_date, times, tz) if start <= s < end]
 
             def txn(
-                session: Session,
+                conn: Connection,
                 day_date: date = day_date,
                 day_slots: Sequence[datetime] = day_slots,
-            ) -> ScheduledVideo | None:
+            ) -> tuple[int, dict[str, Any]] | None:
                 now = self.now()
                 qdays = {s: self.quota_date_for(s, now=now) for s in day_slots}
-                day = lock_day(session, self._db.dialect, channel, day_date)
-                quota_rows = self._lock_quota(session, qdays.values(), cost)
-                if getattr(day, _COUNT_COLUMN[vt]) >= limit:
+                counts = lock_day_counts(conn, self._db.dialect, channel, day_date)
+                used = self._lock_quota_used(conn, qdays.values(), cost)
+                if counts[_COUNT_COLUMN[vt]] >= limit:
                     return None
-                taken = self._taken_on_day(session, channel, day_date)
-                used = {k: r.reserved + r.used for k, r in quota_rows.items()}
+                taken = self._taken_among(conn, channel, day_slots)
                 for slot in day_slots:
                     if slot in taken or not self._quota_fits(used, qdays[slot], cost):
                         continue
-                    row = self._insert(
-                        session,
+                    values = self._new_row(
                         channel=channel,
                         path=path,
                         video_type=vt,
                         slot=slot,
                         day=day_date,
                         qday=qdays[slot],
-                        metadata=meta,
+                        meta_json=meta_json,
                         cost=cost,
                         now=now,
                     )
+                    new_id = self._insert(conn, values)
                     self._reserve(
-                        session,
-                        day=day,
-                        quota_rows=quota_rows,
+                        conn,
+                        channel=channel,
+                        day=day_date,
                         video_type=vt,
                         qday=qdays[slot],
                         cost=cost,
                     )
-                    session.flush()
-                    return _to_domain(row)
+                    return new_id, values
                 return None
 
             try:
-                booked = self._db.run("schedule video", txn)
+                done = self._db.run_core("schedule video", txn)
             except _SlotTaken:
-                booked = None
+                done = None
+            booked = None if done is None else self._booked(done[0], done[1], meta)
             if booked is not None:
                 logger.info(
                     "scheduled %s %s on channel %s at %s (id %d)",
@@ -928,16 +1151,18 @@ class ScheduleManager:
                 column = _COUNT_COLUMN[vt]
                 old_day, new_day = days[row.publish_date], days[new_day_date]
                 if new_day_date != row.publish_date:
-                    self._check_day(new_day, vt)
+                    self._check_day(getattr(new_day, column), new_day_date, vt)
                 if new_qday != row.quota_date:
                     # Release first so the check sees the quota day as it will be.
                     for bucket, amount in reserved.items():
                         q = quota_rows[(row.quota_date, bucket)]
                         q.reserved = max(0, q.reserved - amount)
-                    self._check_quota(quota_rows, new_qday, reserved)
+                    self._check_quota(
+                        {k: q.reserved + q.used for k, q in quota_rows.items()}, new_qday, reserved
+                    )
                     for bucket, amount in reserved.items():
                         quota_rows[(new_qday, bucket)].reserved += amount
-                if slot in self._taken_on_day(session, row.channel_id, new_day_date):
+                if self._taken_among(session.connection(), row.channel_id, [slot]):
                     raise _SlotTaken(str(slot))
                 if new_day_date != row.publish_date:
                     setattr(old_day, column, max(0, getattr(old_day, column) - 1))

@@ -3,9 +3,25 @@
 * SQLite: WAL, foreign keys, ``busy_timeout`` = lock timeout, and write transactions opened with
   ``BEGIN IMMEDIATE`` so writers serialise at BEGIN (no lock upgrade deadlocks); reads use
   ``BEGIN DEFERRED``.
-* PostgreSQL (psycopg 3): READ COMMITTED; ``SET LOCAL lock_timeout`` in every write transaction.
+* PostgreSQL (psycopg 3): READ COMMITTED; every write transaction runs with ``lock_timeout``.
 * MySQL/MariaDB (PyMySQL): READ COMMITTED (so a statement after a granted row lock sees the newest
-  committed rows); ``innodb_lock_wait_timeout`` set for the transaction and restored afterwards.
+  committed rows); every write transaction runs with ``innodb_lock_wait_timeout``.
+* How the lock timeout gets there: an engine made by :func:`create_engine` sets it once per
+  connection, when the connection is opened (``SET lock_timeout`` /
+  ``SET SESSION innodb_lock_wait_timeout``), and marks the pooled connection with the value.
+  :class:`Database` skips per-transaction statements on a connection marked with its own
+  timeout; on any other connection (an engine you built yourself, another timeout) it sets the
+  timeout per transaction as before: ``SET LOCAL lock_timeout`` (PostgreSQL), or ``SET SESSION
+  innodb_lock_wait_timeout`` restored to ``DEFAULT`` before COMMIT (MySQL). Both paths give every
+  write transaction the same timeout; the first saves one (PostgreSQL) or two (MySQL) round
+  trips per transaction. On PostgreSQL the connection-level setting also bounds lock waits of
+  reads and of schema migrations on that engine (a migration blocked longer than the lock
+  timeout fails with ``LockTimeoutError`` instead of waiting indefinitely).
+* Server engines ping a pooled connection at checkout only when it sat idle in the pool for more
+  than :data:`PING_AFTER_IDLE_SECONDS` (SQLAlchemy's ``pool_pre_ping`` pings on every checkout,
+  one extra round trip per transaction). A connection that fails the ping is replaced and the
+  pool invalidated, exactly as with ``pool_pre_ping``; pass ``pool_pre_ping=True`` to
+  :func:`create_engine` to ping always.
 
 Every database failure leaves here as a :mod:`langflix_scheduler.errors` exception with the
 original as ``__cause__``.
@@ -25,17 +41,34 @@ from typing import Any, TypeVar
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InvalidatePoolError,
+    NoSuchModuleError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from ..errors import ConfigurationError, LockTimeoutError, SchedulerError, StorageError
 
-__all__ = ["Database", "create_engine", "dialect_of", "translate_error"]
+__all__ = [
+    "PING_AFTER_IDLE_SECONDS",
+    "PRESET_LOCK_TIMEOUT",
+    "Database",
+    "create_engine",
+    "dialect_of",
+    "translate_error",
+]
 
 logger = logging.getLogger(__name__)
 
 _READ_ONLY = "langflix_read_only"
+_IDLE_SINCE = "langflix_idle_since"
+#: Key in a pooled connection's ``info``: the lock timeout (seconds) set on it at connect time.
+PRESET_LOCK_TIMEOUT = "langflix_lock_timeout"
+PING_AFTER_IDLE_SECONDS = 1.0
 _RETRY_BASE_SECONDS = 0.02
 _RETRY_MAX_SECONDS = 0.5
 
@@ -83,12 +116,10 @@ def create_engine(url: str | URL, *, lock_timeout: float = 5.0, **kwargs: Any) -
         if backend == "sqlite":
             return _sqlite_engine(u, lock_timeout, **kwargs)
         if backend == "postgresql":
-            kwargs.setdefault("pool_pre_ping", True)
-            return sa_create_engine(u, isolation_level="READ COMMITTED", **kwargs)
+            return _server_engine(u, lock_timeout, **kwargs)
         if backend in ("mysql", "mariadb"):
-            kwargs.setdefault("pool_pre_ping", True)
             kwargs.setdefault("pool_recycle", 3600)
-            return sa_create_engine(u, isolation_level="READ COMMITTED", **kwargs)
+            return _server_engine(u, lock_timeout, **kwargs)
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
         extra = "postgres" if backend == "postgresql" else "mysql"
         raise ConfigurationError(
@@ -99,6 +130,70 @@ def create_engine(url: str | URL, *, lock_timeout: float = 5.0, **kwargs: Any) -
     raise ConfigurationError(
         "database_url", f"unsupported database {backend!r}: use sqlite, postgresql or mysql/mariadb"
     )
+
+
+def _server_engine(u: URL, lock_timeout: float, **kwargs: Any) -> Engine:
+    engine = sa_create_engine(u, isolation_level="READ COMMITTED", **kwargs)
+    postgres = u.get_backend_name() == "postgresql"
+    if postgres:
+        statement = f"SET lock_timeout = '{_pg_lock_timeout_ms(lock_timeout)}ms'"
+    else:
+        statement = f"SET SESSION innodb_lock_wait_timeout = {_mysql_lock_timeout(lock_timeout)}"
+
+    @event.listens_for(engine, "connect")
+    def _preset_lock_timeout(dbapi_conn: Any, record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(statement)
+        finally:
+            cur.close()
+        dbapi_conn.commit()  # psycopg opened a transaction for the SET; keep the setting
+        record.info[PRESET_LOCK_TIMEOUT] = lock_timeout
+
+    if not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine)
+    return engine
+
+
+def _pg_lock_timeout_ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def _mysql_lock_timeout(seconds: float) -> int:
+    return max(1, math.ceil(seconds))
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection at checkout only if it sat idle longer than the threshold.
+
+    A connection checked in moments ago was working moments ago; pinging it again would add a
+    round trip to every short transaction. A failed ping invalidates the pool (every connection
+    older than now is replaced), as ``pool_pre_ping`` does, and checkout retries with a fresh one.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_conn: Any, record: Any) -> None:
+        if dbapi_conn is not None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is not None and time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = dialect.do_ping(dbapi_conn)
+        except dialect.loaded_dbapi.Error as exc:
+            if not dialect.is_disconnect(exc, dbapi_conn, None):
+                raise
+            alive = False
+        if not alive:
+            raise InvalidatePoolError("pooled connection failed its ping")
 
 
 def _sqlite_engine(u: URL, lock_timeout: float, **kwargs: Any) -> Engine:
@@ -195,8 +290,8 @@ class Database:
         self.lock_timeout = lock_timeout
         self.deadlock_retries = deadlock_retries
         self._write = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
-        read_engine = engine.execution_options(**{_READ_ONLY: True})
-        self._read = sessionmaker(bind=read_engine, expire_on_commit=False, autoflush=False)
+        self._read_engine = engine.execution_options(**{_READ_ONLY: True})
+        self._read = sessionmaker(bind=self._read_engine, expire_on_commit=False, autoflush=False)
         self._rng = random.Random()
 
     @contextlib.contextmanager
@@ -206,33 +301,77 @@ class Database:
         Deadlocks surface as :class:`RetryableError` (use :meth:`run` to retry them).
         """
         session = (self._read if read_only else self._write)()
+        with self._guard(operation, session, session.connection, read_only=read_only):
+            yield session
+
+    @contextlib.contextmanager
+    def connection(self, operation: str, *, read_only: bool = False) -> Iterator[Connection]:
+        """The same transaction as :meth:`transaction` on a bare Core ``Connection``.
+
+        For hot paths that run pre-built Core statements only: no ORM session to create, flush,
+        commit and close around them. Same lock timeout, commit/rollback and error rules.
+        """
+        try:
+            conn = (self._read_engine if read_only else self.engine).connect()
+        except SQLAlchemyError as exc:
+            raise translate_error(exc, operation, self.lock_timeout) from exc
+        with self._guard(operation, conn, lambda: conn, read_only=read_only):
+            yield conn
+
+    @contextlib.contextmanager
+    def _guard(
+        self,
+        operation: str,
+        handle: Session | Connection,
+        get_connection: Callable[[], Connection],
+        *,
+        read_only: bool,
+    ) -> Iterator[None]:
         restore_mysql = False
         try:
             if not read_only:
-                restore_mysql = self._apply_lock_timeout(session)
-            yield session
+                restore_mysql = self._apply_lock_timeout(handle, get_connection())
+            yield
             if restore_mysql:
                 # Session variables are not transactional: restoring before COMMIT is safe.
-                self._restore_mysql(session)
-            session.commit()
+                self._restore_mysql(handle)
+            handle.commit()
         except SQLAlchemyError as exc:
-            self._rollback(session, restore_mysql)
+            self._rollback(handle, get_connection, restore_mysql)
             if is_retryable(exc):
                 raise RetryableError(str(exc)) from exc
             raise translate_error(exc, operation, self.lock_timeout) from exc
         except BaseException:
-            self._rollback(session, restore_mysql)
+            self._rollback(handle, get_connection, restore_mysql)
             raise
         finally:
-            session.close()
+            handle.close()
 
     def run(self, operation: str, fn: Callable[[Session], T], *, read_only: bool = False) -> T:
         """Run ``fn`` in a transaction, retrying deadlocks a bounded number of times with jitter."""
+        return self._retrying(
+            operation, lambda: self.transaction(operation, read_only=read_only), fn
+        )
+
+    def run_core(
+        self, operation: str, fn: Callable[[Connection], T], *, read_only: bool = False
+    ) -> T:
+        """:meth:`run` on a bare Core ``Connection`` (see :meth:`connection`)."""
+        return self._retrying(
+            operation, lambda: self.connection(operation, read_only=read_only), fn
+        )
+
+    def _retrying(
+        self,
+        operation: str,
+        begin: Callable[[], contextlib.AbstractContextManager[Any]],
+        fn: Callable[[Any], T],
+    ) -> T:
         attempt = 0
         while True:
             try:
-                with self.transaction(operation, read_only=read_only) as session:
-                    return fn(session)
+                with begin() as handle:
+                    return fn(handle)
             except RetryableError as exc:
                 attempt += 1
                 if attempt > self.deadlock_retries:
@@ -244,30 +383,39 @@ class Database:
                 logger.info("%s: deadlock, retry %d in %.3f s", operation, attempt, delay)
                 time.sleep(delay)
 
-    def _apply_lock_timeout(self, session: Session) -> bool:
+    def _apply_lock_timeout(self, handle: Session | Connection, conn: Connection) -> bool:
+        """Give this write transaction the lock timeout; True if it must be restored (MySQL)."""
+        if self.dialect == "sqlite":
+            return False  # busy_timeout is set per connection; BEGIN IMMEDIATE serialises
+        if conn.info.get(PRESET_LOCK_TIMEOUT) == self.lock_timeout:
+            return False  # set when the connection was opened (see the module docstring)
         if self.dialect == "postgresql":
-            ms = max(1, int(self.lock_timeout * 1000))
-            session.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": f"{ms}ms"})
-        elif self.dialect == "mysql":
-            seconds = max(1, math.ceil(self.lock_timeout))
-            session.execute(text("SET SESSION innodb_lock_wait_timeout = :v"), {"v": seconds})
-            return True
-        return False
+            ms = _pg_lock_timeout_ms(self.lock_timeout)
+            handle.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": f"{ms}ms"})
+            return False
+        seconds = _mysql_lock_timeout(self.lock_timeout)
+        handle.execute(text("SET SESSION innodb_lock_wait_timeout = :v"), {"v": seconds})
+        return True
 
-    def _restore_mysql(self, session: Session) -> None:
-        session.execute(text("SET SESSION innodb_lock_wait_timeout = DEFAULT"))
+    def _restore_mysql(self, handle: Session | Connection) -> None:
+        handle.execute(text("SET SESSION innodb_lock_wait_timeout = DEFAULT"))
 
-    def _rollback(self, session: Session, restore_mysql: bool) -> None:
+    def _rollback(
+        self,
+        handle: Session | Connection,
+        get_connection: Callable[[], Connection],
+        restore_mysql: bool,
+    ) -> None:
         try:
-            session.rollback()
+            handle.rollback()
             if restore_mysql:
-                self._restore_mysql(session)
-                session.rollback()
+                self._restore_mysql(handle)
+                handle.rollback()
         except SQLAlchemyError:
             # The connection is unusable; invalidate it rather than mask the original error.
             logger.debug("rollback failed; invalidating the connection", exc_info=True)
             with contextlib.suppress(SQLAlchemyError):
-                session.connection().invalidate()
+                get_connection().invalidate()
 
     def dispose(self) -> None:
         """Close every pooled connection."""

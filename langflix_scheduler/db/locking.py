@@ -8,6 +8,19 @@ Lock order (never violated, so two reservations can never deadlock on these rows
 A row that may not exist yet is created race-free: insert-if-absent (``ON CONFLICT DO NOTHING``
 / ``ON DUPLICATE KEY UPDATE``), then ``SELECT ... FOR UPDATE``. On SQLite, ``FOR UPDATE`` renders
 as nothing; the write transaction's ``BEGIN IMMEDIATE`` already serialises writers.
+
+Two flavours lock the same rows with the same statements: :func:`lock_day` /
+:func:`lock_quota_rows` return ORM rows (for code that edits them through the unit of work), and
+:func:`lock_day_counts` / :func:`lock_quota_counts` return plain numbers through pre-built Core
+statements, for the reservation hot path where ORM identity-map and flush bookkeeping would cost
+more than the round trips themselves. Counter changes then go through :func:`add_to_day_count`
+and :func:`add_to_quota_reserved` (``col = col + n`` under the lock already held).
+
+:func:`take_day_count` / :func:`take_quota` lock and increment in one go, for a reservation that
+knows exactly which rows it will count on (a booking at an exact time): on engines with
+``UPDATE ... RETURNING`` (PostgreSQL, SQLite) the increment itself takes the row lock and
+returns the counts, one statement per row instead of two; the caller checks the limits on the
+returned values and raises to roll back. Same rows, same order, same lock timeout.
 """
 
 from __future__ import annotations
@@ -23,10 +36,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, select, text
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -34,7 +48,18 @@ from ..errors import StorageError
 from .engine import Database, translate_error
 from .models import DailyLimit, QuotaUsage
 
-__all__ = ["insert_if_absent", "lock_day", "lock_quota_rows", "named_lock"]
+__all__ = [
+    "add_to_day_count",
+    "add_to_quota_reserved",
+    "insert_if_absent",
+    "lock_day",
+    "lock_day_counts",
+    "lock_quota_counts",
+    "lock_quota_rows",
+    "named_lock",
+    "take_day_count",
+    "take_quota",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +68,7 @@ _MYSQL_LOCK_NAME_MAX = 64
 
 
 def insert_if_absent(
-    session: Session, dialect: str, table: Table, values: Mapping[str, Any]
+    session: Session | Connection, dialect: str, table: Table, values: Mapping[str, Any]
 ) -> None:
     """Insert a row unless one with the same primary key exists. Never raises on the duplicate."""
     if dialect == "postgresql":
@@ -60,25 +85,11 @@ def insert_if_absent(
 
 def lock_day(session: Session, dialect: str, channel_id: str, publish_date: date) -> DailyLimit:
     """Lock (creating it if needed) the counter row of one channel day and return it."""
-    stmt = (
-        select(DailyLimit)
-        .where(DailyLimit.channel_id == channel_id, DailyLimit.publish_date == publish_date)
-        .with_for_update()
-    )
-    row = session.execute(stmt).scalar_one_or_none()
+    params = {"k_channel": channel_id, "k_day": publish_date}
+    row = session.execute(_LOCK_DAY_ROW, params).scalar_one_or_none()
     if row is None:
-        insert_if_absent(
-            session,
-            dialect,
-            DailyLimit.__table__,  # type: ignore[arg-type]
-            {
-                "channel_id": channel_id,
-                "publish_date": publish_date,
-                "final_count": 0,
-                "short_count": 0,
-            },
-        )
-        row = session.execute(stmt.execution_options(populate_existing=True)).scalar_one()
+        insert_if_absent(session, dialect, _DAY, _new_day(channel_id, publish_date))
+        row = session.execute(_RELOCK_DAY_ROW, params).scalar_one()
     return row
 
 
@@ -92,33 +103,217 @@ def lock_quota_rows(
     """Lock (creating as needed) quota rows for ``(quota_date, bucket)`` keys, in sorted order."""
     out: dict[tuple[date, str], QuotaUsage] = {}
     for quota_date, bucket in sorted(set(keys)):
-        stmt = (
-            select(QuotaUsage)
-            .where(
-                QuotaUsage.api_project == api_project,
-                QuotaUsage.quota_date == quota_date,
-                QuotaUsage.bucket == bucket,
-            )
-            .with_for_update()
-        )
-        row = session.execute(stmt).scalar_one_or_none()
+        params = {"k_project": api_project, "k_qday": quota_date, "k_bucket": bucket}
+        row = session.execute(_LOCK_QUOTA_ROW, params).scalar_one_or_none()
         if row is None:
             insert_if_absent(
-                session,
-                dialect,
-                QuotaUsage.__table__,  # type: ignore[arg-type]
-                {
-                    "api_project": api_project,
-                    "quota_date": quota_date,
-                    "bucket": bucket,
-                    "reserved": 0,
-                    "used": 0,
-                    "quota_limit": limits.get(bucket, 0),
-                },
+                session, dialect, _QUOTA, _new_quota(api_project, quota_date, bucket, limits)
             )
-            row = session.execute(stmt.execution_options(populate_existing=True)).scalar_one()
+            row = session.execute(_RELOCK_QUOTA_ROW, params).scalar_one()
         out[(quota_date, bucket)] = row
     return out
+
+
+_DAY: Table = DailyLimit.__table__  # type: ignore[assignment]
+_QUOTA: Table = QuotaUsage.__table__  # type: ignore[assignment]
+_DAY_KEY = (_DAY.c.channel_id == bindparam("k_channel")) & (
+    _DAY.c.publish_date == bindparam("k_day")
+)
+_QUOTA_KEY = (
+    (_QUOTA.c.api_project == bindparam("k_project"))
+    & (_QUOTA.c.quota_date == bindparam("k_qday"))
+    & (_QUOTA.c.bucket == bindparam("k_bucket"))
+)
+# Built once: statement construction and cache-key generation are a measurable share of a
+# reservation's CPU time (see docs/performance.md). They hold no connection or state.
+_LOCK_DAY_COUNTS = select(_DAY.c.final_count, _DAY.c.short_count).where(_DAY_KEY).with_for_update()
+_LOCK_QUOTA_COUNTS = select(_QUOTA.c.reserved, _QUOTA.c.used).where(_QUOTA_KEY).with_for_update()
+_ADD_DAY = {
+    column: update(_DAY).where(_DAY_KEY).values({column: _DAY.c[column] + bindparam("k_amount")})
+    for column in ("final_count", "short_count")
+}
+_ADD_QUOTA_RESERVED = (
+    update(_QUOTA)
+    .where(_QUOTA_KEY)
+    .values(reserved=_QUOTA.c.reserved + bindparam("k_amount"), quota_limit=bindparam("k_limit"))
+)
+_TAKE_DAY = {
+    column: stmt.returning(_DAY.c.final_count, _DAY.c.short_count)
+    for column, stmt in _ADD_DAY.items()
+}
+_TAKE_QUOTA = _ADD_QUOTA_RESERVED.returning(_QUOTA.c.reserved, _QUOTA.c.used)
+# The ORM flavour (lock_day / lock_quota_rows): same rows, same SQL, loading entities.
+_LOCK_DAY_ROW = (
+    select(DailyLimit)
+    .where(
+        DailyLimit.channel_id == bindparam("k_channel"),
+        DailyLimit.publish_date == bindparam("k_day"),
+    )
+    .with_for_update()
+)
+_RELOCK_DAY_ROW = _LOCK_DAY_ROW.execution_options(populate_existing=True)
+_LOCK_QUOTA_ROW = (
+    select(QuotaUsage)
+    .where(
+        QuotaUsage.api_project == bindparam("k_project"),
+        QuotaUsage.quota_date == bindparam("k_qday"),
+        QuotaUsage.bucket == bindparam("k_bucket"),
+    )
+    .with_for_update()
+)
+_RELOCK_QUOTA_ROW = _LOCK_QUOTA_ROW.execution_options(populate_existing=True)
+
+
+def lock_day_counts(
+    conn: Connection, dialect: str, channel_id: str, publish_date: date
+) -> dict[str, int]:
+    """Lock (creating it if needed) one channel-day row; its counts by column name.
+
+    Same lock, same statements as :func:`lock_day`, without loading an ORM object.
+    """
+    params = {"k_channel": channel_id, "k_day": publish_date}
+    row = conn.execute(_LOCK_DAY_COUNTS, params).first()
+    if row is None:
+        insert_if_absent(conn, dialect, _DAY, _new_day(channel_id, publish_date))
+        row = conn.execute(_LOCK_DAY_COUNTS, params).one()
+    return {"final_count": row[0], "short_count": row[1]}
+
+
+def lock_quota_counts(
+    conn: Connection,
+    dialect: str,
+    api_project: str,
+    keys: Iterable[tuple[date, str]],
+    limits: Mapping[str, int],
+) -> dict[tuple[date, str], tuple[int, int]]:
+    """Lock (creating as needed) quota rows in sorted key order; ``(reserved, used)`` per key.
+
+    Same locks, same order, same statements as :func:`lock_quota_rows`, without ORM objects.
+    """
+    out: dict[tuple[date, str], tuple[int, int]] = {}
+    for quota_date, bucket in sorted(set(keys)):
+        params = {"k_project": api_project, "k_qday": quota_date, "k_bucket": bucket}
+        row = conn.execute(_LOCK_QUOTA_COUNTS, params).first()
+        if row is None:
+            insert_if_absent(
+                conn, dialect, _QUOTA, _new_quota(api_project, quota_date, bucket, limits)
+            )
+            row = conn.execute(_LOCK_QUOTA_COUNTS, params).one()
+        out[(quota_date, bucket)] = (int(row[0]), int(row[1]))
+    return out
+
+
+def add_to_day_count(
+    conn: Connection, channel_id: str, publish_date: date, column: str, amount: int
+) -> None:
+    """``column += amount`` on a channel-day row the caller has locked."""
+    conn.execute(
+        _ADD_DAY[column], {"k_channel": channel_id, "k_day": publish_date, "k_amount": amount}
+    )
+
+
+def add_to_quota_reserved(
+    conn: Connection, api_project: str, quota_date: date, bucket: str, amount: int, limit: int
+) -> None:
+    """``reserved += amount`` (and record the configured ``limit``) on a locked quota row."""
+    conn.execute(
+        _ADD_QUOTA_RESERVED,
+        {
+            "k_project": api_project,
+            "k_qday": quota_date,
+            "k_bucket": bucket,
+            "k_amount": amount,
+            "k_limit": limit,
+        },
+    )
+
+
+def take_day_count(
+    conn: Connection, dialect: str, channel_id: str, publish_date: date, column: str
+) -> dict[str, int]:
+    """Lock a channel-day row (creating it if needed) and add one to ``column``, in as few
+    statements as the engine allows; returns the counts as they were BEFORE the increment.
+
+    PostgreSQL and SQLite: one ``UPDATE ... RETURNING`` (the update takes the row lock);
+    MySQL/MariaDB, which have no ``UPDATE ... RETURNING``: ``SELECT ... FOR UPDATE`` + ``UPDATE``.
+    The caller checks the limit afterwards and raises to roll the whole transaction back.
+    """
+    if not conn.dialect.update_returning:
+        counts = lock_day_counts(conn, dialect, channel_id, publish_date)
+        add_to_day_count(conn, channel_id, publish_date, column, 1)
+        return counts
+    params = {"k_channel": channel_id, "k_day": publish_date, "k_amount": 1}
+    row = conn.execute(_TAKE_DAY[column], params).first()
+    if row is None:
+        insert_if_absent(conn, dialect, _DAY, _new_day(channel_id, publish_date))
+        row = conn.execute(_TAKE_DAY[column], params).one()
+    counts = {"final_count": row[0], "short_count": row[1]}
+    counts[column] -= 1
+    return counts
+
+
+def take_quota(
+    conn: Connection,
+    dialect: str,
+    api_project: str,
+    quota_date: date,
+    cost: Mapping[str, int],
+    limits: Mapping[str, int],
+) -> dict[str, int]:
+    """Lock the quota rows of ``quota_date`` for ``cost``'s buckets in sorted order (creating
+    them if needed) and add ``cost`` to ``reserved`` (recording each bucket's configured limit);
+    returns ``reserved + used`` per bucket as it was BEFORE. Same engine split as
+    :func:`take_day_count`."""
+    before: dict[str, int] = {}
+    if not conn.dialect.update_returning:
+        rows = lock_quota_counts(
+            conn, dialect, api_project, [(quota_date, b) for b in cost], limits
+        )
+        for bucket, amount in sorted(cost.items()):
+            reserved, used = rows[(quota_date, bucket)]
+            before[bucket] = reserved + used
+            add_to_quota_reserved(
+                conn, api_project, quota_date, bucket, amount, limits.get(bucket, 0)
+            )
+        return before
+    for bucket, amount in sorted(cost.items()):
+        params = {
+            "k_project": api_project,
+            "k_qday": quota_date,
+            "k_bucket": bucket,
+            "k_amount": amount,
+            "k_limit": limits.get(bucket, 0),
+        }
+        row = conn.execute(_TAKE_QUOTA, params).first()
+        if row is None:
+            insert_if_absent(
+                conn, dialect, _QUOTA, _new_quota(api_project, quota_date, bucket, limits)
+            )
+            row = conn.execute(_TAKE_QUOTA, params).one()
+        before[bucket] = int(row[0]) + int(row[1]) - amount
+    return before
+
+
+def _new_day(channel_id: str, publish_date: date) -> dict[str, Any]:
+    return {
+        "channel_id": channel_id,
+        "publish_date": publish_date,
+        "final_count": 0,
+        "short_count": 0,
+    }
+
+
+def _new_quota(
+    api_project: str, quota_date: date, bucket: str, limits: Mapping[str, int]
+) -> dict[str, Any]:
+    return {
+        "api_project": api_project,
+        "quota_date": quota_date,
+        "bucket": bucket,
+        "reserved": 0,
+        "used": 0,
+        "quota_limit": limits.get(bucket, 0),
+    }
 
 
 def _pg_key(name: str) -> int:
@@ -164,6 +359,11 @@ def named_lock(db: Database, name: str, *, wait: float = 0.0) -> Iterator[bool]:
                 key = _pg_key(name)
                 if wait > 0:
                     ms = max(1, int(wait * 1000))
+                    # Restore the connection's own setting afterwards: pooled connections of
+                    # create_engine() carry the configured lock timeout (see db/engine.py).
+                    previous = conn.execute(
+                        text("SELECT current_setting('lock_timeout')")
+                    ).scalar_one()
                     conn.execute(
                         text("SELECT set_config('lock_timeout', :v, false)"), {"v": f"{ms}ms"}
                     )
@@ -172,7 +372,9 @@ def named_lock(db: Database, name: str, *, wait: float = 0.0) -> Iterator[bool]:
                         got = True
                     except SQLAlchemyError:
                         got = False
-                    conn.execute(text("SELECT set_config('lock_timeout', '0', false)"))
+                    conn.execute(
+                        text("SELECT set_config('lock_timeout', :v, false)"), {"v": previous}
+                    )
                 else:
                     got = bool(
                         conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.exc import SQLAlchemyError
-
-from alembic import command
 
 from ..errors import ConfigurationError
 from .engine import Database, translate_error
 from .locking import named_lock
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported inside the functions that use it: importing it costs more than the rest of
+# the package's start-up, and only init_db / migrations need it (every CLI call would pay).
 
 __all__ = ["current_revision", "downgrade", "head_revision", "script_location", "upgrade"]
 
@@ -36,6 +38,8 @@ def script_location() -> Path:
 
 
 def _config(db: Database) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location()))
     cfg.attributes["langflix_engine"] = db.engine
@@ -44,6 +48,8 @@ def _config(db: Database) -> Config:
 
 def head_revision() -> str:
     """The newest revision shipped."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory(str(script_location())).get_current_head()
     if head is None:
         raise ConfigurationError("alembic", "no migration revisions found")
@@ -52,6 +58,8 @@ def head_revision() -> str:
 
 def current_revision(db: Database) -> str | None:
     """The revision the database is at (None for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
     try:
         with db.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
@@ -60,6 +68,8 @@ def current_revision(db: Database) -> str | None:
 
 
 def _run(db: Database, operation: str, revision: str, *, up: bool) -> None:
+    from alembic import command
+
     # Several processes may call init_db at once: serialise them on a named lock.
     with named_lock(db, _MIGRATION_LOCK, wait=_MIGRATION_LOCK_WAIT_SECONDS) as got:
         if not got:
