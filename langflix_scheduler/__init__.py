@@ -10,6 +10,7 @@ from .domain import (
     BucketUsage,
     DailyQuotaStatus,
     Privacy,
+    ProcessorRunRecord,
     QuotaCorrection,
     RecalculationReport,
     ScheduledVideo,
@@ -36,6 +37,13 @@ from .errors import (
     UploadLimitExceededError,
 )
 from .manager import ScheduleManager
+from .processor import (
+    ProcessorEvent,
+    ProcessorEventKind,
+    ProcessReport,
+    RunOutcome,
+    UploadProcessor,
+)
 from .quota import QuotaPolicy
 
 try:
@@ -53,11 +61,16 @@ __all__ = [
     "LockTimeoutError",
     "PermanentUploadError",
     "Privacy",
+    "ProcessReport",
+    "ProcessorEvent",
+    "ProcessorEventKind",
+    "ProcessorRunRecord",
     "QuotaCorrection",
     "QuotaExceededError",
     "QuotaExhaustedError",
     "QuotaPolicy",
     "RecalculationReport",
+    "RunOutcome",
     "ScheduleManager",
     "ScheduleNotFoundError",
     "ScheduledVideo",
@@ -69,6 +82,7 @@ __all__ = [
     "TypeUsage",
     "UploadError",
     "UploadLimitExceededError",
+    "UploadProcessor",
     "UploadStatus",
     "VideoMetadata",
     "VideoType",

@@ -33,3 +33,20 @@ def test_every_error_is_a_scheduler_error() -> None:
 
 def test_version_is_set() -> None:
     assert langflix_scheduler.__version__.count(".") >= 2
+
+
+def test_processor_names_are_exported() -> None:
+    from langflix_scheduler import processor
+
+    for name in (
+        "ProcessReport",
+        "ProcessorEvent",
+        "ProcessorEventKind",
+        "RunOutcome",
+        "UploadProcessor",
+    ):
+        assert name in langflix_scheduler.__all__
+        assert getattr(langflix_scheduler, name) is getattr(processor, name)
+    # Results and events are frozen value objects.
+    for cls in (langflix_scheduler.ProcessReport, langflix_scheduler.ProcessorEvent):
+        assert cls.__dataclass_params__.frozen  # type: ignore[attr-defined]

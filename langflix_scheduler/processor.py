@@ -1,0 +1,1872 @@
+"""``UploadProcessor``: consumes due schedules and uploads them, safely beside other processors.
+
+One run (:meth:`UploadProcessor.run_once`) does, in order:
+
+1. **Rescue**: every ``uploading`` row of the API project whose lease expired goes back to
+   ``scheduled`` (one attempt counted; its resumable session URI, byte offset and video id are
+   kept, so the next try resumes the session or skips the insert), or to ``failed`` when its
+   attempts are spent. No row stays ``uploading`` longer than one lease after its worker died.
+2. **Claim**: due rows (``scheduled_publish_time - upload_lead_time <= now`` and
+   ``next_attempt_at`` empty or passed) are claimed in short transactions, one per channel:
+   lock the channel's ``youtube_upload_channels`` row, count that channel's ``uploading`` rows,
+   then take at most ``per_channel_limit - uploading`` rows with ``FOR UPDATE SKIP LOCKED``
+   (PostgreSQL, MariaDB 10.6+, MySQL 8; SQLite serialises writers with ``BEGIN IMMEDIATE``) and
+   set status ``uploading`` with a lease (owner token, expiry, heartbeat). The per-channel cap
+   therefore holds across every processor on every machine. Only as many rows are claimed as
+   there are free upload threads, so nothing claimed sits waiting in a queue.
+3. **Upload** with no transaction open, in the instance's thread pool.
+4. **Record** the outcome in one short transaction per schedule (see below), then fire events.
+
+Lock order (never violated, so the processor cannot deadlock with reservations, cancels or
+``recalculate_quota``): upload-channel row -> channel-day row -> quota-day rows sorted by key ->
+schedule rows by id. Counters (day counts, quota reserved/used) are only changed while their
+rows are locked, and every transition keeps them equal to what ``recalculate_quota`` recounts.
+
+Fencing: a claim writes a fresh lease-owner token (``<worker_id>#<random>``) on the row. Every
+later write of that attempt (progress, session URI, video id, outcome) is conditional on
+``id = :id AND lease_owner = :token AND upload_status = 'uploading'``; a worker whose lease was
+taken over changes nothing and aborts its upload at the next progress report. Progress only moves
+forward (``bytes_uploaded`` is raised, never lowered) except when the uploader reports a *new*
+session URI (the old session expired), which restarts the count at that URI's offset; late
+reports about a session the attempt already left are ignored. ``lease_expires_at`` and
+``heartbeat_at`` are only ever raised too (``CASE`` in the ``UPDATE``), because the run thread's
+heartbeat and the upload thread's progress write race. A finished row is never touched: every
+write requires ``upload_status = 'uploading'`` and the current lease token.
+
+Outcomes:
+
+* success: ``completed``; video id, ``uploaded_at``; the reserved quota is released from the
+  planned quota day and the consumed quota (one insert, plus each follow-up step done, plus one
+  insert per extra session the uploader had to open) is recorded as ``used`` on the quota day the
+  upload actually finished on (``quota_date`` moves there).
+* A new resumable session's URI is stored before any of its bytes are sent; when that write
+  fails, the upload stops there and the attempt counts as a transient failure (an unrecorded
+  session that completed could not be found again, and the next attempt would upload twice).
+* :class:`~langflix_scheduler.errors.TransientUploadError` (and any unexpected exception):
+  ``scheduled`` again with ``next_attempt_at`` = now + ``retry_base * 2**(attempt-1)`` (capped at
+  :data:`MAX_RETRY_DELAY`, jittered to 50-100 %), one attempt counted; ``failed`` once
+  ``max_attempts`` are spent.
+* :class:`~langflix_scheduler.errors.QuotaExhaustedError`: this row and every other ``scheduled``
+  row of the API project planned for the exhausted quota day (or earlier) are deferred to
+  ``resume_at`` (the next midnight Pacific; never earlier than that by the processor's own
+  clock), their quota reservations moved to that quota day; no attempt counted.
+* :class:`~langflix_scheduler.errors.UploadLimitExceededError`: this channel's ``scheduled`` rows
+  due before now + ``retry_after`` (at least :data:`MIN_DEFERRAL`) are deferred to then,
+  likewise.
+* :class:`~langflix_scheduler.errors.AuthorizationError`: the lease is released (no attempt
+  counted), the run claims nothing more, and the error is logged loudly.
+* :class:`~langflix_scheduler.errors.PermanentUploadError`, an ``OSError`` from the uploader (a
+  file problem) or an invalid stored request: ``failed`` with the reason in ``last_error``, slot
+  freed (``slot_key`` NULL), day count decremented, reserved quota released.
+* A video that already exists on YouTube (its id recorded) is never marked ``failed``: when only a
+  follow-up step (thumbnail, playlist) failed for good or the attempts ran out, the row is
+  ``completed`` with the follow-up's error in ``last_error`` (its slot stays booked, since the
+  video will publish there).
+
+Threading model: :meth:`~UploadProcessor.run_once` runs in the caller's thread (the *run thread*):
+it rescues, claims, sends heartbeats for every upload in flight every ``heartbeat_interval``,
+fires ``on_event`` callbacks (one at a time, after the transition committed) and records the
+``processor_runs`` row. Uploads run in a :class:`~concurrent.futures.ThreadPoolExecutor` owned by
+the instance (``max_concurrent_uploads`` threads, created on first use, shut down by
+:meth:`~UploadProcessor.close`); each upload thread persists its own progress through fenced
+writes and records its own outcome (heartbeats leave an upload alone once its uploader
+returned). The only shared state is the instance's table of uploads in flight, guarded by a lock
+owned by the instance. There are no module-level locks, semaphores,
+engines or sessions; all limits that must hold across processes are enforced in the database.
+A :class:`~langflix_scheduler.youtube.google.YouTubeUploader` keeps one API client per thread, so
+one uploader may be shared by all upload threads.
+
+Error policy: database failures surface as :mod:`langflix_scheduler.errors` exceptions (the
+database layer translates them); an exception the uploader raises that is not an
+:class:`~langflix_scheduler.errors.UploadError` is treated as transient, except ``OSError``
+(a local file problem), which is permanent.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import enum
+import logging
+import os
+import random
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from types import FrameType, TracebackType
+from typing import Any, Self
+
+from sqlalchemy import BigInteger, and_, case, func, literal, or_, select, true, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from .db.engine import Database
+from .db.locking import insert_if_absent, lock_day, lock_quota_rows, named_lock
+from .db.models import ProcessorRun, QuotaUsage, Schedule, UploadChannel, UTCDateTime
+from .domain import UploadStatus, VideoMetadata, VideoType
+from .errors import (
+    AuthorizationError,
+    ConfigurationError,
+    LockTimeoutError,
+    PermanentUploadError,
+    QuotaExhaustedError,
+    SchedulerError,
+    TransientUploadError,
+    UploadError,
+    UploadLimitExceededError,
+)
+from .manager import _COUNT_COLUMN, ScheduleManager
+from .quota import next_quota_reset, quota_date_of
+from .slots import ensure_aware
+from .youtube.uploader import Uploader, UploadRequest, UploadResult, UploadStep
+
+__all__ = [
+    "DEFAULT_HEARTBEAT_INTERVAL",
+    "DEFAULT_LEASE",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_RETRY_BASE",
+    "MAX_RETRY_DELAY",
+    "MIN_DEFERRAL",
+    "ProcessReport",
+    "ProcessorEvent",
+    "ProcessorEventKind",
+    "RunOutcome",
+    "UploadProcessor",
+]
+
+logger = logging.getLogger(__name__)
+
+#: How long a claim is valid without a heartbeat before any processor may rescue the row.
+DEFAULT_LEASE = timedelta(minutes=5)
+#: How often the lease of every upload in flight is extended.
+DEFAULT_HEARTBEAT_INTERVAL = timedelta(seconds=30)
+#: Tries per schedule (transient failures and expired leases count; deferrals do not).
+DEFAULT_MAX_ATTEMPTS = 5
+#: First retry delay after a transient failure; doubles per attempt.
+DEFAULT_RETRY_BASE = timedelta(seconds=30)
+#: Retry delays are capped at this.
+MAX_RETRY_DELAY = timedelta(hours=6)
+#: A channel deferred for YouTube's upload limit waits at least this long.
+MIN_DEFERRAL = timedelta(minutes=1)
+#: Progress is written at most this often per upload (session URIs and video ids at once).
+DEFAULT_PROGRESS_INTERVAL = timedelta(seconds=1)
+#: The run thread wakes at least this often (seconds) to notice stop requests.
+_POLL_SECONDS = 0.2
+#: Channels examined per claim round.
+_MAX_CHANNELS_PER_CLAIM = 64
+#: Schedules moved per deferral transaction.
+_DEFER_PAGE = 200
+#: Pages per deferral before giving up (bounds the loop under constant concurrent change).
+_MAX_DEFER_PAGES = 1000
+#: Rows rescued per run (the rest are rescued by the next run).
+_MAX_RESCUE_PER_RUN = 1000
+#: How often a recording transaction is retried when its rows changed or a lock timed out.
+_MAX_RECORD_TRIES = 5
+_WORKER_ID_MAX = 100
+_LAST_ERROR_MAX_CHARS = 2000
+_LOCK_PREFIX = "langflix-scheduler:processor:"
+_FOLLOW_UPS = (UploadStep.THUMBNAIL, UploadStep.PLAYLIST)
+
+_SCHEDULED = UploadStatus.SCHEDULED.value
+_UPLOADING = UploadStatus.UPLOADING.value
+
+
+class ProcessorEventKind(enum.StrEnum):
+    """What happened to a schedule."""
+
+    UPLOADED = "uploaded"
+    FAILED = "failed"
+    RETRIED = "retried"
+    DEFERRED = "deferred"
+    RESCUED = "rescued"
+
+
+class RunOutcome(enum.StrEnum):
+    """How a run ended (stored in ``processor_runs.outcome``)."""
+
+    OK = "ok"
+    SKIPPED = "skipped"
+    STOPPED = "stopped"
+    UNAUTHORIZED = "unauthorized"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessorEvent:
+    """One transition, passed to ``on_event`` after it was committed.
+
+    Attributes:
+        kind: what happened.
+        schedule_id: the schedule.
+        channel_id: its channel.
+        worker_id: the processor that made the transition.
+        at: when (processor clock).
+        attempts: failed attempts counted so far.
+        video_id: the YouTube video id, when known.
+        error: the error that caused a failure, retry or deferral.
+        next_attempt_at: when a retried or deferred schedule becomes due again.
+    """
+
+    kind: ProcessorEventKind
+    schedule_id: int
+    channel_id: str
+    worker_id: str
+    at: datetime
+    attempts: int
+    video_id: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessReport:
+    """What one run did.
+
+    Attributes:
+        worker_id: the processor.
+        outcome: how the run ended.
+        claimed: schedules claimed.
+        uploaded: schedules completed.
+        failed: schedules marked failed (including rescued ones whose attempts were spent).
+        retried: schedules put back for a retry after a transient failure.
+        deferred: schedules deferred for quota or the channel upload limit (all of them, not only
+            the one whose upload hit the limit).
+        rescued: expired leases taken back.
+        skipped: the run did nothing because another run held the exclusive lock.
+        duration: wall-clock time the run took.
+        error: why the run stopped early (``outcome`` ``error`` or ``unauthorized``).
+    """
+
+    worker_id: str
+    outcome: RunOutcome
+    claimed: int = 0
+    uploaded: int = 0
+    failed: int = 0
+    retried: int = 0
+    deferred: int = 0
+    rescued: int = 0
+    skipped: bool = False
+    duration: timedelta = timedelta(0)
+    error: str | None = None
+
+
+class _LeaseLost(Exception):
+    """Internal: a fenced write matched no row; this worker no longer owns the schedule."""
+
+
+class _StopRequested(Exception):
+    """Internal: raised from the progress callback to stop an upload at a chunk boundary."""
+
+
+class _Kind(enum.Enum):
+    UPLOADED = enum.auto()
+    FAILED = enum.auto()
+    RETRIED = enum.auto()
+    DEFERRED = enum.auto()
+    RELEASED = enum.auto()
+    UNAUTHORIZED = enum.auto()
+    LOST = enum.auto()
+    UNRECORDED = enum.auto()
+
+
+@dataclass
+class _Outcome:
+    kind: _Kind
+    events: list[ProcessorEvent] = field(default_factory=list)
+    deferred: int = 0
+    error: str | None = None
+
+
+@dataclass(eq=False)
+class _Attempt:
+    """One claimed schedule being uploaded. Mutable fields are guarded by ``lock``."""
+
+    schedule_id: int
+    channel_id: str
+    api_project: str
+    token: str
+    attempts: int
+    video_path: str
+    metadata: dict[str, Any]
+    publish_time: datetime
+    session_uri: str | None
+    video_id: str | None
+    steps_done: set[UploadStep]
+    bytes_uploaded: int
+    bytes_total: int | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    lost: threading.Event = field(default_factory=threading.Event)
+    #: Set once the uploader returned: heartbeats stop, the outcome is being recorded.
+    finished: threading.Event = field(default_factory=threading.Event)
+    #: Session URIs this attempt moved away from: late reports about them are ignored.
+    retired_uris: set[str] = field(default_factory=set)
+    reported_uri: str | None = None
+    reported_bytes: int = 0
+    reported_total: int | None = None
+    last_progress_write: float = 0.0
+
+    def progress_snapshot(self) -> tuple[str | None, int, int | None]:
+        with self.lock:
+            return self.reported_uri, self.reported_bytes, self.reported_total
+
+
+@dataclass
+class _Counts:
+    claimed: int = 0
+    uploaded: int = 0
+    failed: int = 0
+    retried: int = 0
+    deferred: int = 0
+    rescued: int = 0
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _LAST_ERROR_MAX_CHARS else text[: _LAST_ERROR_MAX_CHARS - 3] + "..."
+
+
+def _default_worker_id() -> str:
+    host = socket.gethostname()[:60] or "host"
+    return f"{host}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _as_timedelta(value: timedelta | float, name: str) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=float(value))
+    raise ConfigurationError(name, f"{value!r} is not a timedelta or a number of seconds")
+
+
+def _latest(column: Any, value: datetime) -> ColumnElement[datetime]:
+    """SQL for ``max(column, value)`` (``value`` when the column is NULL)."""
+    bound = literal(value, UTCDateTime())
+    return case((or_(column.is_(None), column < bound), bound), else_=column)
+
+
+def _rowcount(result: Any) -> int:
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
+
+
+class UploadProcessor:
+    """Uploads due schedules of one API project, safely beside other processors anywhere.
+
+    Args:
+        manager: the :class:`~langflix_scheduler.manager.ScheduleManager` whose database and
+            configuration (API project, quota policy and time zone) are used.
+        uploader: the :class:`~langflix_scheduler.youtube.uploader.Uploader` (shared by all upload
+            threads, so it must be thread-safe; ``YouTubeUploader`` and ``DryRunUploader`` are).
+        worker_id: identifies this processor in leases and ``processor_runs`` (default
+            ``host:pid:random``; at most 100 characters).
+        max_concurrent_uploads: upload threads of this instance.
+        per_channel_limit: uploads of one channel in flight at once, over ALL processors
+            (enforced in the database at claim time).
+        lease: how long a claim stays valid without a heartbeat.
+        heartbeat_interval: how often leases of uploads in flight are extended (must be shorter
+            than ``lease``).
+        max_attempts: tries per schedule before it is marked ``failed``.
+        upload_lead_time: how long before its publish time a schedule is due (default: the
+            manager's ``upload_lead_time``).
+        batch_size: most schedules claimed per claim transaction (default:
+            ``max_concurrent_uploads``); a claim never exceeds the free upload threads.
+        retry_base: the first retry delay after a transient failure (doubles per attempt).
+        progress_interval: progress is written at most this often per upload (session URIs and
+            video ids are always written at once).
+        exclusive: default for :meth:`run_once`/:meth:`run_forever`: hold the named lock
+            :attr:`lock_name` for the run and skip the run when another holder has it.
+        channels: only claim schedules of these channels (default: every channel of the
+            project). An uploader holds one channel's credentials, so give it that channel:
+            the processor cannot tell which channel an uploader's token belongs to.
+        on_event: called with a :class:`ProcessorEvent` after each committed transition, from the
+            run thread, never inside a transaction; its exceptions are logged and ignored.
+        clock: returns the aware current time (default: the manager's clock).
+
+    Use as a context manager, or call :meth:`close` to shut the thread pool down.
+    """
+
+    def __init__(
+        self,
+        manager: ScheduleManager,
+        uploader: Uploader,
+        *,
+        worker_id: str | None = None,
+        max_concurrent_uploads: int = 2,
+        per_channel_limit: int = 1,
+        lease: timedelta = DEFAULT_LEASE,
+        heartbeat_interval: timedelta = DEFAULT_HEARTBEAT_INTERVAL,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        upload_lead_time: timedelta | None = None,
+        batch_size: int | None = None,
+        retry_base: timedelta = DEFAULT_RETRY_BASE,
+        progress_interval: timedelta = DEFAULT_PROGRESS_INTERVAL,
+        exclusive: bool = False,
+        channels: Iterable[str] | None = None,
+        on_event: Callable[[ProcessorEvent], None] | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        worker = worker_id if worker_id is not None else _default_worker_id()
+        if not isinstance(worker, str) or not worker or len(worker) > _WORKER_ID_MAX:
+            raise ConfigurationError("worker_id", f"must be 1-{_WORKER_ID_MAX} characters")
+        for name, value in (
+            ("max_concurrent_uploads", max_concurrent_uploads),
+            ("per_channel_limit", per_channel_limit),
+            ("max_attempts", max_attempts),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigurationError(name, "must be an integer >= 1")
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ConfigurationError("batch_size", "must be an integer >= 1")
+        for name, delta in (
+            ("lease", lease),
+            ("heartbeat_interval", heartbeat_interval),
+            ("retry_base", retry_base),
+            ("progress_interval", progress_interval),
+        ):
+            if not isinstance(delta, timedelta) or delta < timedelta(0):
+                raise ConfigurationError(name, "must be a non-negative timedelta")
+        if heartbeat_interval <= timedelta(0) or heartbeat_interval >= lease:
+            raise ConfigurationError(
+                "heartbeat_interval", "must be positive and shorter than the lease"
+            )
+        self.manager = manager
+        self.uploader = uploader
+        self.worker_id = worker
+        self.max_concurrent_uploads = max_concurrent_uploads
+        self.per_channel_limit = per_channel_limit
+        self.lease = lease
+        self.heartbeat_interval = heartbeat_interval
+        self.max_attempts = max_attempts
+        self.upload_lead_time = (
+            manager.config.upload_lead_time if upload_lead_time is None else upload_lead_time
+        )
+        self.batch_size = batch_size or max_concurrent_uploads
+        self.retry_base = retry_base
+        self.progress_interval = progress_interval
+        self.exclusive = exclusive
+        self.channels = None if channels is None else tuple(sorted(set(channels)))
+        self.api_project = manager.config.api_project
+        self._on_event = on_event
+        self._clock = clock or manager.now
+        self._db: Database = manager._db
+        self._policy = manager.config.quota_policy
+        self._quota_tz = manager.config.quota_timezone
+        self._rng = random.Random()
+        self._state_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._active: dict[int, _Attempt] = {}
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._stop = threading.Event()
+        self._external_stop: threading.Event | None = None
+        self._closed = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def lock_name(self) -> str:
+        """The named lock taken in exclusive mode: one per API project and channel filter.
+
+        ``langflix-scheduler:processor:<api_project>`` when every channel is processed, with
+        ``:<channel>,<channel>...`` appended when ``channels`` is set, so periodic jobs of
+        different channels never skip each other (they coordinate through the database anyway).
+        """
+        name = _LOCK_PREFIX + self.api_project
+        if self.channels is not None:
+            name += ":" + ",".join(self.channels)
+        return name
+
+    def request_stop(self) -> None:
+        """Ask the current run to stop: claim nothing more, stop uploads at the next chunk
+        boundary and release their leases (the next run resumes their sessions). Thread-safe."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Shut the upload thread pool down (waits for uploads in flight). Idempotent."""
+        with self._state_lock:
+            executor, self._executor = self._executor, None
+            self._closed = True
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _now(self) -> datetime:
+        return ensure_aware(self._clock())
+
+    def _stopping(self) -> bool:
+        external = self._external_stop
+        return self._stop.is_set() or (external is not None and external.is_set())
+
+    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._state_lock:
+            if self._closed:
+                raise RuntimeError("this UploadProcessor is closed")
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self.max_concurrent_uploads,
+                    thread_name_prefix=f"upload-{self.worker_id}",
+                )
+            return self._executor
+
+    def _emit(self, events: Iterable[ProcessorEvent]) -> None:
+        if self._on_event is None:
+            return
+        for event in events:
+            try:
+                self._on_event(event)
+            except Exception:
+                logger.exception(
+                    "on_event callback failed for %s of schedule %d; processing continues",
+                    event.kind.value,
+                    event.schedule_id,
+                )
+
+    def _event(
+        self,
+        kind: ProcessorEventKind,
+        row: Schedule | _Attempt,
+        *,
+        attempts: int,
+        video_id: str | None = None,
+        error: str | None = None,
+        next_attempt_at: datetime | None = None,
+        at: datetime | None = None,
+    ) -> ProcessorEvent:
+        schedule_id = row.schedule_id if isinstance(row, _Attempt) else row.id
+        return ProcessorEvent(
+            kind=kind,
+            schedule_id=schedule_id,
+            channel_id=row.channel_id,
+            worker_id=self.worker_id,
+            at=at or self._now(),
+            attempts=attempts,
+            video_id=video_id,
+            error=error,
+            next_attempt_at=next_attempt_at,
+        )
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def run_once(self, *, exclusive: bool | None = None) -> ProcessReport:
+        """Rescue expired leases, then claim and upload due schedules until none is left.
+
+        Args:
+            exclusive: hold the named lock :attr:`lock_name` for the run; when another run holds
+                it, log ``SKIPPED (previous run still in progress)``, record a skipped run and
+                return at once (default: the constructor's ``exclusive``).
+
+        Raises:
+            StorageError, LockTimeoutError: the database failed before the run could start.
+            RuntimeError: this instance is already running (runs of one instance never overlap).
+        """
+        self._stop.clear()
+        return self._run_once(exclusive)
+
+    def _run_once(self, exclusive: bool | None) -> ProcessReport:
+        if self._closed:
+            raise RuntimeError("this UploadProcessor is closed")
+        if not self._run_lock.acquire(blocking=False):
+            raise RuntimeError("run_once is already running on this UploadProcessor")
+        try:
+            if self.exclusive if exclusive is None else exclusive:
+                with named_lock(self._db, self.lock_name) as got:
+                    if not got:
+                        return self._skipped_run()
+                    return self._run()
+            return self._run()
+        finally:
+            self._run_lock.release()
+
+    def run_forever(
+        self,
+        interval: timedelta | float,
+        *,
+        stop_event: threading.Event | None = None,
+        exclusive: bool | None = None,
+    ) -> None:
+        """Run :meth:`run_once` every ``interval`` until stopped.
+
+        Stops on ``stop_event``, :meth:`request_stop`, SIGINT or SIGTERM (handlers are installed
+        only when called from the main thread, and the previous handlers come back after the
+        first signal, so a second Ctrl-C interrupts at once). Stopping claims nothing more, stops
+        uploads in flight at the next chunk boundary, releases their leases and returns; a
+        summary is logged at INFO. A run that fails with a database error is logged and the loop
+        goes on.
+        """
+        period = _as_timedelta(interval, "interval").total_seconds()
+        if period < 0:
+            raise ConfigurationError("interval", "must not be negative")
+        self._stop.clear()
+        self._external_stop = stop_event
+        restore = self._install_signal_handlers()
+        totals = _Counts()
+        runs = skipped = errors = 0
+        started = time.monotonic()
+        try:
+            while not self._stopping():
+                try:
+                    report = self._run_once(exclusive)
+                except SchedulerError as exc:
+                    errors += 1
+                    logger.error("processor run failed: %s", exc)
+                else:
+                    runs += 1
+                    skipped += int(report.skipped)
+                    errors += int(report.outcome is RunOutcome.ERROR)
+                    for name in ("claimed", "uploaded", "failed", "retried", "deferred"):
+                        setattr(totals, name, getattr(totals, name) + getattr(report, name))
+                    totals.rescued += report.rescued
+                deadline = time.monotonic() + period
+                while not self._stopping():
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._stop.wait(min(remaining, _POLL_SECONDS))
+        finally:
+            restore()
+            self._external_stop = None
+            logger.info(
+                "processor %s stopped after %d runs in %.1f s: %d uploaded, %d failed, "
+                "%d retried, %d deferred, %d rescued, %d runs skipped, %d runs with errors",
+                self.worker_id,
+                runs,
+                time.monotonic() - started,
+                totals.uploaded,
+                totals.failed,
+                totals.retried,
+                totals.deferred,
+                totals.rescued,
+                skipped,
+                errors,
+            )
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous: dict[int, Any] = {}
+
+        def restore() -> None:
+            for signum, handler in previous.items():
+                with contextlib.suppress(ValueError, OSError):
+                    signal.signal(signum, handler)
+            previous.clear()
+
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            logger.info(
+                "received %s: claiming nothing more; uploads in flight stop at the next chunk "
+                "boundary and release their leases",
+                signal.Signals(signum).name,
+            )
+            self._stop.set()
+            restore()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, handler)
+        return restore
+
+    def _skipped_run(self) -> ProcessReport:
+        now = self._now()
+        logger.warning(
+            "processor %s: SKIPPED (previous run still in progress) for API project %s",
+            self.worker_id,
+            self.api_project,
+        )
+
+        def write(session: Session) -> None:
+            session.add(
+                ProcessorRun(
+                    worker_id=self.worker_id,
+                    started_at=now,
+                    finished_at=now,
+                    outcome=RunOutcome.SKIPPED.value,
+                    claimed=0,
+                    uploaded=0,
+                    failed=0,
+                    retried=0,
+                    deferred=0,
+                    rescued=0,
+                    skipped_overlap=1,
+                )
+            )
+
+        self._db.run("record skipped processor run", write)
+        return ProcessReport(worker_id=self.worker_id, outcome=RunOutcome.SKIPPED, skipped=True)
+
+    def _start_run_row(self, started: datetime) -> int:
+        def write(session: Session) -> int:
+            row = ProcessorRun(
+                worker_id=self.worker_id,
+                started_at=started,
+                outcome="running",
+                claimed=0,
+                uploaded=0,
+                failed=0,
+                retried=0,
+                deferred=0,
+                rescued=0,
+                skipped_overlap=0,
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+        return self._db.run("record processor run", write)
+
+    def _finish_run_row(
+        self, run_id: int, counts: _Counts, outcome: RunOutcome, error: str | None
+    ) -> None:
+        finished = self._now()
+
+        def write(session: Session) -> None:
+            session.execute(
+                update(ProcessorRun)
+                .where(ProcessorRun.id == run_id)
+                .values(
+                    finished_at=finished,
+                    outcome=outcome.value,
+                    claimed=counts.claimed,
+                    uploaded=counts.uploaded,
+                    failed=counts.failed,
+                    retried=counts.retried,
+                    deferred=counts.deferred,
+                    rescued=counts.rescued,
+                    error=_short(error) if error else None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+        try:
+            self._db.run("record processor run", write)
+        except SchedulerError as exc:
+            logger.error("could not record the end of processor run %d: %s", run_id, exc)
+
+    def _run(self) -> ProcessReport:
+        t0 = time.monotonic()
+        run_id = self._start_run_row(self._now())
+        counts = _Counts()
+        outcome = RunOutcome.OK
+        error: str | None = None
+        in_flight: dict[concurrent.futures.Future[_Outcome], _Attempt] = {}
+        try:
+            try:
+                counts.rescued, rescue_failed = self._rescue()
+                counts.failed += rescue_failed
+                claiming = True
+            except SchedulerError as exc:
+                logger.error("rescuing expired leases failed: %s", exc)
+                outcome, error, claiming = RunOutcome.ERROR, str(exc), False
+            want_claim = True
+            next_heartbeat = time.monotonic() + self.heartbeat_interval.total_seconds()
+            while True:
+                if claiming and self._stopping():
+                    claiming = False
+                    outcome = RunOutcome.STOPPED
+                free = self.max_concurrent_uploads - len(in_flight)
+                if claiming and want_claim and free > 0:
+                    try:
+                        claimed = self._claim(free)
+                    except SchedulerError as exc:
+                        logger.error("claiming due uploads failed: %s", exc)
+                        outcome, error, claiming = RunOutcome.ERROR, str(exc), False
+                        claimed = []
+                    counts.claimed += len(claimed)
+                    want_claim = len(claimed) >= free
+                    pool = self._pool() if claimed else None
+                    for attempt in claimed:
+                        with self._state_lock:
+                            self._active[attempt.schedule_id] = attempt
+                        assert pool is not None
+                        in_flight[pool.submit(self._upload, attempt)] = attempt
+                if not in_flight:
+                    break
+                done, _ = concurrent.futures.wait(
+                    in_flight,
+                    timeout=min(_POLL_SECONDS, self.heartbeat_interval.total_seconds()),
+                    return_when=concurrent.futures.FIRST_COMPLETED,
+                )
+                for future in done:
+                    attempt = in_flight.pop(future)
+                    with self._state_lock:
+                        self._active.pop(attempt.schedule_id, None)
+                    result = future.result()
+                    want_claim = True
+                    self._tally(counts, result)
+                    self._emit(result.events)
+                    if result.kind is _Kind.UNAUTHORIZED and claiming:
+                        claiming = False
+                        outcome, error = RunOutcome.UNAUTHORIZED, result.error
+                if time.monotonic() >= next_heartbeat:
+                    self._heartbeat_all()
+                    next_heartbeat = time.monotonic() + self.heartbeat_interval.total_seconds()
+                    want_claim = True
+        except BaseException as exc:
+            # Interrupted (KeyboardInterrupt, a bug): stop uploads at a chunk boundary and let
+            # them release their leases before propagating.
+            self._stop.set()
+            for future in concurrent.futures.as_completed(in_flight):
+                attempt = in_flight[future]
+                with self._state_lock:
+                    self._active.pop(attempt.schedule_id, None)
+                if not future.cancelled() and future.exception() is None:
+                    self._tally(counts, future.result())
+                    self._emit(future.result().events)
+            self._finish_run_row(run_id, counts, RunOutcome.ERROR, repr(exc))
+            raise
+        self._finish_run_row(run_id, counts, outcome, error)
+        report = ProcessReport(
+            worker_id=self.worker_id,
+            outcome=outcome,
+            claimed=counts.claimed,
+            uploaded=counts.uploaded,
+            failed=counts.failed,
+            retried=counts.retried,
+            deferred=counts.deferred,
+            rescued=counts.rescued,
+            duration=timedelta(seconds=time.monotonic() - t0),
+            error=error,
+        )
+        level = logging.INFO if counts.claimed or counts.rescued or error else logging.DEBUG
+        logger.log(
+            level,
+            "processor %s run %s: claimed %d, uploaded %d, failed %d, retried %d, deferred %d, "
+            "rescued %d in %.2f s",
+            self.worker_id,
+            outcome.value,
+            counts.claimed,
+            counts.uploaded,
+            counts.failed,
+            counts.retried,
+            counts.deferred,
+            counts.rescued,
+            report.duration.total_seconds(),
+        )
+        return report
+
+    @staticmethod
+    def _tally(counts: _Counts, result: _Outcome) -> None:
+        if result.kind is _Kind.UPLOADED:
+            counts.uploaded += 1
+        elif result.kind is _Kind.FAILED:
+            counts.failed += 1
+        elif result.kind is _Kind.RETRIED:
+            counts.retried += 1
+        counts.deferred += result.deferred
+
+    # -- claim ---------------------------------------------------------------------------------
+
+    def _due(self, now: datetime) -> ColumnElement[bool]:
+        conds: list[ColumnElement[bool]] = [
+            Schedule.api_project == self.api_project,
+            Schedule.upload_status == _SCHEDULED,
+            Schedule.scheduled_publish_time <= now + self.upload_lead_time,
+            or_(Schedule.next_attempt_at.is_(None), Schedule.next_attempt_at <= now),
+        ]
+        if self.channels is not None:
+            conds.append(Schedule.channel_id.in_(self.channels))
+        return and_(*conds)
+
+    def _claim(self, room: int) -> list[_Attempt]:
+        """Claim up to ``room`` due schedules, one short transaction per channel."""
+
+        def candidates(session: Session) -> list[str]:
+            first_due = func.min(Schedule.scheduled_publish_time)
+            rows = session.execute(
+                select(Schedule.channel_id, first_due)
+                .where(self._due(self._now()))
+                .group_by(Schedule.channel_id)
+                .order_by(first_due, Schedule.channel_id)
+                .limit(_MAX_CHANNELS_PER_CLAIM)
+            ).all()
+            return [r[0] for r in rows]
+
+        claimed: list[_Attempt] = []
+        for channel in self._db.run("find due uploads", candidates, read_only=True):
+            limit = min(self.batch_size, room - len(claimed))
+            if limit <= 0:
+                break
+            try:
+                claimed.extend(
+                    self._db.run(
+                        "claim uploads",
+                        lambda s, c=channel, n=limit: self._claim_channel(s, c, n),  # type: ignore[misc]
+                    )
+                )
+            except LockTimeoutError as exc:
+                # Another claimer held the channel longer than the lock timeout: nothing was
+                # written; try the other channels now and this one in the next round.
+                logger.warning("claiming channel %s timed out: %s", channel, exc)
+        return claimed
+
+    def _lock_channel(self, session: Session, channel: str) -> UploadChannel:
+        stmt = select(UploadChannel).where(UploadChannel.channel_id == channel).with_for_update()
+        row = session.execute(stmt).scalar_one_or_none()
+        if row is None:
+            insert_if_absent(
+                session,
+                self._db.dialect,
+                UploadChannel.__table__,  # type: ignore[arg-type]
+                {"channel_id": channel, "last_claim_at": None},
+            )
+            row = session.execute(stmt.execution_options(populate_existing=True)).scalar_one()
+        return row
+
+    def _claim_channel(self, session: Session, channel: str, limit: int) -> list[_Attempt]:
+        now = self._now()
+        # The channel row serialises claimers of this channel on every engine, so the count
+        # below cannot be raced by another processor: the cap holds across machines.
+        chan = self._lock_channel(session, channel)
+        live = session.execute(
+            select(func.count())
+            .select_from(Schedule)
+            .where(Schedule.channel_id == channel, Schedule.upload_status == _UPLOADING)
+        ).scalar_one()
+        room = min(limit, self.per_channel_limit - int(live))
+        if room <= 0:
+            return []
+        rows = (
+            session.execute(
+                select(Schedule)
+                .where(self._due(now), Schedule.channel_id == channel)
+                .order_by(Schedule.scheduled_publish_time, Schedule.id)
+                .limit(room)
+                .with_for_update(skip_locked=True)
+            )
+            .scalars()
+            .all()
+        )
+        out: list[_Attempt] = []
+        for row in rows:
+            token = f"{self.worker_id}#{secrets.token_hex(6)}"
+            row.upload_status = _UPLOADING
+            row.lease_owner = token
+            row.lease_expires_at = now + self.lease
+            row.heartbeat_at = now
+            row.updated_at = now
+            steps = {UploadStep(s) for s in (row.completed_steps or []) if s in _STEP_VALUES}
+            out.append(
+                _Attempt(
+                    schedule_id=row.id,
+                    channel_id=row.channel_id,
+                    api_project=row.api_project,
+                    token=token,
+                    attempts=row.attempts,
+                    video_path=row.video_path,
+                    metadata=dict(row.video_metadata or {}),
+                    publish_time=row.scheduled_publish_time,
+                    session_uri=row.upload_session_uri,
+                    video_id=row.youtube_video_id,
+                    steps_done=steps,
+                    bytes_uploaded=row.bytes_uploaded,
+                    bytes_total=row.bytes_total,
+                    reported_uri=row.upload_session_uri,
+                    reported_bytes=row.bytes_uploaded,
+                    reported_total=row.bytes_total,
+                )
+            )
+        if out:
+            chan.last_claim_at = now
+        session.flush()
+        for attempt in out:
+            logger.info(
+                "claimed schedule %d (channel %s, attempt %d%s)",
+                attempt.schedule_id,
+                attempt.channel_id,
+                attempt.attempts + 1,
+                ", resuming" if attempt.session_uri or attempt.video_id else "",
+            )
+        return out
+
+    # -- fenced writes during an upload --------------------------------------------------------
+
+    def _fence(self, attempt: _Attempt) -> ColumnElement[bool]:
+        return and_(
+            Schedule.id == attempt.schedule_id,
+            Schedule.lease_owner == attempt.token,
+            Schedule.upload_status == _UPLOADING,
+        )
+
+    def _execute_count(self, operation: str, stmt: Any) -> int:
+        """Run one UPDATE in its own short transaction; return the number of rows matched."""
+
+        def txn(session: Session) -> int:
+            return _rowcount(session.connection().execute(stmt))
+
+        return self._db.run(operation, txn)
+
+    def _fenced_update(self, operation: str, attempt: _Attempt, values: Mapping[str, Any]) -> int:
+        return self._execute_count(
+            operation, update(Schedule).where(self._fence(attempt)).values(**values)
+        )
+
+    def _lease_values(self, now: datetime) -> dict[str, Any]:
+        # Only ever forward: the run thread's heartbeat and the upload thread's progress write
+        # race, and the one that read the clock first may commit last.
+        return {
+            "lease_expires_at": _latest(Schedule.lease_expires_at, now + self.lease),
+            "heartbeat_at": _latest(Schedule.heartbeat_at, now),
+            "updated_at": _latest(Schedule.updated_at, now),
+        }
+
+    def _progress_values(self, uri: str | None, sent: int, total: int | None) -> dict[str, Any]:
+        # Only progress of the session the row currently stores is taken, and only upwards: an
+        # out-of-order report (or a heartbeat carrying an older snapshot) never lowers it.
+        same_session: ColumnElement[bool] = (
+            true() if uri is None else Schedule.upload_session_uri == uri
+        )
+        sent_value = literal(sent, BigInteger())
+        values: dict[str, Any] = {
+            "bytes_uploaded": case(
+                (and_(same_session, Schedule.bytes_uploaded < sent_value), sent_value),
+                else_=Schedule.bytes_uploaded,
+            )
+        }
+        if total is not None:
+            values["bytes_total"] = case(
+                (same_session, literal(total, BigInteger())), else_=Schedule.bytes_total
+            )
+        return values
+
+    def _write_session(self, attempt: _Attempt, uri: str, sent: int, total: int | None) -> None:
+        values = self._lease_values(self._now())
+        values.update(upload_session_uri=uri, bytes_uploaded=sent)
+        if total is not None:
+            values["bytes_total"] = total
+        if self._fenced_update("record upload session", attempt, values) == 0:
+            attempt.lost.set()
+            raise _LeaseLost
+        attempt.session_uri = uri
+
+    def _write_progress(self, attempt: _Attempt) -> bool:
+        """Extend the lease and store the newest progress; False when the lease is lost."""
+        uri, sent, total = attempt.progress_snapshot()
+        values = self._lease_values(self._now())
+        values.update(self._progress_values(uri, sent, total))
+        if self._fenced_update("record upload progress", attempt, values) == 0:
+            if attempt.finished.is_set():
+                return True  # the upload thread recorded the outcome meanwhile: not a takeover
+            attempt.lost.set()
+            return False
+        return True
+
+    def _heartbeat_all(self) -> None:
+        with self._state_lock:
+            active = list(self._active.values())
+        for attempt in active:
+            if attempt.lost.is_set() or attempt.finished.is_set():
+                continue
+            try:
+                if not self._write_progress(attempt):
+                    logger.warning(
+                        "lease of schedule %d was taken over; its upload stops at the next chunk",
+                        attempt.schedule_id,
+                    )
+            except SchedulerError as exc:
+                logger.warning("heartbeat for schedule %d failed: %s", attempt.schedule_id, exc)
+
+    def _progress_callback(self, attempt: _Attempt) -> Callable[[int, int, str | None], None]:
+        interval = self.progress_interval.total_seconds()
+
+        def progress(sent: int, total: int, uri: str | None) -> None:
+            if attempt.lost.is_set():
+                raise _LeaseLost
+            with attempt.lock:
+                stale = uri is not None and uri in attempt.retired_uris
+                if stale:
+                    pass  # a late report about a session this attempt already left: ignored
+                elif uri is not None and uri != attempt.reported_uri:
+                    # A new session (the old one expired): its count legitimately restarts.
+                    if attempt.reported_uri is not None:
+                        attempt.retired_uris.add(attempt.reported_uri)
+                    attempt.reported_uri, attempt.reported_bytes = uri, sent
+                    attempt.reported_total = total
+                else:
+                    attempt.reported_bytes = max(attempt.reported_bytes, sent)
+                    attempt.reported_total = total
+            if stale:
+                if self._stopping():
+                    raise _StopRequested
+                return
+            if uri is not None and uri != attempt.session_uri:
+                # A new session: persist its URI before any of its bytes are sent, so a crash
+                # from here on resumes it instead of starting over. If it cannot be stored, no
+                # byte is sent: a completed session nobody can find again would mean a second
+                # upload of the same video on the next attempt.
+                try:
+                    self._write_session(attempt, uri, sent, total)
+                except SchedulerError as exc:
+                    raise TransientUploadError(
+                        f"could not store the resumable session: {exc}", reason="storageError"
+                    ) from exc
+                attempt.last_progress_write = time.monotonic()
+            elif time.monotonic() - attempt.last_progress_write >= interval:
+                try:
+                    if not self._write_progress(attempt):
+                        raise _LeaseLost
+                    attempt.last_progress_write = time.monotonic()
+                except SchedulerError as exc:
+                    # Progress is advisory (the server knows the offset): keep uploading.
+                    logger.warning(
+                        "could not record progress of schedule %d: %s", attempt.schedule_id, exc
+                    )
+            if self._stopping():
+                raise _StopRequested
+
+        return progress
+
+    def _step_callback(self, attempt: _Attempt) -> Callable[[UploadStep, str], None]:
+        def on_step(step: UploadStep, video_id: str) -> None:
+            with attempt.lock:
+                attempt.video_id = video_id
+                if step in _FOLLOW_UPS:
+                    attempt.steps_done.add(step)
+                steps = sorted(s.value for s in attempt.steps_done)
+            values = {
+                "youtube_video_id": video_id,
+                "completed_steps": steps,
+                "updated_at": self._now(),
+            }
+            try:
+                written = self._fenced_update("record upload step", attempt, values)
+            except SchedulerError as exc:
+                logger.warning(
+                    "could not record %s of schedule %d: %s", step.value, attempt.schedule_id, exc
+                )
+                return
+            if written == 0:
+                attempt.lost.set()
+                raise _LeaseLost
+            logger.info(
+                "schedule %d: %s done (video %s)", attempt.schedule_id, step.value, video_id
+            )
+
+        return on_step
+
+    # -- one upload (upload thread) ------------------------------------------------------------
+
+    def _request(self, attempt: _Attempt) -> UploadRequest:
+        return UploadRequest(
+            video_path=attempt.video_path,
+            metadata=VideoMetadata.from_json(attempt.metadata),
+            publish_at=attempt.publish_time,
+            session_uri=attempt.session_uri,
+            video_id=attempt.video_id,
+            completed_steps=frozenset(attempt.steps_done),
+        )
+
+    def _upload(self, attempt: _Attempt) -> _Outcome:
+        """Upload one claimed schedule and record the outcome. Never raises."""
+        try:
+            return self._upload_and_record(attempt)
+        except _LeaseLost:
+            return self._lost(attempt)
+        except SchedulerError as exc:
+            logger.error(
+                "could not record the outcome of schedule %d: %s; its lease will expire and the "
+                "next run resumes it",
+                attempt.schedule_id,
+                exc,
+            )
+            return _Outcome(_Kind.UNRECORDED, error=str(exc))
+        except Exception:
+            logger.exception("unexpected error processing schedule %d", attempt.schedule_id)
+            return _Outcome(_Kind.UNRECORDED)
+
+    def _lost(self, attempt: _Attempt) -> _Outcome:
+        logger.warning(
+            "schedule %d: lease %s was taken over (this worker stalled past its lease); "
+            "writing nothing",
+            attempt.schedule_id,
+            attempt.token,
+        )
+        return _Outcome(_Kind.LOST)
+
+    def _upload_and_record(self, attempt: _Attempt) -> _Outcome:
+        try:
+            request = self._request(attempt)
+        except SchedulerError as exc:
+            attempt.finished.set()
+            return self._record_failure(attempt, f"invalid stored request: {exc}", permanent=True)
+        try:
+            try:
+                result = self.uploader.upload(
+                    request,
+                    progress=self._progress_callback(attempt),
+                    on_step=self._step_callback(attempt),
+                )
+            finally:
+                # From here on the outcome is recorded by this thread; the run thread's
+                # heartbeats leave the row alone (they would only race the final write).
+                attempt.finished.set()
+        except (_LeaseLost, _StopRequested) as exc:
+            if isinstance(exc, _LeaseLost) or attempt.lost.is_set():
+                return self._lost(attempt)
+            return self._release(attempt, "stopped at a chunk boundary; the session is resumed")
+        except QuotaExhaustedError as exc:
+            return self._defer_quota(attempt, exc)
+        except UploadLimitExceededError as exc:
+            return self._defer_channel(attempt, exc)
+        except AuthorizationError as exc:
+            logger.error(
+                "AUTHORIZATION FAILED uploading schedule %d (channel %s): %s. No more uploads are "
+                "claimed this run; run `langflix-scheduler auth` to re-authorise",
+                attempt.schedule_id,
+                attempt.channel_id,
+                exc,
+            )
+            out = self._release(attempt, f"authorization failed: {exc}")
+            return _Outcome(_Kind.UNAUTHORIZED, out.events, error=str(exc))
+        except PermanentUploadError as exc:
+            return self._record_failure(attempt, str(exc), permanent=True)
+        except TransientUploadError as exc:
+            return self._record_failure(attempt, str(exc), permanent=False)
+        except UploadError as exc:
+            return self._record_failure(attempt, str(exc), permanent=False)
+        except OSError as exc:
+            return self._record_failure(
+                attempt, f"local file error: {type(exc).__name__}: {exc}", permanent=True
+            )
+        except SchedulerError as exc:
+            return self._record_failure(attempt, str(exc), permanent=True)
+        except Exception as exc:
+            logger.warning(
+                "uploader raised %s for schedule %d; treated as transient",
+                type(exc).__name__,
+                attempt.schedule_id,
+                exc_info=True,
+            )
+            return self._record_failure(
+                attempt, f"unexpected {type(exc).__name__}: {exc}", permanent=False
+            )
+        if attempt.lost.is_set():
+            return self._lost(attempt)
+        return self._record_success(attempt, result)
+
+    # -- recording outcomes --------------------------------------------------------------------
+
+    def _consumed(self, steps: Iterable[UploadStep], inserts: int) -> dict[str, int]:
+        ops = [UploadStep.INSERT.value] * max(1, inserts)
+        ops += [s.value for s in _FOLLOW_UPS if s in set(steps)]
+        return self._policy.cost(ops)
+
+    def _with_counter_locks(
+        self,
+        operation: str,
+        schedule_id: int,
+        *,
+        allowed: Callable[[Schedule], bool],
+        new_keys: Callable[[Schedule], Iterable[tuple[date, str]]],
+        apply: Callable[[Session, Schedule, Any, Mapping[tuple[date, str], QuotaUsage]], None],
+    ) -> Schedule | None:
+        """Change one schedule and its counters under locks in the global order.
+
+        Reads the row first to learn which counter rows to lock, locks the channel-day row, then
+        the quota rows (its current quota day's reserved buckets plus ``new_keys``), sorted,
+        then the schedule row, and re-checks that nothing moved meanwhile. Returns the changed
+        row, or None when ``allowed`` refuses it (the fence failed: someone else owns it now).
+        """
+        for _ in range(_MAX_RECORD_TRIES):
+
+            def peek_row(session: Session) -> Schedule | None:
+                row = session.get(Schedule, schedule_id)
+                if row is not None:
+                    session.expunge(row)
+                return row
+
+            peek = self._db.run("read schedule", peek_row, read_only=True)
+            if peek is None or not allowed(peek):
+                return None
+
+            def txn(session: Session, peek: Schedule = peek) -> Schedule | bool | None:
+                day = lock_day(session, self._db.dialect, peek.channel_id, peek.publish_date)
+                keys = {(peek.quota_date, b) for b in (peek.reserved_quota or {})}
+                keys |= set(new_keys(peek))
+                quota = lock_quota_rows(
+                    session, self._db.dialect, peek.api_project, keys, self._policy.buckets
+                )
+                row = session.execute(
+                    select(Schedule).where(Schedule.id == schedule_id).with_for_update()
+                ).scalar_one_or_none()
+                if row is None or not allowed(row):
+                    return None
+                if (row.publish_date, row.quota_date, row.reserved_quota) != (
+                    peek.publish_date,
+                    peek.quota_date,
+                    peek.reserved_quota,
+                ):
+                    return False  # moved meanwhile: lock the right rows and try again
+                apply(session, row, day, quota)
+                session.flush()
+                return row
+
+            result = self._db.run(operation, txn)
+            if result is not False:
+                return result if isinstance(result, Schedule) else None
+        raise SchedulerError(f"{operation}: schedule {schedule_id} kept changing; giving up")
+
+    def _record_success(self, attempt: _Attempt, result: UploadResult) -> _Outcome:
+        now = self._now()
+        qday = quota_date_of(now, self._quota_tz)
+        with attempt.lock:
+            steps = set(attempt.steps_done)
+            steps |= {UploadStep(op) for op in result.operations if op in _FOLLOW_UP_VALUES}
+            total = attempt.reported_total
+        consumed = self._consumed(steps, result.operations.count(UploadStep.INSERT.value))
+        done = self._complete(
+            attempt,
+            video_id=result.video_id,
+            consumed=consumed,
+            steps=steps,
+            total=total,
+            qday=qday,
+            now=now,
+            note=None,
+        )
+        if done is None:
+            return self._lost(attempt)
+        logger.info(
+            "uploaded schedule %d as video %s (%s, publishAt %s)",
+            attempt.schedule_id,
+            result.video_id,
+            result.privacy_status,
+            result.publish_at.isoformat() if result.publish_at else "none",
+        )
+        return _Outcome(
+            _Kind.UPLOADED,
+            [
+                self._event(
+                    ProcessorEventKind.UPLOADED,
+                    attempt,
+                    attempts=done.attempts,
+                    video_id=result.video_id,
+                    at=now,
+                )
+            ],
+        )
+
+    def _complete(
+        self,
+        attempt: _Attempt | None,
+        *,
+        video_id: str,
+        consumed: Mapping[str, int],
+        steps: Iterable[UploadStep],
+        total: int | None,
+        qday: date,
+        now: datetime,
+        note: str | None,
+        schedule_id: int | None = None,
+        allowed: Callable[[Schedule], bool] | None = None,
+        attempts: int | None = None,
+    ) -> Schedule | None:
+        step_values = sorted(s.value for s in steps if s in _FOLLOW_UPS)
+
+        def apply(
+            session: Session, row: Schedule, day: Any, quota: Mapping[tuple[date, str], QuotaUsage]
+        ) -> None:
+            for bucket, amount in (row.reserved_quota or {}).items():
+                q = quota[(row.quota_date, bucket)]
+                q.reserved = max(0, q.reserved - int(amount))
+            for bucket, amount in consumed.items():
+                quota[(qday, bucket)].used += amount
+            merged = dict(row.consumed_quota or {})
+            for bucket, amount in consumed.items():
+                merged[bucket] = merged.get(bucket, 0) + amount
+            row.quota_date = qday
+            row.reserved_quota = {}
+            row.consumed_quota = merged
+            row.upload_status = UploadStatus.COMPLETED.value
+            row.youtube_video_id = video_id
+            row.completed_steps = step_values
+            row.uploaded_at = now
+            row.updated_at = now
+            row.heartbeat_at = now
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.next_attempt_at = None
+            row.last_error = _short(note) if note else None
+            if attempts is not None:
+                row.attempts = attempts
+            final_total = total if total is not None else row.bytes_total
+            if final_total is not None:
+                row.bytes_total = final_total
+                row.bytes_uploaded = max(row.bytes_uploaded, final_total)
+
+        if attempt is not None:
+            schedule_id = attempt.schedule_id
+            allowed = self._owned_by(attempt)
+        assert schedule_id is not None
+        assert allowed is not None
+        return self._with_counter_locks(
+            "record completed upload",
+            schedule_id,
+            allowed=allowed,
+            new_keys=lambda _row: [(qday, b) for b in consumed],
+            apply=apply,
+        )
+
+    @staticmethod
+    def _owned_by(attempt: _Attempt) -> Callable[[Schedule], bool]:
+        return lambda row: row.lease_owner == attempt.token and row.upload_status == _UPLOADING
+
+    def _fail(
+        self,
+        schedule_id: int,
+        *,
+        allowed: Callable[[Schedule], bool],
+        reason: str,
+        attempts: int,
+        now: datetime,
+    ) -> Schedule | None:
+        """``failed``: slot freed, day count decremented, reserved quota released."""
+
+        def apply(
+            session: Session, row: Schedule, day: Any, quota: Mapping[tuple[date, str], QuotaUsage]
+        ) -> None:
+            column = _COUNT_COLUMN[VideoType(row.video_type)]
+            if row.slot_key is not None:
+                setattr(day, column, max(0, getattr(day, column) - 1))
+            for bucket, amount in (row.reserved_quota or {}).items():
+                q = quota[(row.quota_date, bucket)]
+                q.reserved = max(0, q.reserved - int(amount))
+            row.upload_status = UploadStatus.FAILED.value
+            row.slot_key = None
+            row.reserved_quota = {}
+            row.attempts = attempts
+            row.last_error = _short(reason)
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.next_attempt_at = None
+            row.updated_at = now
+
+        return self._with_counter_locks(
+            "record failed upload",
+            schedule_id,
+            allowed=allowed,
+            new_keys=lambda _r: (),
+            apply=apply,
+        )
+
+    def _terminal(
+        self,
+        *,
+        schedule_id: int,
+        video_id: str | None,
+        steps: Iterable[UploadStep],
+        allowed: Callable[[Schedule], bool],
+        reason: str,
+        attempts: int,
+    ) -> tuple[_Kind, ProcessorEvent] | None:
+        """Give up on a schedule: ``failed``, or ``completed`` with a note when the video exists."""
+        now = self._now()
+        if video_id is not None:
+            steps = set(steps)
+            done = self._complete(
+                None,
+                video_id=video_id,
+                consumed=self._consumed(steps, 1),
+                steps=steps,
+                total=None,
+                qday=quota_date_of(now, self._quota_tz),
+                now=now,
+                note=f"video uploaded, but a follow-up step failed: {reason}",
+                schedule_id=schedule_id,
+                allowed=allowed,
+                attempts=attempts,
+            )
+            if done is None:
+                return None
+            logger.warning(
+                "schedule %d: video %s is uploaded but a follow-up step failed for good: %s",
+                schedule_id,
+                video_id,
+                reason,
+            )
+            return _Kind.UPLOADED, self._event(
+                ProcessorEventKind.UPLOADED,
+                done,
+                attempts=attempts,
+                video_id=video_id,
+                error=reason,
+                at=now,
+            )
+        failed = self._fail(schedule_id, allowed=allowed, reason=reason, attempts=attempts, now=now)
+        if failed is None:
+            return None
+        logger.error("schedule %d failed after %d attempts: %s", schedule_id, attempts, reason)
+        return _Kind.FAILED, self._event(
+            ProcessorEventKind.FAILED, failed, attempts=attempts, error=reason, at=now
+        )
+
+    def _backoff(self, attempts: int) -> timedelta:
+        delay = min(MAX_RETRY_DELAY, self.retry_base * (1 << min(max(0, attempts - 1), 30)))
+        return delay * self._rng.uniform(0.5, 1.0)
+
+    def _record_failure(self, attempt: _Attempt, reason: str, *, permanent: bool) -> _Outcome:
+        with attempt.lock:
+            video_id = attempt.video_id
+            steps = set(attempt.steps_done)
+        attempts = attempt.attempts + 1
+        if permanent or attempts >= self.max_attempts:
+            if not permanent:
+                reason = f"{reason} (gave up after {attempts} attempts)"
+            done = self._terminal(
+                schedule_id=attempt.schedule_id,
+                video_id=video_id,
+                steps=steps,
+                allowed=self._owned_by(attempt),
+                reason=reason,
+                attempts=attempts,
+            )
+            if done is None:
+                return self._lost(attempt)
+            return _Outcome(done[0], [done[1]], error=reason)
+        now = self._now()
+        retry_at = now + self._backoff(attempts)
+        written = self._fenced_update(
+            "record upload retry",
+            attempt,
+            {
+                "upload_status": _SCHEDULED,
+                "attempts": attempts,
+                "next_attempt_at": retry_at,
+                "last_error": _short(reason),
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "updated_at": now,
+            },
+        )
+        if written == 0:
+            return self._lost(attempt)
+        logger.warning(
+            "schedule %d: attempt %d of %d failed (%s); retrying at %s",
+            attempt.schedule_id,
+            attempts,
+            self.max_attempts,
+            reason,
+            retry_at.isoformat(),
+        )
+        return _Outcome(
+            _Kind.RETRIED,
+            [
+                self._event(
+                    ProcessorEventKind.RETRIED,
+                    attempt,
+                    attempts=attempts,
+                    video_id=video_id,
+                    error=reason,
+                    next_attempt_at=retry_at,
+                    at=now,
+                )
+            ],
+            error=reason,
+        )
+
+    def _release(self, attempt: _Attempt, reason: str) -> _Outcome:
+        """Back to ``scheduled`` at once, no attempt counted (stop, authorization)."""
+        now = self._now()
+        uri, sent, total = attempt.progress_snapshot()
+        values: dict[str, Any] = {
+            "upload_status": _SCHEDULED,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "last_error": _short(reason),
+            "updated_at": now,
+        }
+        values.update(self._progress_values(uri, sent, total))
+        if self._fenced_update("release upload lease", attempt, values) == 0:
+            return self._lost(attempt)
+        logger.info("schedule %d released: %s", attempt.schedule_id, reason)
+        return _Outcome(_Kind.RELEASED)
+
+    # -- deferrals -----------------------------------------------------------------------------
+
+    def _defer_quota(self, attempt: _Attempt, exc: QuotaExhaustedError) -> _Outcome:
+        # Never earlier than the next quota day by our own clock: a resume time in the past
+        # (clock skew between the uploader and us) would make the rows due again at once.
+        until = max(ensure_aware(exc.resume_at), next_quota_reset(self._now(), self._quota_tz))
+        resume_day = quota_date_of(until, self._quota_tz)
+        logger.warning(
+            "YouTube quota of API project %s is exhausted (%s); deferring its uploads planned "
+            "before quota day %s to %s",
+            attempt.api_project,
+            exc.reason,
+            resume_day.isoformat(),
+            until.isoformat(),
+        )
+        others = and_(Schedule.api_project == attempt.api_project, Schedule.quota_date < resume_day)
+        return self._defer(attempt, until, str(exc), others)
+
+    def _defer_channel(self, attempt: _Attempt, exc: UploadLimitExceededError) -> _Outcome:
+        until = self._now() + max(exc.retry_after, MIN_DEFERRAL)
+        logger.warning(
+            "channel %s hit YouTube's upload limit (%s); deferring its uploads due before %s",
+            attempt.channel_id,
+            exc.reason,
+            until.isoformat(),
+        )
+        others = and_(
+            Schedule.channel_id == attempt.channel_id,
+            Schedule.scheduled_publish_time < until + self.upload_lead_time,
+        )
+        return self._defer(attempt, until, str(exc), others)
+
+    def _defer_qday(self, row: Schedule, until: datetime) -> date:
+        due = row.scheduled_publish_time - self.upload_lead_time
+        return quota_date_of(max(until, due), self._quota_tz)
+
+    def _move_reservation(
+        self, row: Schedule, new_qday: date, quota: Mapping[tuple[date, str], QuotaUsage]
+    ) -> None:
+        if new_qday == row.quota_date:
+            return
+        for bucket, amount in (row.reserved_quota or {}).items():
+            old = quota[(row.quota_date, bucket)]
+            old.reserved = max(0, old.reserved - int(amount))
+            quota[(new_qday, bucket)].reserved += int(amount)
+        row.quota_date = new_qday
+
+    def _defer(
+        self, attempt: _Attempt, until: datetime, reason: str, others: ColumnElement[bool]
+    ) -> _Outcome:
+        now = self._now()
+        uri, sent, total = attempt.progress_snapshot()
+
+        def apply_own(
+            session: Session, row: Schedule, day: Any, quota: Mapping[tuple[date, str], QuotaUsage]
+        ) -> None:
+            self._move_reservation(row, self._defer_qday(row, until), quota)
+            row.upload_status = _SCHEDULED
+            row.next_attempt_at = until
+            row.last_error = _short(reason)
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.updated_at = now
+            if uri is not None and uri == row.upload_session_uri:
+                row.bytes_uploaded = max(row.bytes_uploaded, sent)
+            if total is not None and (uri is None or uri == row.upload_session_uri):
+                row.bytes_total = total
+
+        own = self._with_counter_locks(
+            "defer upload",
+            attempt.schedule_id,
+            allowed=self._owned_by(attempt),
+            new_keys=lambda r: [(self._defer_qday(r, until), b) for b in (r.reserved_quota or {})],
+            apply=apply_own,
+        )
+        if own is None:
+            return self._lost(attempt)
+        events = [
+            self._event(
+                ProcessorEventKind.DEFERRED,
+                own,
+                attempts=own.attempts,
+                video_id=own.youtube_video_id,
+                error=reason,
+                next_attempt_at=until,
+                at=now,
+            )
+        ]
+        try:
+            moved = self._defer_others(others, until, now)
+        except SchedulerError as exc:
+            logger.error("deferring the other pending uploads failed: %s", exc)
+            moved = []
+        events += [
+            self._event(
+                ProcessorEventKind.DEFERRED,
+                row,
+                attempts=row.attempts,
+                error=reason,
+                next_attempt_at=until,
+                at=now,
+            )
+            for row in moved
+        ]
+        return _Outcome(_Kind.DEFERRED, events, deferred=len(events), error=reason)
+
+    def _defer_others(
+        self, where: ColumnElement[bool], until: datetime, now: datetime
+    ) -> list[Schedule]:
+        """Defer matching ``scheduled`` rows to ``until``, page by page, moving reservations."""
+        pending = and_(
+            where,
+            Schedule.upload_status == _SCHEDULED,
+            or_(Schedule.next_attempt_at.is_(None), Schedule.next_attempt_at < until),
+        )
+        moved: list[Schedule] = []
+        last_id = 0
+        for _ in range(_MAX_DEFER_PAGES):
+
+            def peek_page(session: Session, after: int = last_id) -> list[Schedule]:
+                rows = list(
+                    session.execute(
+                        select(Schedule)
+                        .where(pending, Schedule.id > after)
+                        .order_by(Schedule.id)
+                        .limit(_DEFER_PAGE)
+                    ).scalars()
+                )
+                for r in rows:
+                    session.expunge(r)
+                return rows
+
+            page = self._db.run("find uploads to defer", peek_page, read_only=True)
+            if not page:
+                break
+            last_id = page[-1].id
+
+            def txn(session: Session, page: list[Schedule] = page) -> list[Schedule]:
+                keys: dict[str, set[tuple[date, str]]] = {}
+                for r in page:
+                    wanted = keys.setdefault(r.api_project, set())
+                    for b in r.reserved_quota or {}:
+                        wanted.add((r.quota_date, b))
+                        wanted.add((self._defer_qday(r, until), b))
+                locked: dict[tuple[str, date, str], QuotaUsage] = {}
+                for project in sorted(keys):
+                    rows = lock_quota_rows(
+                        session, self._db.dialect, project, keys[project], self._policy.buckets
+                    )
+                    locked.update({(project, d, b): q for (d, b), q in rows.items()})
+                seen = {r.id: r for r in page}
+                done: list[Schedule] = []
+                for row in session.execute(
+                    select(Schedule)
+                    .where(Schedule.id.in_(list(seen)), pending)
+                    .order_by(Schedule.id)
+                    .with_for_update()
+                ).scalars():
+                    before = seen[row.id]
+                    if (row.quota_date, row.reserved_quota) != (
+                        before.quota_date,
+                        before.reserved_quota,
+                    ):
+                        continue  # changed meanwhile (rescheduled): leave it alone
+                    project_quota = {
+                        (d, b): q for (p, d, b), q in locked.items() if p == row.api_project
+                    }
+                    self._move_reservation(row, self._defer_qday(row, until), project_quota)
+                    row.next_attempt_at = until
+                    row.updated_at = now
+                    done.append(row)
+                session.flush()
+                return done
+
+            moved.extend(self._db.run("defer uploads", txn))
+            if len(page) < _DEFER_PAGE:
+                break
+        return moved
+
+    # -- rescue --------------------------------------------------------------------------------
+
+    def _rescue(self) -> tuple[int, int]:
+        """Take back expired leases of the project. Returns ``(rescued, failed)``."""
+        now = self._now()
+
+        def find(session: Session) -> list[Schedule]:
+            rows = list(
+                session.execute(
+                    select(Schedule)
+                    .where(
+                        Schedule.api_project == self.api_project,
+                        Schedule.upload_status == _UPLOADING,
+                        or_(Schedule.lease_expires_at.is_(None), Schedule.lease_expires_at < now),
+                    )
+                    .order_by(Schedule.id)
+                    .limit(_MAX_RESCUE_PER_RUN)
+                ).scalars()
+            )
+            for r in rows:
+                session.expunge(r)
+            return rows
+
+        rescued = failed = 0
+        for row in self._db.run("find expired leases", find, read_only=True):
+            owner = row.lease_owner
+            expired = and_(
+                Schedule.id == row.id,
+                Schedule.upload_status == _UPLOADING,
+                Schedule.lease_owner == owner
+                if owner is not None
+                else Schedule.lease_owner.is_(None),
+                or_(Schedule.lease_expires_at.is_(None), Schedule.lease_expires_at < now),
+            )
+            attempts = row.attempts + 1
+            reason = f"lease of {owner} expired (the worker died or stalled)"
+            if attempts >= self.max_attempts:
+
+                def still_expired(r: Schedule, owner: str | None = owner) -> bool:
+                    return (
+                        r.upload_status == _UPLOADING
+                        and r.lease_owner == owner
+                        and (r.lease_expires_at is None or r.lease_expires_at < now)
+                    )
+
+                steps = {UploadStep(s) for s in (row.completed_steps or []) if s in _STEP_VALUES}
+                done = self._terminal(
+                    schedule_id=row.id,
+                    video_id=row.youtube_video_id,
+                    steps=steps,
+                    allowed=still_expired,
+                    reason=f"{reason} (gave up after {attempts} attempts)",
+                    attempts=attempts,
+                )
+                if done is not None:
+                    rescued += 1
+                    failed += int(done[0] is _Kind.FAILED)
+                    self._emit([done[1]])
+                continue
+            stmt = (
+                update(Schedule)
+                .where(expired)
+                .values(
+                    upload_status=_SCHEDULED,
+                    attempts=attempts,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    next_attempt_at=None,
+                    last_error=_short(reason),
+                    updated_at=now,
+                )
+            )
+            written = self._execute_count("rescue expired lease", stmt)
+            if written:
+                rescued += 1
+                logger.warning(
+                    "rescued schedule %d: %s; attempt %d of %d counted, its session is resumed",
+                    row.id,
+                    reason,
+                    attempts,
+                    self.max_attempts,
+                )
+                self._emit(
+                    [
+                        self._event(
+                            ProcessorEventKind.RESCUED,
+                            row,
+                            attempts=attempts,
+                            video_id=row.youtube_video_id,
+                            error=reason,
+                            at=now,
+                        )
+                    ]
+                )
+        return rescued, failed
+
+
+_STEP_VALUES = frozenset(s.value for s in UploadStep)
+_FOLLOW_UP_VALUES = frozenset(s.value for s in _FOLLOW_UPS)
