@@ -9,16 +9,19 @@ timeout or an unreachable database (retry later); 130 interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import signal
 import sys
+import time as time_module
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -36,6 +39,9 @@ from .errors import (
     StorageError,
 )
 from .manager import ScheduleManager
+
+if TYPE_CHECKING:
+    from .processor import ProcessorEvent
 
 logger = logging.getLogger(__name__)
 
@@ -549,6 +555,25 @@ _TOKEN_DIR_OPTION = click.option(
 )
 
 
+def _channel_option(fn: Callable[..., None]) -> Callable[..., None]:
+    """``--channel`` after the command too (``auth --channel main``), same as the global flag."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            state = ctx.find_object(_State)
+            if state is not None:
+                state.overrides["channel"] = value
+                state._config = None
+
+    return click.option(
+        "--channel",
+        "_channel",
+        expose_value=False,
+        callback=remember,
+        help=_env_help("channel", "Channel id (same as the global --channel)."),
+    )(fn)
+
+
 @cli.command()
 @click.option(
     "--client-secrets",
@@ -556,6 +581,7 @@ _TOKEN_DIR_OPTION = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="OAuth client JSON (Desktop app) from Google Cloud Console.",
 )
+@_channel_option
 @click.option("--headless", is_flag=True, help="Do not open a browser; print the URL instead.")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Local redirect port.")
 @_TOKEN_DIR_OPTION
@@ -582,6 +608,468 @@ def auth(state: _State, client_secrets: Path, headless: bool, port: int, token_d
         _emit_json({"channel": state.config.channel, "token_path": str(token_path)})
     else:
         state.out.print(f"authorised channel {state.config.channel}; token saved to {token_path}")
+
+
+# -- processing --------------------------------------------------------------------------------
+
+
+_COUNTED = ("uploaded", "failed", "retried", "deferred", "rescued")
+
+
+def _event_json(e: ProcessorEvent) -> dict[str, Any]:
+    return {
+        "kind": e.kind.value,
+        "schedule_id": e.schedule_id,
+        "channel_id": e.channel_id,
+        "at": e.at.isoformat(),
+        "attempts": e.attempts,
+        "video_id": e.video_id,
+        "error": e.error,
+        "next_attempt_at": e.next_attempt_at.isoformat() if e.next_attempt_at else None,
+    }
+
+
+def _due_now(m: ScheduleManager, cfg: SchedulerConfig) -> list[ScheduledVideo]:
+    """What a processor run would claim now for this channel (the processor's due rule)."""
+    now = m.now()
+    rows = m.list_schedules(
+        status=UploadStatus.SCHEDULED,
+        channel=cfg.channel,
+        end=now + cfg.upload_lead_time + timedelta(microseconds=1),
+    )
+    return [
+        s
+        for s in rows
+        if s.api_project == cfg.api_project
+        and (s.next_attempt_at is None or s.next_attempt_at <= now)
+    ]
+
+
+def _dry_run(state: _State) -> None:
+    from .errors import UploadError
+    from .youtube.uploader import DryRunUploader, UploadRequest
+
+    cfg = state.config
+    results: list[dict[str, Any]] = []
+    with state.manager() as m:
+        uploader = DryRunUploader(clock=m.now)
+        for s in _due_now(m, cfg):
+            entry: dict[str, Any] = {
+                "id": s.id,
+                "title": s.metadata.title,
+                "video_path": s.video_path,
+                "scheduled_publish_time": s.scheduled_publish_time.isoformat(),
+            }
+            try:
+                result = uploader.upload(
+                    UploadRequest(
+                        video_path=s.video_path,
+                        metadata=s.metadata,
+                        publish_at=s.scheduled_publish_time,
+                        video_id=s.youtube_video_id,
+                    )
+                )
+            except UploadError as exc:
+                entry.update(ok=False, error=str(exc))
+            else:
+                entry.update(
+                    ok=True,
+                    operations=list(result.operations),
+                    privacy_status=result.privacy_status,
+                    publish_at=result.publish_at.isoformat() if result.publish_at else None,
+                    bytes=result.bytes_sent,
+                )
+            results.append(entry)
+    if state.as_json:
+        _emit_json({"dry_run": True, "channel": cfg.channel, "due": results})
+        return
+    if not results:
+        state.out.print(f"dry run: nothing is due on channel {cfg.channel}")
+        return
+    table = Table(title=f"dry run: {len(results)} due upload(s) on channel {cfg.channel}")
+    for col in ("id", "title", "would send", "result"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        if r["ok"]:
+            send = r["privacy_status"] + (
+                f", publishAt {r['publish_at']}" if r["publish_at"] else ""
+            )
+            table.add_row(str(r["id"]), r["title"], send, f"ok: {', '.join(r['operations'])}")
+        else:
+            table.add_row(str(r["id"]), r["title"], "-", f"would fail: {r['error']}")
+    state.out.print(table)
+    state.out.print("nothing was uploaded or changed")
+
+
+def _build_uploader(state: _State, token_dir: str, api_endpoint: str | None) -> Any:
+    from .youtube.auth import load_credentials, token_path_for
+    from .youtube.google import YouTubeUploader
+
+    cfg = state.config
+    credentials = load_credentials(token_path_for(cfg.channel, Path(token_dir).expanduser()))
+    return YouTubeUploader(
+        credentials, api_endpoint=api_endpoint, quota_timezone=cfg.quota_timezone
+    )
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="One run, then exit (for cron or a systemd timer).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    envvar=f"{ENV}PROCESS_INTERVAL",
+    help=f"Seconds between runs when looping [env: {ENV}PROCESS_INTERVAL].",
+)
+@click.option(
+    "--exclusive",
+    is_flag=True,
+    help="Skip the run when another exclusive run for this API project and channel is running.",
+)
+@click.option(
+    "--max-concurrent",
+    type=click.IntRange(1, 32),
+    default=1,
+    show_default=True,
+    envvar=f"{ENV}MAX_CONCURRENT",
+    help=f"Uploads of the channel in flight, over all processors [env: {ENV}MAX_CONCURRENT].",
+)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(1, 100),
+    default=5,
+    show_default=True,
+    envvar=f"{ENV}MAX_ATTEMPTS",
+    help=f"Tries per schedule before it is marked failed [env: {ENV}MAX_ATTEMPTS].",
+)
+@click.option(
+    "--worker-id",
+    envvar=f"{ENV}WORKER_ID",
+    help=f"Name in leases and `status` (default host:pid:random) [env: {ENV}WORKER_ID].",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check what is due (files, metadata, privacy/publishAt) with no network; change nothing.",
+)
+@click.option(
+    "--api-endpoint",
+    envvar=f"{ENV}API_ENDPOINT",
+    help=f"YouTube API base URL (default Google's; e.g. a FakeYouTube) [env: {ENV}API_ENDPOINT].",
+)
+@_channel_option
+@_TOKEN_DIR_OPTION
+@_run
+def process(
+    state: _State,
+    once: bool,
+    interval: float,
+    exclusive: bool,
+    max_concurrent: int,
+    max_attempts: int,
+    worker_id: str | None,
+    dry_run: bool,
+    api_endpoint: str | None,
+    token_dir: str,
+) -> None:
+    """Upload the channel's (--channel) due schedules: once, or every --interval seconds.
+
+    Uses the OAuth token that `auth` saved for the channel. Stop a loop with Ctrl-C or SIGTERM:
+    it claims nothing more, stops uploads at the next chunk and releases them for the next run.
+    """
+    from ._progress import DisplayingUploader, UploadDisplay
+    from .processor import ProcessReport, RunOutcome, UploadProcessor
+
+    if dry_run:
+        _dry_run(state)
+        return
+    cfg = state.config
+    uploader = _build_uploader(state, token_dir, api_endpoint)
+    quiet = state.as_json
+    events: list[ProcessorEvent] = []
+    report: ProcessReport | None = None
+    started = time_module.monotonic()
+    with state.manager() as m:
+        titles: dict[int, str] = {}
+
+        def describe(schedule_id: int) -> str:
+            if schedule_id not in titles:
+                try:
+                    titles[schedule_id] = repr(m.get(schedule_id).metadata.title)
+                except SchedulerError:
+                    titles[schedule_id] = ""
+            return titles[schedule_id]
+
+        display = UploadDisplay(
+            state.out,
+            describe=describe,
+            fmt_time=lambda t: _fmt_local(t, cfg),
+            timestamps=not state.out.is_terminal,
+        )
+
+        def on_event(event: ProcessorEvent) -> None:
+            events.append(event)
+            if not quiet:
+                display.event(event)
+
+        processor = UploadProcessor(
+            m,
+            uploader if quiet else DisplayingUploader(uploader, display),
+            worker_id=worker_id,
+            max_concurrent_uploads=max_concurrent,
+            per_channel_limit=max_concurrent,
+            max_attempts=max_attempts,
+            exclusive=exclusive,
+            channels=[cfg.channel],
+            on_event=on_event,
+        )
+        with uploader, processor, contextlib.nullcontext() if quiet else display:
+            if once:
+                with _stop_on_signals(processor.request_stop):
+                    report = processor.run_once()
+            else:
+                if not quiet:
+                    display.print(
+                        f"processing channel {cfg.channel} every {interval:g} s "
+                        "(Ctrl-C or SIGTERM stops after the uploads in flight reach a chunk "
+                        "boundary)"
+                    )
+                processor.run_forever(interval)
+    totals = {k: sum(e.kind.value == k for e in events) for k in _COUNTED}
+    elapsed = time_module.monotonic() - started
+    if report is not None:
+        totals = {k: getattr(report, k) for k in _COUNTED}
+    if state.as_json:
+        payload: dict[str, Any] = {
+            "channel": cfg.channel,
+            "api_project": cfg.api_project,
+            **totals,
+            "elapsed_seconds": round(elapsed, 3),
+            "events": [_event_json(e) for e in events],
+        }
+        if report is not None:
+            payload.update(
+                outcome=report.outcome.value,
+                claimed=report.claimed,
+                skipped=report.skipped,
+                error=report.error,
+            )
+        _emit_json(payload)
+    else:
+        if report is not None and report.skipped:
+            state.out.print("SKIPPED (previous run still in progress)")
+        summary = ", ".join(f"{n} {k}" for k, n in totals.items())
+        what = f"run {report.outcome.value}" if report is not None else "stopped"
+        state.out.print(f"{what} after {elapsed:.1f} s: {summary}")
+    if report is not None and report.outcome is RunOutcome.UNAUTHORIZED:
+        from .errors import AuthorizationError
+
+        raise AuthorizationError(
+            f"YouTube refused the credentials of channel {cfg.channel}: {report.error}; "
+            "run `langflix-scheduler auth` again",
+            reason="unauthorized",
+        )
+    if report is not None and report.outcome is RunOutcome.ERROR:
+        raise StorageError("processor run", report.error or "stopped early")
+
+
+@contextmanager
+def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the run to stop gracefully; a second signal interrupts at once."""
+    previous: dict[signal.Signals, Any] = {}
+
+    def handler(signum: int, _frame: Any) -> None:
+        stop()
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+def _attention(m: ScheduleManager, cfg: SchedulerConfig, limit: int) -> dict[str, Any]:
+    """Schedules that need a look: stuck (lease expired), failed, overdue, waiting to retry."""
+    now = m.now()
+    uploading = m.list_schedules(status=UploadStatus.UPLOADING)
+    stuck = [s for s in uploading if s.lease_expires_at is None or s.lease_expires_at < now]
+    in_flight = [s for s in uploading if s not in stuck]
+    failed = sorted(
+        m.list_schedules(status=UploadStatus.FAILED), key=lambda s: s.updated_at, reverse=True
+    )
+    soon = m.list_schedules(
+        status=UploadStatus.SCHEDULED, end=now + cfg.upload_lead_time + timedelta(days=1)
+    )
+    overdue = [s for s in soon if s.scheduled_publish_time < now]
+    waiting = [s for s in soon if s.next_attempt_at is not None and s.next_attempt_at > now]
+    due = [
+        s
+        for s in soon
+        if s.scheduled_publish_time - cfg.upload_lead_time <= now and s not in waiting
+    ]
+    return {
+        "now": now,
+        "stuck": stuck,
+        "in_flight": in_flight,
+        "failed": failed[:limit],
+        "failed_total": len(failed),
+        "overdue": overdue,
+        "waiting": waiting,
+        "due": due,
+    }
+
+
+def _problem(s: ScheduledVideo, kind: str, cfg: SchedulerConfig) -> str:
+    if kind == "stuck":
+        return (
+            f"lease of {s.lease_owner or '?'} expired {_fmt_local(s.lease_expires_at, cfg)}; "
+            "the next processor run takes it back"
+        )
+    if kind == "failed":
+        return s.last_error or "failed"
+    if kind == "waiting":
+        return f"retry/deferred until {_fmt_local(s.next_attempt_at, cfg)}: {s.last_error or ''}"
+    return "publish time passed and not uploaded yet" + (
+        f" ({s.last_error})" if s.last_error else ""
+    )
+
+
+@cli.command()
+@click.option(
+    "--runs",
+    "n_runs",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="How many recent processor runs to show.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=20,
+    show_default=True,
+    help="At most this many failed schedules.",
+)
+@_run
+def status(state: _State, n_runs: int, limit: int) -> None:
+    """Recent processor runs (skips included) and stuck, failed, overdue or retrying schedules."""
+    cfg = state.config
+    with state.manager() as m:
+        runs = m.processor_runs(limit=n_runs)
+        att = _attention(m, cfg, limit)
+    if state.as_json:
+        _emit_json(
+            {
+                "now": att["now"],
+                "runs": runs,
+                "skipped_runs": sum(r.skipped_overlap for r in runs),
+                **{
+                    k: [_schedule_json(s) for s in att[k]]
+                    for k in ("stuck", "in_flight", "failed", "overdue", "waiting", "due")
+                },
+                "failed_total": att["failed_total"],
+            }
+        )
+        return
+    table = Table(title=f"last {len(runs)} processor run(s), newest first")
+    for col in ("started", "worker", "outcome", "secs", "what happened"):
+        table.add_column(col, overflow="fold")
+    for r in runs:
+        secs = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
+        counts = [
+            f"{n} {name}"
+            for name in ("claimed", "uploaded", "failed", "retried", "deferred", "rescued")
+            if (n := getattr(r, name))
+        ]
+        if r.skipped_overlap:
+            counts = ["previous run still in progress"]
+        if r.error:
+            counts.append(f"error: {r.error}")
+        table.add_row(
+            _fmt_local(r.started_at, cfg),
+            r.worker_id,
+            "SKIPPED" if r.skipped_overlap else r.outcome,
+            "-" if secs is None else f"{secs:.1f}",
+            ", ".join(counts) or "nothing due",
+        )
+    if runs:
+        state.out.print(table)
+    else:
+        state.out.print("no processor runs recorded yet (run `langflix-scheduler process`)")
+    skipped = sum(r.skipped_overlap for r in runs)
+    if skipped:
+        state.out.print(
+            f"{skipped} of the last {len(runs)} runs SKIPPED (previous run still in progress)"
+        )
+    rows = [(kind, s) for kind in ("stuck", "failed", "overdue", "waiting") for s in att[kind]]
+    state.out.print(
+        f"{len(att['in_flight'])} uploading now, {len(att['due'])} due for the next run, "
+        f"{len(att['stuck'])} stuck, {att['failed_total']} failed, "
+        f"{len(att['overdue'])} overdue, {len(att['waiting'])} waiting to retry"
+    )
+    if not rows:
+        return
+    table = Table(title="schedules that need attention")
+    for col in ("id", "channel", "publish (local)", "state", "attempts", "title", "why"):
+        table.add_column(col, overflow="fold")
+    for kind, s in rows:
+        table.add_row(
+            str(s.id),
+            s.channel_id,
+            _fmt_local(s.scheduled_publish_time, cfg),
+            kind,
+            str(s.attempts),
+            s.metadata.title,
+            _problem(s, kind, cfg),
+        )
+    state.out.print(table)
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Keep the demo's temporary directory (database and videos) and print where it is.",
+)
+@_run
+def demo(state: _State, keep: bool) -> None:
+    """The whole job offline in seconds: schedule a week, upload to a fake YouTube, verify.
+
+    Uses its own throwaway SQLite database (database flags are ignored), generated videos,
+    FakeYouTube on 127.0.0.1 and the real google-api-python-client, with a simulated clock.
+    """
+    from ._demo import demo_json, run_demo
+
+    if not state.verbose:
+        # The demo narrates what happens; the library's warnings (the injected fault) would
+        # repeat it.
+        logging.getLogger("langflix_scheduler").setLevel(logging.ERROR)
+    run = run_demo(state.out, quiet=state.as_json, keep=keep)
+    if state.as_json:
+        _emit_json(demo_json(run, kept=keep))
+    elif keep:
+        state.out.print(
+            f"kept {run.workdir}; look around with:\n"
+            f"  langflix-scheduler --database-url {run.database_url} --timezone Asia/Seoul "
+            "--channel korean-daily list\n"
+            f"  langflix-scheduler --database-url {run.database_url} status",
+            markup=False,
+            soft_wrap=True,
+        )
+    if not run.ok:
+        failed = ", ".join(name for name, ok in run.checks.items() if not ok) or "no checks ran"
+        raise SchedulerError(f"demo checks failed: {failed}")
 
 
 def main(argv: list[str] | None = None) -> int:
