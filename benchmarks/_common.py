@@ -82,6 +82,7 @@ class WorkerResult:
     latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     retries: int = 0
+    cpu_s: float = 0.0  # CPU time of this client process over the timed loop
 
     def error(self, name: str) -> None:
         self.errors[name] = self.errors.get(name, 0) + 1
@@ -157,6 +158,9 @@ def summarise(results: Sequence[WorkerResult], wall: float, **labels: Any) -> di
         "p95_ms": round(percentile(lat, 95) * 1000, 2),
         "p99_ms": round(percentile(lat, 99) * 1000, 2),
         "median_ms": round(statistics.median(lat) * 1000, 2) if lat else None,
+        # Client-side CPU per successful call: the library's own overhead, much less sensitive
+        # to a busy machine than wall-clock throughput.
+        "client_cpu_ms_per_op": round(sum(r.cpu_s for r in results) / ok * 1000, 3) if ok else None,
         "lock_timeouts": errors.get("LockTimeoutError", 0),
         "retries": sum(r.retries for r in results),
         "errors": errors,

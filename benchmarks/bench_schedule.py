@@ -63,6 +63,7 @@ def schedule_worker(
     with ScheduleManager(open_config(url, channel="bench")) as manager:
         manager.get_next_available_slot("short")  # warm the pool and the imports
         barrier.wait()
+        cpu0 = time.process_time()
         for i in range(ops):
             slot = slot_for(i * clients + index, days, day0)
             t0 = time.perf_counter()
@@ -72,8 +73,35 @@ def schedule_worker(
                 result.error(type(exc).__name__)
                 continue
             result.latencies.append(time.perf_counter() - t0)
+        result.cpu_s = time.process_time() - cpu0
     result.retries = counter.count
     return result
+
+
+def show_sql(url: str) -> list[str]:
+    """The statements the library sends for one ``schedule_video(preferred_time=...)``.
+
+    Captured with a ``before_cursor_execute`` listener on a fresh database, for a day whose
+    counter rows already exist (the steady state of the benchmark).
+    """
+    from sqlalchemy import event
+
+    reset_database(url)
+    day0 = first_bench_day()
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "bench.mp4"
+        video.write_bytes(b"\x00" * 1024)
+        with ScheduleManager(open_config(url, channel="bench")) as manager:
+            manager.schedule_video(str(video), "short", preferred_time=slot_for(0, 1, day0))
+            seen: list[str] = []
+
+            def listener(*args: Any) -> None:
+                seen.append(" ".join(str(args[2]).split()))
+
+            event.listen(manager._db.engine, "before_cursor_execute", listener)
+            manager.schedule_video(str(video), "short", preferred_time=slot_for(1, 1, day0))
+            event.remove(manager._db.engine, "before_cursor_execute", listener)
+    return seen
 
 
 def run_library(url: str, clients: int, ops: int, days: int) -> dict[str, Any]:
@@ -97,7 +125,13 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=200, help="calls per client")
     parser.add_argument("--days", type=int, choices=(1, 31), default=1)
     parser.add_argument("--raw", action="store_true", help="also run bench_raw.py and the ratio")
+    parser.add_argument(
+        "--show-sql", action="store_true", help="print the library's statements for one booking"
+    )
     args = parser.parse_args()
+    if args.show_sql:
+        emit({"library_statements_per_booking": show_sql(args.db)})
+        return
     lib = run_library(args.db, args.clients, args.ops, args.days)
     out: dict[str, Any] = {"library": lib}
     if args.raw:
