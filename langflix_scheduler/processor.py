@@ -11,11 +11,17 @@ One run (:meth:`UploadProcessor.run_once`) does, in order:
    lock the channel's ``youtube_upload_channels`` row, count that channel's ``uploading`` rows,
    then take at most ``per_channel_limit - uploading`` rows with ``FOR UPDATE SKIP LOCKED``
    (PostgreSQL, MariaDB 10.6+, MySQL 8; SQLite serialises writers with ``BEGIN IMMEDIATE``) and
-   set status ``uploading`` with a lease (owner token, expiry, heartbeat). The per-channel cap
-   therefore holds across every processor on every machine. Only as many rows are claimed as
-   there are free upload threads, so nothing claimed sits waiting in a queue.
+   set status ``uploading`` with a lease (owner token per row, expiry, heartbeat) in one
+   ``UPDATE`` (PostgreSQL: count, pick and mark in one ``UPDATE ... RETURNING`` whose subquery
+   runs after the channel lock). The per-channel cap therefore holds across every processor on
+   every machine. Only as many rows are claimed as there are free upload threads, so nothing
+   claimed sits waiting in a queue; a claim waits until half the threads are free, the pool is
+   idle or a free thread waited one poll interval, so one claim serves several threads.
 3. **Upload** with no transaction open, in the instance's thread pool.
-4. **Record** the outcome in one short transaction per schedule (see below), then fire events.
+4. **Record** the outcome, then fire events. Successes are recorded by the run thread, every
+   upload that finished at that moment in one transaction (one summed update per quota row,
+   then the schedule rows by id, each write fenced; see :meth:`UploadProcessor._record_successes`);
+   other outcomes in one short transaction per schedule by the upload thread (see below).
 
 Lock order (never violated, so the processor cannot deadlock with reservations, cancels or
 ``recalculate_quota``): upload-channel row -> channel-day row -> quota-day rows sorted by key ->
@@ -65,14 +71,15 @@ Outcomes:
 
 Threading model: :meth:`~UploadProcessor.run_once` runs in the caller's thread (the *run thread*):
 it rescues, claims, sends heartbeats for every upload in flight every ``heartbeat_interval``,
-fires ``on_event`` callbacks (one at a time, after the transition committed) and records the
-``processor_runs`` row. Uploads run in a :class:`~concurrent.futures.ThreadPoolExecutor` owned by
-the instance (``max_concurrent_uploads`` threads, created on first use, shut down by
-:meth:`~UploadProcessor.close`); each upload thread persists its own progress through fenced
-writes and records its own outcome (heartbeats leave an upload alone once its uploader
-returned). The only shared state is the instance's table of uploads in flight, guarded by a lock
-owned by the instance. There are no module-level locks, semaphores,
-engines or sessions; all limits that must hold across processes are enforced in the database.
+records successful uploads (batched), fires ``on_event`` callbacks (one at a time, after the
+transition committed) and records the ``processor_runs`` row. Uploads run in a
+:class:`~concurrent.futures.ThreadPoolExecutor` owned by the instance (``max_concurrent_uploads``
+threads, created on first use, shut down by :meth:`~UploadProcessor.close`); each upload thread
+persists its own progress through fenced writes and records its own outcome unless the upload
+succeeded (heartbeats leave an upload alone once its uploader returned). The only shared state is
+the instance's table of uploads in flight, guarded by a lock owned by the instance. There are no
+module-level locks, semaphores, engines or sessions; all limits that must hold across processes are
+enforced in the database.
 A :class:`~langflix_scheduler.youtube.google.YouTubeUploader` keeps one API client per thread, so
 one uploader may be shared by all upload threads.
 
@@ -101,13 +108,34 @@ from datetime import date, datetime, timedelta
 from types import FrameType, TracebackType
 from typing import Any, Self
 
-from sqlalchemy import BigInteger, and_, case, func, literal, or_, select, true, update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from .db.engine import Database
-from .db.locking import insert_if_absent, lock_day, lock_quota_rows, named_lock
+from .db.locking import (
+    insert_if_absent,
+    lock_day,
+    lock_quota_counts,
+    lock_quota_rows,
+    named_lock,
+)
 from .db.models import ProcessorRun, QuotaUsage, Schedule, UploadChannel, UTCDateTime
 from .domain import UploadStatus, VideoMetadata, VideoType
 from .errors import (
@@ -260,6 +288,16 @@ class _LeaseLost(Exception):
     """Internal: a fenced write matched no row; this worker no longer owns the schedule."""
 
 
+class _Regroup(Exception):
+    """Internal: roll a batched completion back; ``drop`` its schedules that need recording
+    alone, and with ``slow`` lock the quota rows first (creating any that are missing)."""
+
+    def __init__(self, drop: set[int], *, slow: bool = False) -> None:
+        super().__init__("regroup")
+        self.drop = drop
+        self.slow = slow
+
+
 class _StopRequested(Exception):
     """Internal: raised from the progress callback to stop an upload at a chunk boundary."""
 
@@ -273,6 +311,8 @@ class _Kind(enum.Enum):
     UNAUTHORIZED = enum.auto()
     LOST = enum.auto()
     UNRECORDED = enum.auto()
+    #: The upload succeeded; the run thread records it (batched with the others done then).
+    SUCCEEDED = enum.auto()
 
 
 @dataclass
@@ -281,6 +321,7 @@ class _Outcome:
     events: list[ProcessorEvent] = field(default_factory=list)
     deferred: int = 0
     error: str | None = None
+    upload: UploadResult | None = None
 
 
 @dataclass(eq=False)
@@ -310,6 +351,10 @@ class _Attempt:
     reported_bytes: int = 0
     reported_total: int | None = None
     last_progress_write: float = 0.0
+    #: The row's quota day and reserved quota as claimed (the batched completion locks the quota
+    #: rows these name, then re-checks them under the schedule row's lock).
+    claimed_qday: date | None = None
+    claimed_reserved: dict[str, int] | None = None
 
     def progress_snapshot(self) -> tuple[str | None, int, int | None]:
         with self.lock:
@@ -460,6 +505,7 @@ class UploadProcessor:
         self._state_lock = threading.Lock()
         self._run_lock = threading.Lock()
         self._active: dict[int, _Attempt] = {}
+        self._claim_sql_cache: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._stop = threading.Event()
         self._external_stop: threading.Event | None = None
@@ -770,13 +816,27 @@ class UploadProcessor:
                 logger.error("rescuing expired leases failed: %s", exc)
                 outcome, error, claiming = RunOutcome.ERROR, str(exc), False
             want_claim = True
+            claim_min = max(1, min(self.batch_size, self.max_concurrent_uploads // 2))
+            last_claim = time.monotonic()
             next_heartbeat = time.monotonic() + self.heartbeat_interval.total_seconds()
             while True:
                 if claiming and self._stopping():
                     claiming = False
                     outcome = RunOutcome.STOPPED
                 free = self.max_concurrent_uploads - len(in_flight)
-                if claiming and want_claim and free > 0:
+                # Claim when enough threads are free to make a claim worth its statements, when
+                # the pool is idle, or when a free thread has waited one poll interval.
+                if (
+                    claiming
+                    and want_claim
+                    and free > 0
+                    and (
+                        free >= claim_min
+                        or not in_flight
+                        or time.monotonic() - last_claim >= _POLL_SECONDS
+                    )
+                ):
+                    last_claim = time.monotonic()
                     try:
                         claimed = self._claim(free)
                     except SchedulerError as exc:
@@ -798,12 +858,14 @@ class UploadProcessor:
                     timeout=min(_POLL_SECONDS, self.heartbeat_interval.total_seconds()),
                     return_when=concurrent.futures.FIRST_COMPLETED,
                 )
+                finished: list[tuple[_Attempt, _Outcome]] = []
                 for future in done:
                     attempt = in_flight.pop(future)
                     with self._state_lock:
                         self._active.pop(attempt.schedule_id, None)
-                    result = future.result()
+                    finished.append((attempt, future.result()))
                     want_claim = True
+                for result in self._settle(finished):
                     self._tally(counts, result)
                     self._emit(result.events)
                     if result.kind is _Kind.UNAUTHORIZED and claiming:
@@ -822,8 +884,9 @@ class UploadProcessor:
                 with self._state_lock:
                     self._active.pop(attempt.schedule_id, None)
                 if not future.cancelled() and future.exception() is None:
-                    self._tally(counts, future.result())
-                    self._emit(future.result().events)
+                    for result in self._settle([(attempt, future.result())]):
+                        self._tally(counts, result)
+                        self._emit(result.events)
             self._finish_run_row(run_id, counts, RunOutcome.ERROR, repr(exc))
             raise
         self._finish_run_row(run_id, counts, outcome, error)
@@ -879,90 +942,236 @@ class UploadProcessor:
             conds.append(Schedule.channel_id.in_(self.channels))
         return and_(*conds)
 
-    def _claim(self, room: int) -> list[_Attempt]:
-        """Claim up to ``room`` due schedules, one short transaction per channel."""
+    def _claim_sql(self) -> dict[str, Any]:
+        """The claim path's statements, built once per processor (bound values as parameters)."""
+        key = (self.api_project, self.channels, self.worker_id)
+        if self._claim_sql_cache is not None and self._claim_sql_cache[0] == key:
+            return self._claim_sql_cache[1]
+        conds: list[ColumnElement[bool]] = [
+            _S.c.api_project == self.api_project,
+            _S.c.upload_status == _SCHEDULED,
+            _S.c.scheduled_publish_time <= bindparam("k_horizon"),
+            or_(_S.c.next_attempt_at.is_(None), _S.c.next_attempt_at <= bindparam("k_now")),
+        ]
+        if self.channels is not None:
+            conds.append(_S.c.channel_id.in_(self.channels))
+        due = and_(*conds)
+        by_due = (_S.c.scheduled_publish_time, _S.c.id)
+        first = (
+            select(_S.c.channel_id)
+            .where(due)
+            .order_by(*by_due)
+            .limit(bindparam("k_peek", type_=Integer))
+        )
+        # PostgreSQL, one statement: the subquery counts the channel's uploading rows (its
+        # snapshot is taken after the channel lock), takes at most the room left under the cap
+        # with SKIP LOCKED, the UPDATE marks them, each with its own random lease token, and the
+        # channel row is stamped when any was taken.
+        room_left = func.greatest(
+            0,
+            func.least(
+                bindparam("k_limit", type_=Integer),
+                bindparam("k_cap", type_=Integer) - _COUNT_LIVE_OF_CHANNEL,
+            ),
+        )
+        ids = (
+            select(_S.c.id)
+            .where(due, _S.c.channel_id == bindparam("k_channel"))
+            .order_by(*by_due)
+            .limit(room_left)
+            .with_for_update(skip_locked=True)
+        )
+        token_sql = literal(f"{self.worker_id}#") + func.substr(
+            func.md5(func.random().cast(Text)), 1, 12
+        )
+        claim = (
+            update(_S)
+            .where(_S.c.id.in_(ids))
+            .values(
+                upload_status=_UPLOADING,
+                lease_owner=token_sql,
+                lease_expires_at=bindparam("k_expires"),
+                heartbeat_at=bindparam("k_now"),
+                updated_at=bindparam("k_now"),
+            )
+            .returning(*_CLAIM_COLUMNS, _S.c.lease_owner)
+            .cte("claimed")
+        )
+        touch = (
+            update(_CHANNELS)
+            .where(
+                _CHANNELS.c.channel_id == bindparam("k_channel"),
+                exists(select(literal(1)).select_from(claim)),
+            )
+            .values(last_claim_at=bindparam("k_now"))
+            .cte("touched")
+        )
+        pick = (
+            select(*_CLAIM_COLUMNS)
+            .where(due, _S.c.channel_id == bindparam("k_channel"))
+            .order_by(*by_due)
+            .limit(bindparam("k_room", type_=Integer))
+            .with_for_update(skip_locked=True)
+        )
+        sql: dict[str, Any] = {
+            "first": first,
+            "pg_claim": select(claim).add_cte(touch),
+            "pick": pick,
+        }
+        self._claim_sql_cache = (key, sql)
+        return sql
 
-        def candidates(session: Session) -> list[str]:
-            first_due = func.min(Schedule.scheduled_publish_time)
-            rows = session.execute(
-                select(Schedule.channel_id, first_due)
+    def _claim(self, room: int) -> list[_Attempt]:
+        """Claim up to ``room`` due schedules, one short transaction per channel.
+
+        Channels are taken in order of their earliest due schedule. The first look is a cheap
+        top-N read of the due index (the channels of the next few due rows); only when those
+        channels could not fill ``room`` (capped, or their rows taken by other processors) are
+        the remaining channels found with a ``GROUP BY`` over all due rows.
+        """
+        now = self._now()
+        peek = min(_MAX_CHANNELS_PER_CLAIM * 4, max(room * 4, 16))
+
+        def first_channels(conn: Connection) -> tuple[list[str], bool]:
+            rows = conn.execute(
+                self._claim_sql()["first"],
+                {"k_now": now, "k_horizon": now + self.upload_lead_time, "k_peek": peek},
+            ).all()
+            return list(dict.fromkeys(r[0] for r in rows)), len(rows) >= peek
+
+        def all_channels(conn: Connection) -> list[str]:
+            first_due = func.min(_S.c.scheduled_publish_time)
+            rows = conn.execute(
+                select(_S.c.channel_id, first_due)
                 .where(self._due(self._now()))
-                .group_by(Schedule.channel_id)
-                .order_by(first_due, Schedule.channel_id)
+                .group_by(_S.c.channel_id)
+                .order_by(first_due, _S.c.channel_id)
                 .limit(_MAX_CHANNELS_PER_CLAIM)
             ).all()
             return [r[0] for r in rows]
 
         claimed: list[_Attempt] = []
-        for channel in self._db.run("find due uploads", candidates, read_only=True):
-            limit = min(self.batch_size, room - len(claimed))
-            if limit <= 0:
-                break
-            try:
-                claimed.extend(
-                    self._db.run(
-                        "claim uploads",
-                        lambda s, c=channel, n=limit: self._claim_channel(s, c, n),  # type: ignore[misc]
+        tried: set[str] = set()
+
+        def claim_from(channels: Iterable[str]) -> None:
+            for channel in channels:
+                limit = min(self.batch_size, room - len(claimed))
+                if limit <= 0:
+                    return
+                if channel in tried:
+                    continue
+                tried.add(channel)
+                try:
+                    claimed.extend(
+                        self._db.run_core(
+                            "claim uploads",
+                            lambda c, ch=channel, n=limit: self._claim_channel(c, ch, n),  # type: ignore[misc]
+                        )
                     )
-                )
-            except LockTimeoutError as exc:
-                # Another claimer held the channel longer than the lock timeout: nothing was
-                # written; try the other channels now and this one in the next round.
-                logger.warning("claiming channel %s timed out: %s", channel, exc)
+                except LockTimeoutError as exc:
+                    # Another claimer held the channel longer than the lock timeout: nothing
+                    # was written; try the other channels now and this one in the next round.
+                    logger.warning("claiming channel %s timed out: %s", channel, exc)
+
+        # The first channel is claimed in the transaction that found it (the read takes no
+        # lock, so the lock order is unchanged); the others each in their own transaction.
+        found: list[tuple[list[str], bool]] = []
+
+        def find_and_claim_first(conn: Connection) -> list[_Attempt]:
+            found[:] = [first_channels(conn)]
+            channels = found[0][0]
+            if not channels:
+                return []
+            return self._claim_channel(conn, channels[0], min(self.batch_size, room))
+
+        try:
+            claimed.extend(self._db.run_core("claim uploads", find_and_claim_first))
+        except LockTimeoutError as exc:
+            if not found:
+                raise
+            logger.warning("claiming channel %s timed out: %s", found[0][0][0], exc)
+        channels, more = found[0]
+        tried.update(channels[:1])
+        claim_from(channels)
+        if more and len(claimed) < room:
+            claim_from(self._db.run_core("find due uploads", all_channels, read_only=True))
         return claimed
 
-    def _lock_channel(self, session: Session, channel: str) -> UploadChannel:
-        stmt = select(UploadChannel).where(UploadChannel.channel_id == channel).with_for_update()
-        row = session.execute(stmt).scalar_one_or_none()
-        if row is None:
+    def _lock_channel(self, conn: Connection, channel: str) -> None:
+        params = {"k_channel": channel}
+        if conn.execute(_LOCK_CHANNEL, params).first() is None:
             insert_if_absent(
-                session,
-                self._db.dialect,
-                UploadChannel.__table__,  # type: ignore[arg-type]
-                {"channel_id": channel, "last_claim_at": None},
+                conn, self._db.dialect, _CHANNELS, {"channel_id": channel, "last_claim_at": None}
             )
-            row = session.execute(stmt.execution_options(populate_existing=True)).scalar_one()
-        return row
+            conn.execute(_LOCK_CHANNEL, params).one()
 
-    def _claim_channel(self, session: Session, channel: str, limit: int) -> list[_Attempt]:
+    def _claim_channel(self, conn: Connection, channel: str, limit: int) -> list[_Attempt]:
         now = self._now()
         # The channel row serialises claimers of this channel on every engine, so the count
-        # below cannot be raced by another processor: the cap holds across machines.
-        chan = self._lock_channel(session, channel)
-        live = session.execute(
-            select(func.count())
-            .select_from(Schedule)
-            .where(Schedule.channel_id == channel, Schedule.upload_status == _UPLOADING)
-        ).scalar_one()
-        room = min(limit, self.per_channel_limit - int(live))
-        if room <= 0:
-            return []
-        rows = (
-            session.execute(
-                select(Schedule)
-                .where(self._due(now), Schedule.channel_id == channel)
-                .order_by(Schedule.scheduled_publish_time, Schedule.id)
-                .limit(room)
-                .with_for_update(skip_locked=True)
+        # of its uploading rows below cannot be raced by another processor: the cap holds
+        # across machines.
+        self._lock_channel(conn, channel)
+        if conn.dialect.update_returning and self._db.dialect == "postgresql":
+            # One statement: the subquery counts the channel's uploading rows (its snapshot is
+            # taken after the channel lock), takes at most the room left under the cap with
+            # SKIP LOCKED, and the UPDATE marks them, each with its own random lease token.
+            returned = conn.execute(
+                self._claim_sql()["pg_claim"],
+                {
+                    "k_now": now,
+                    "k_horizon": now + self.upload_lead_time,
+                    "k_channel": channel,
+                    "k_limit": limit,
+                    "k_cap": self.per_channel_limit,
+                    "k_expires": now + self.lease,
+                },
+            ).all()
+            rows = sorted(returned, key=lambda r: (r.scheduled_publish_time, r.id))
+            tokens = {r.id: str(r.lease_owner) for r in rows}
+        else:
+            live = conn.execute(_COUNT_LIVE, {"k_channel": channel}).scalar_one()
+            room = min(limit, self.per_channel_limit - int(live))
+            if room <= 0:
+                return []
+            rows = list(
+                conn.execute(
+                    self._claim_sql()["pick"],
+                    {
+                        "k_now": now,
+                        "k_horizon": now + self.upload_lead_time,
+                        "k_channel": channel,
+                        "k_room": room,
+                    },
+                ).all()
             )
-            .scalars()
-            .all()
-        )
+            tokens = {r.id: f"{self.worker_id}#{secrets.token_hex(6)}" for r in rows}
+            if rows:
+                # The rows are locked by this transaction: one UPDATE takes them all, each with
+                # its own lease token.
+                owner: Any = (
+                    case(tokens, value=_S.c.id) if len(tokens) > 1 else next(iter(tokens.values()))
+                )
+                conn.execute(
+                    update(_S)
+                    .where(_S.c.id.in_(list(tokens)))
+                    .values(
+                        upload_status=_UPLOADING,
+                        lease_owner=owner,
+                        lease_expires_at=now + self.lease,
+                        heartbeat_at=now,
+                        updated_at=now,
+                    )
+                )
+                conn.execute(_TOUCH_CHANNEL, {"k_channel": channel, "k_now": now})
         out: list[_Attempt] = []
         for row in rows:
-            token = f"{self.worker_id}#{secrets.token_hex(6)}"
-            row.upload_status = _UPLOADING
-            row.lease_owner = token
-            row.lease_expires_at = now + self.lease
-            row.heartbeat_at = now
-            row.updated_at = now
             steps = {UploadStep(s) for s in (row.completed_steps or []) if s in _STEP_VALUES}
             out.append(
                 _Attempt(
                     schedule_id=row.id,
                     channel_id=row.channel_id,
                     api_project=row.api_project,
-                    token=token,
+                    token=tokens[row.id],
                     attempts=row.attempts,
                     video_path=row.video_path,
                     metadata=dict(row.video_metadata or {}),
@@ -975,18 +1184,16 @@ class UploadProcessor:
                     reported_uri=row.upload_session_uri,
                     reported_bytes=row.bytes_uploaded,
                     reported_total=row.bytes_total,
+                    claimed_qday=row.quota_date,
+                    claimed_reserved=dict(row.reserved_quota or {}),
                 )
             )
-        if out:
-            chan.last_claim_at = now
-        session.flush()
-        for attempt in out:
             logger.info(
                 "claimed schedule %d (channel %s, attempt %d%s)",
-                attempt.schedule_id,
-                attempt.channel_id,
-                attempt.attempts + 1,
-                ", resuming" if attempt.session_uri or attempt.video_id else "",
+                row.id,
+                row.channel_id,
+                row.attempts + 1,
+                ", resuming" if row.upload_session_uri or row.youtube_video_id else "",
             )
         return out
 
@@ -1253,7 +1460,7 @@ class UploadProcessor:
             )
         if attempt.lost.is_set():
             return self._lost(attempt)
-        return self._record_success(attempt, result)
+        return _Outcome(_Kind.SUCCEEDED, upload=result)
 
     # -- recording outcomes --------------------------------------------------------------------
 
@@ -1316,6 +1523,201 @@ class UploadProcessor:
             if result is not False:
                 return result if isinstance(result, Schedule) else None
         raise SchedulerError(f"{operation}: schedule {schedule_id} kept changing; giving up")
+
+    def _settle(self, finished: list[tuple[_Attempt, _Outcome]]) -> list[_Outcome]:
+        """Record the successful uploads among ``finished`` (in one transaction); all outcomes."""
+        out = [r for _, r in finished if r.kind is not _Kind.SUCCEEDED]
+        done = [(a, r.upload) for a, r in finished if r.kind is _Kind.SUCCEEDED and r.upload]
+        if done:
+            out.extend(self._record_successes(done))
+        return out
+
+    def _record_one_success(self, attempt: _Attempt, result: UploadResult) -> _Outcome:
+        """:meth:`_record_success` with :meth:`_upload`'s error handling. Never raises."""
+        try:
+            return self._record_success(attempt, result)
+        except SchedulerError as exc:
+            logger.error(
+                "could not record the outcome of schedule %d: %s; its lease will expire and the "
+                "next run resumes it",
+                attempt.schedule_id,
+                exc,
+            )
+            return _Outcome(_Kind.UNRECORDED, error=str(exc))
+        except Exception:
+            logger.exception("unexpected error processing schedule %d", attempt.schedule_id)
+            return _Outcome(_Kind.UNRECORDED)
+
+    def _record_successes(self, done: list[tuple[_Attempt, UploadResult]]) -> list[_Outcome]:
+        """Record uploads that succeeded, all in one transaction, in the global lock order.
+
+        First one summed ``UPDATE`` per quota row, in sorted key order (it takes the row's lock):
+        the reserved buckets of the quota day each schedule was claimed with are released
+        (floored at 0, which equals releasing each share in turn) and the consumed buckets are
+        added to today's quota day. Then the schedule rows are locked by id and re-checked: when
+        a lease is no longer this attempt's, or a quota day or reservation moved since the claim,
+        the transaction is rolled back and redone without those schedules, which are recorded
+        afterwards on their own (:meth:`_record_success` re-reads them and locks the right rows;
+        a lost lease writes nothing). A missing quota row makes the retry lock (and create) the
+        rows first. Each schedule's write is fenced on its lease token and status. Events are
+        built here and fired by the caller, after the commit.
+        """
+        if any(a.claimed_qday is None for a, _ in done):
+            return [self._record_one_success(a, r) for a, r in done]
+        now = self._now()
+        qday = quota_date_of(now, self._quota_tz)
+        plans: dict[int, tuple[_Attempt, UploadResult, dict[str, int], list[str], int | None]] = {}
+        for attempt, result in done:
+            with attempt.lock:
+                steps = set(attempt.steps_done)
+                steps |= {UploadStep(op) for op in result.operations if op in _FOLLOW_UP_VALUES}
+                total = attempt.reported_total
+            consumed = self._consumed(steps, result.operations.count(UploadStep.INSERT.value))
+            step_values = sorted(s.value for s in steps if s in _FOLLOW_UPS)
+            plans[attempt.schedule_id] = (attempt, result, consumed, step_values, total)
+
+        def deltas(ids: Iterable[int]) -> dict[tuple[date, str], list[int]]:
+            """Per quota row: [reserved to release, used to add] for these schedules."""
+            out: dict[tuple[date, str], list[int]] = {}
+            for i in ids:
+                attempt, _, consumed, _, _ = plans[i]
+                assert attempt.claimed_qday is not None
+                for bucket, amount in (attempt.claimed_reserved or {}).items():
+                    out.setdefault((attempt.claimed_qday, bucket), [0, 0])[0] += int(amount)
+                for bucket, amount in consumed.items():
+                    out.setdefault((qday, bucket), [0, 0])[1] += amount
+            return out
+
+        def txn(conn: Connection, ids: list[int], fast: bool) -> dict[int, int]:
+            """Record ``ids``; returns their attempts. Raises _Regroup when some cannot be."""
+            change = deltas(ids)
+            if not change:
+                pass
+            elif fast:
+                # One summed UPDATE per quota row (sorted: the global lock order). Releasing the
+                # sum at once, floored at 0, equals releasing each schedule's share in turn.
+                hit = _rowcount(
+                    conn.execute(
+                        _RELEASE_AND_USE,
+                        [
+                            {
+                                "k_project": self.api_project,
+                                "k_qday": k[0],
+                                "k_bucket": k[1],
+                                "k_release": d[0],
+                                "k_use": d[1],
+                            }
+                            for k, d in sorted(change.items())
+                        ],
+                    )
+                )
+                if hit != len(change):
+                    raise _Regroup(set(), slow=True)  # a quota row is missing: create it
+            else:
+                quota = lock_quota_counts(
+                    conn, self._db.dialect, self.api_project, change, self._policy.buckets
+                )
+                conn.execute(
+                    _SET_QUOTA,
+                    [
+                        {
+                            "k_project": self.api_project,
+                            "k_qday": k[0],
+                            "k_bucket": k[1],
+                            "k_reserved": max(0, quota[k][0] - d[0]),
+                            "k_used": quota[k][1] + d[1],
+                        }
+                        for k, d in sorted(change.items())
+                    ],
+                )
+            rows = conn.execute(_LOCK_DONE_ROWS, {"k_ids": sorted(ids)}).all()
+            drop = set(ids) - {row.id for row in rows}
+            for row in rows:
+                attempt = plans[row.id][0]
+                if (
+                    row.lease_owner != attempt.token
+                    or row.upload_status != _UPLOADING
+                    or row.quota_date != attempt.claimed_qday
+                    or dict(row.reserved_quota or {}) != (attempt.claimed_reserved or {})
+                ):
+                    drop.add(row.id)
+            if drop:
+                raise _Regroup(drop)  # roll the counters back; record the others without them
+            params: list[dict[str, Any]] = []
+            for row in rows:
+                attempt, result, consumed, step_values, total = plans[row.id]
+                merged = dict(row.consumed_quota or {})
+                for bucket, amount in consumed.items():
+                    merged[bucket] = merged.get(bucket, 0) + amount
+                final_total = total if total is not None else row.bytes_total
+                uploaded = row.bytes_uploaded
+                if final_total is not None:
+                    uploaded = max(uploaded, final_total)
+                params.append(
+                    {
+                        "k_id": row.id,
+                        "k_token": attempt.token,
+                        "k_qday": qday,
+                        "k_reserved": {},
+                        "k_consumed": merged,
+                        "k_video_id": result.video_id,
+                        "k_steps": step_values,
+                        "k_now": now,
+                        "k_total": final_total,
+                        "k_uploaded": uploaded,
+                    }
+                )
+            if _rowcount(conn.execute(_COMPLETE_ROW, params)) != len(params):
+                raise _Regroup(set(), slow=True)  # cannot happen under the row locks
+            return {row.id: row.attempts for row in rows}
+
+        ids = sorted(plans)
+        alone: list[int] = []  # recorded one by one (lease lost or row moved since the claim)
+        recorded: dict[int, int] = {}
+        fast = True
+        try:
+            for _ in range(_MAX_RECORD_TRIES):
+                if not ids:
+                    break
+                try:
+                    recorded = self._db.run_core(
+                        "record completed uploads",
+                        lambda c, i=ids, f=fast: txn(c, i, f),  # type: ignore[misc]
+                    )
+                    ids = []
+                except _Regroup as regroup:
+                    alone.extend(regroup.drop)
+                    ids = [i for i in ids if i not in regroup.drop]
+                    fast = fast and not regroup.slow
+            alone.extend(ids)  # still not recorded together: one by one
+        except SchedulerError as exc:
+            logger.warning("recording %d uploads together failed (%s); one by one", len(done), exc)
+            alone, recorded = sorted(plans), {}
+        out = [self._record_one_success(plans[i][0], plans[i][1]) for i in alone]
+        for schedule_id, attempts in recorded.items():
+            attempt, result = plans[schedule_id][0], plans[schedule_id][1]
+            logger.info(
+                "uploaded schedule %d as video %s (%s, publishAt %s)",
+                attempt.schedule_id,
+                result.video_id,
+                result.privacy_status,
+                result.publish_at.isoformat() if result.publish_at else "none",
+            )
+            out.append(
+                _Outcome(
+                    _Kind.UPLOADED,
+                    [
+                        self._event(
+                            ProcessorEventKind.UPLOADED,
+                            attempt,
+                            attempts=attempts,
+                            video_id=result.video_id,
+                            at=now,
+                        )
+                    ],
+                )
+            )
+        return out
 
     def _record_success(self, attempt: _Attempt, result: UploadResult) -> _Outcome:
         now = self._now()
@@ -1870,3 +2272,109 @@ class UploadProcessor:
 
 _STEP_VALUES = frozenset(s.value for s in UploadStep)
 _FOLLOW_UP_VALUES = frozenset(s.value for s in _FOLLOW_UPS)
+
+# Pre-built Core statements of the hot path (claim, batched completion): no ORM entities, and
+# statement construction / cache-key generation happen once (see docs/performance.md).
+_S: Table = Schedule.__table__  # type: ignore[assignment]
+_CHANNELS: Table = UploadChannel.__table__  # type: ignore[assignment]
+_QUOTA: Table = QuotaUsage.__table__  # type: ignore[assignment]
+_LOCK_CHANNEL = (
+    select(_CHANNELS.c.channel_id)
+    .where(_CHANNELS.c.channel_id == bindparam("k_channel"))
+    .with_for_update()
+)
+_TOUCH_CHANNEL = (
+    update(_CHANNELS)
+    .where(_CHANNELS.c.channel_id == bindparam("k_channel"))
+    .values(last_claim_at=bindparam("k_now"))
+)
+_COUNT_LIVE = (
+    select(func.count())
+    .select_from(_S)
+    .where(_S.c.channel_id == bindparam("k_channel"), _S.c.upload_status == _UPLOADING)
+)
+_COUNT_LIVE_OF_CHANNEL = _COUNT_LIVE.scalar_subquery()
+_CLAIM_COLUMNS = (
+    _S.c.id,
+    _S.c.channel_id,
+    _S.c.api_project,
+    _S.c.attempts,
+    _S.c.video_path,
+    _S.c["metadata"].label("video_metadata"),
+    _S.c.scheduled_publish_time,
+    _S.c.upload_session_uri,
+    _S.c.youtube_video_id,
+    _S.c.completed_steps,
+    _S.c.bytes_uploaded,
+    _S.c.bytes_total,
+    _S.c.quota_date,
+    _S.c.reserved_quota,
+)
+_LOCK_DONE_ROWS = (
+    select(
+        _S.c.id,
+        _S.c.lease_owner,
+        _S.c.upload_status,
+        _S.c.quota_date,
+        _S.c.reserved_quota,
+        _S.c.consumed_quota,
+        _S.c.bytes_uploaded,
+        _S.c.bytes_total,
+        _S.c.attempts,
+    )
+    .where(_S.c.id.in_(bindparam("k_ids", expanding=True)))
+    .order_by(_S.c.id)
+    .with_for_update()
+)
+_RELEASE_AND_USE = (
+    update(_QUOTA)
+    .where(
+        _QUOTA.c.api_project == bindparam("k_project"),
+        _QUOTA.c.quota_date == bindparam("k_qday"),
+        _QUOTA.c.bucket == bindparam("k_bucket"),
+    )
+    .values(
+        reserved=case(
+            (
+                _QUOTA.c.reserved > bindparam("k_release"),
+                _QUOTA.c.reserved - bindparam("k_release"),
+            ),
+            else_=0,
+        ),
+        used=_QUOTA.c.used + bindparam("k_use"),
+    )
+)
+_SET_QUOTA = (
+    update(_QUOTA)
+    .where(
+        _QUOTA.c.api_project == bindparam("k_project"),
+        _QUOTA.c.quota_date == bindparam("k_qday"),
+        _QUOTA.c.bucket == bindparam("k_bucket"),
+    )
+    .values(reserved=bindparam("k_reserved"), used=bindparam("k_used"))
+)
+_COMPLETE_ROW = (
+    update(_S)
+    .where(
+        _S.c.id == bindparam("k_id"),
+        _S.c.lease_owner == bindparam("k_token"),
+        _S.c.upload_status == _UPLOADING,
+    )
+    .values(
+        quota_date=bindparam("k_qday"),
+        reserved_quota=bindparam("k_reserved", type_=_S.c.reserved_quota.type),
+        consumed_quota=bindparam("k_consumed", type_=_S.c.consumed_quota.type),
+        upload_status=UploadStatus.COMPLETED.value,
+        youtube_video_id=bindparam("k_video_id"),
+        completed_steps=bindparam("k_steps", type_=_S.c.completed_steps.type),
+        uploaded_at=bindparam("k_now", type_=_S.c.uploaded_at.type),
+        updated_at=bindparam("k_now", type_=_S.c.uploaded_at.type),
+        heartbeat_at=bindparam("k_now", type_=_S.c.uploaded_at.type),
+        lease_owner=None,
+        lease_expires_at=None,
+        next_attempt_at=None,
+        last_error=None,
+        bytes_total=bindparam("k_total", type_=BigInteger()),
+        bytes_uploaded=bindparam("k_uploaded", type_=BigInteger()),
+    )
+)
