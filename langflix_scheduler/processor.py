@@ -1376,8 +1376,13 @@ class UploadProcessor:
 
     def _upload(self, attempt: _Attempt) -> _Outcome:
         """Upload one claimed schedule and record the outcome. Never raises."""
+        return self._guarded(attempt, lambda: self._upload_and_record(attempt))
+
+    def _guarded(self, attempt: _Attempt, work: Callable[[], _Outcome]) -> _Outcome:
+        """Run ``work`` for ``attempt``; a lost lease or a failure to record becomes an outcome
+        (an unrecorded attempt's lease expires and the next run resumes it). Never raises."""
         try:
-            return self._upload_and_record(attempt)
+            return work()
         except _LeaseLost:
             return self._lost(attempt)
         except SchedulerError as exc:
@@ -1534,19 +1539,7 @@ class UploadProcessor:
 
     def _record_one_success(self, attempt: _Attempt, result: UploadResult) -> _Outcome:
         """:meth:`_record_success` with :meth:`_upload`'s error handling. Never raises."""
-        try:
-            return self._record_success(attempt, result)
-        except SchedulerError as exc:
-            logger.error(
-                "could not record the outcome of schedule %d: %s; its lease will expire and the "
-                "next run resumes it",
-                attempt.schedule_id,
-                exc,
-            )
-            return _Outcome(_Kind.UNRECORDED, error=str(exc))
-        except Exception:
-            logger.exception("unexpected error processing schedule %d", attempt.schedule_id)
-            return _Outcome(_Kind.UNRECORDED)
+        return self._guarded(attempt, lambda: self._record_success(attempt, result))
 
     def _record_successes(self, done: list[tuple[_Attempt, UploadResult]]) -> list[_Outcome]:
         """Record uploads that succeeded, all in one transaction, in the global lock order.
