@@ -103,7 +103,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from types import FrameType, TracebackType
 from typing import Any, Self
@@ -363,6 +363,8 @@ class _Attempt:
 
 @dataclass
 class _Counts:
+    """What a run did; its fields are ``ProcessReport``'s and ``processor_runs``' counters."""
+
     claimed: int = 0
     uploaded: int = 0
     failed: int = 0
@@ -784,12 +786,7 @@ class UploadProcessor:
                 .values(
                     finished_at=finished,
                     outcome=outcome.value,
-                    claimed=counts.claimed,
-                    uploaded=counts.uploaded,
-                    failed=counts.failed,
-                    retried=counts.retried,
-                    deferred=counts.deferred,
-                    rescued=counts.rescued,
+                    **asdict(counts),
                     error=_short(error) if error else None,
                 )
                 .execution_options(synchronize_session=False)
@@ -893,12 +890,7 @@ class UploadProcessor:
         report = ProcessReport(
             worker_id=self.worker_id,
             outcome=outcome,
-            claimed=counts.claimed,
-            uploaded=counts.uploaded,
-            failed=counts.failed,
-            retried=counts.retried,
-            deferred=counts.deferred,
-            rescued=counts.rescued,
+            **asdict(counts),
             duration=timedelta(seconds=time.monotonic() - t0),
             error=error,
         )
