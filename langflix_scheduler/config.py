@@ -12,6 +12,7 @@ Environment variables (all optional)::
     LANGFLIX_SCHEDULER_QUOTA_POLICY     granular-2026 | pool-2025 | legacy
     LANGFLIX_SCHEDULER_QUOTA_TIMEZONE   America/Los_Angeles
     LANGFLIX_SCHEDULER_LOCK_TIMEOUT     5.0            (seconds)
+    LANGFLIX_SCHEDULER_DB_TIMEOUT       30.0           (seconds)
     LANGFLIX_SCHEDULER_HORIZON_DAYS     60
     LANGFLIX_SCHEDULER_MIN_LEAD_TIME    900            (seconds)
     LANGFLIX_SCHEDULER_UPLOAD_LEAD_TIME 3600           (seconds)
@@ -91,6 +92,10 @@ class SchedulerConfig:
         quota_policy: YouTube API quota buckets and costs (see :mod:`langflix_scheduler.quota`).
         quota_timezone: where the quota day starts (YouTube: midnight Pacific Time).
         lock_timeout: seconds a reservation waits for a row lock before ``LockTimeoutError``.
+        db_timeout: seconds any one database call may take (statement, idle transaction, network
+            read/write) before it fails with ``DatabaseTimeoutError``, so a stalled network or
+            server never blocks a caller, or holds a lock, for longer. Must exceed
+            ``lock_timeout``.
         horizon_days: how far ahead slot search looks.
         min_lead_time: the earliest a new schedule may be, from now.
         upload_lead_time: how long before its publish time a video is uploaded; the upload's API
@@ -111,6 +116,7 @@ class SchedulerConfig:
     quota_policy: QuotaPolicy = field(default_factory=QuotaPolicy.default)
     quota_timezone: str = DEFAULT_QUOTA_TIMEZONE
     lock_timeout: float = 5.0
+    db_timeout: float = 30.0
     horizon_days: int = 60
     min_lead_time: timedelta = timedelta(minutes=15)
     upload_lead_time: timedelta = timedelta(hours=1)
@@ -159,6 +165,16 @@ class SchedulerConfig:
             0 < self.lock_timeout <= 3600 and math.isfinite(self.lock_timeout)
         ):
             raise ConfigurationError("lock_timeout", "must be a number of seconds in (0, 3600]")
+        if not isinstance(self.db_timeout, int | float) or not (
+            0 < self.db_timeout <= 3600 and math.isfinite(self.db_timeout)
+        ):
+            raise ConfigurationError("db_timeout", "must be a number of seconds in (0, 3600]")
+        if self.db_timeout <= self.lock_timeout:
+            raise ConfigurationError(
+                "db_timeout",
+                f"must be longer than lock_timeout ({self.lock_timeout:g} s), or every lock wait "
+                "would end as a database timeout",
+            )
         if not isinstance(self.horizon_days, int) or not 1 <= self.horizon_days <= MAX_HORIZON_DAYS:
             raise ConfigurationError(
                 "horizon_days", f"must be an integer in [1, {MAX_HORIZON_DAYS}]"
@@ -316,7 +332,7 @@ def _coerce(key: str, raw: Any) -> Any:
         raise ConfigurationError(key, "must be a preset name or a table with buckets and costs")
     if key in ("min_lead_time", "upload_lead_time"):
         return _seconds(raw, key)
-    if key == "lock_timeout":
+    if key in ("lock_timeout", "db_timeout"):
         try:
             return float(raw)
         except (TypeError, ValueError):

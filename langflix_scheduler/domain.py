@@ -47,18 +47,30 @@ class VideoType(enum.StrEnum):
 
 
 class UploadStatus(enum.StrEnum):
-    """Lifecycle of a schedule: scheduled -> uploading -> completed, or failed / cancelled."""
+    """Lifecycle of a schedule: scheduled -> uploading -> completed, or failed / cancelled.
+
+    ``needs_review``: whether the video reached YouTube is unknown (an upload session was opened
+    but can no longer be asked, or an upload's outcome could not be recorded). The schedule keeps
+    its slot, daily count and quota, is shown by ``status``, and is never uploaded again
+    automatically: look on the channel, then mark it or book it again.
+    """
 
     SCHEDULED = "scheduled"
     UPLOADING = "uploading"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    NEEDS_REVIEW = "needs_review"
 
     @property
     def is_active(self) -> bool:
         """True while the schedule occupies its slot and its reservations."""
-        return self in (UploadStatus.SCHEDULED, UploadStatus.UPLOADING, UploadStatus.COMPLETED)
+        return self in (
+            UploadStatus.SCHEDULED,
+            UploadStatus.UPLOADING,
+            UploadStatus.COMPLETED,
+            UploadStatus.NEEDS_REVIEW,
+        )
 
 
 class Privacy(enum.StrEnum):

@@ -8,10 +8,13 @@ googleapiclient exceptions are translated and kept as ``__cause__``::
     ├── InvalidScheduleError        bad input to a scheduling call (also ValueError)
     ├── QuotaExceededError          a reservation would exceed one of OUR configured limits
     ├── SlotUnavailableError        the requested publish slot is taken (carries next_available)
+    ├── DuplicateVideoError         the same file is already live or uploaded on the channel
     ├── ScheduleNotFoundError       no schedule with that id (also LookupError)
     ├── InvalidTransitionError      the schedule's status does not allow the operation
     ├── LockTimeoutError            a row lock was not granted within lock_timeout
     ├── StorageError                the database failed (unreachable, deadlock retries spent, ...)
+    │   ├── DatabaseTimeoutError    a database call did not finish within db_timeout
+    │   └── OutcomeUnknownError     the failure came after COMMIT was sent: it may have committed
     └── UploadError                 an upload to YouTube failed
         ├── TransientUploadError    5xx, resets, timeouts, rate limits: retry with backoff
         ├── QuotaExhaustedError     YouTube says the project's quota is spent until next PT midnight
@@ -31,9 +34,12 @@ from datetime import date, datetime, timedelta
 __all__ = [
     "AuthorizationError",
     "ConfigurationError",
+    "DatabaseTimeoutError",
+    "DuplicateVideoError",
     "InvalidScheduleError",
     "InvalidTransitionError",
     "LockTimeoutError",
+    "OutcomeUnknownError",
     "PermanentUploadError",
     "QuotaExceededError",
     "QuotaExhaustedError",
@@ -182,6 +188,76 @@ class StorageError(SchedulerError):
         self.operation = operation
         self.detail = detail
         super().__init__(f"{operation}: database error: {detail}")
+
+
+class DatabaseTimeoutError(StorageError):
+    """A database call did not finish within ``db_timeout`` (a stalled network or server).
+
+    The transaction was abandoned; the server frees its locks when its own timeout fires. When
+    the stall hit the COMMIT itself, :class:`OutcomeUnknownError` is raised instead.
+
+    Attributes:
+        timeout: the configured ``db_timeout`` in seconds.
+    """
+
+    def __init__(self, operation: str, timeout: float, detail: str = "") -> None:
+        self.timeout = timeout
+        text = f"no answer within db_timeout={timeout:g} s"
+        super().__init__(operation, f"{text} ({detail})" if detail else text)
+
+
+class OutcomeUnknownError(StorageError):
+    """The connection failed after COMMIT was sent: the change may or may not have been made.
+
+    Retrying the same public call is safe: booking returns the schedule a lost commit made (by
+    its idempotency key or content fingerprint) instead of booking twice, and every other call
+    either finds its change done or makes it.
+
+    Attributes:
+        operation: the operation whose commit is in doubt.
+    """
+
+    def __init__(self, operation: str, detail: str) -> None:
+        super().__init__(
+            operation,
+            f"the connection failed after COMMIT was sent, so the change may or may not have "
+            f"been saved ({detail}); retrying the same call is safe",
+        )
+
+
+class DuplicateVideoError(SchedulerError):
+    """The same video file (by content) is already scheduled, uploading or uploaded on the channel.
+
+    Pass ``allow_duplicate=True`` to book it again on purpose.
+
+    Attributes:
+        existing_id: the schedule that holds the same content.
+        channel_id: the channel.
+        content_sha256: the file's SHA-256 (hex).
+        status: the existing schedule's status.
+        same_request: True when the existing schedule is the same request (same file, type,
+            metadata and, if one was asked for, time): a retry of a booking that succeeded.
+    """
+
+    def __init__(
+        self,
+        existing_id: int,
+        *,
+        channel_id: str,
+        content_sha256: str,
+        status: str,
+        same_request: bool = False,
+    ) -> None:
+        self.existing_id = existing_id
+        self.channel_id = channel_id
+        self.content_sha256 = content_sha256
+        self.status = status
+        self.same_request = same_request
+        super().__init__(
+            f"this video is already {status} on channel {channel_id} as schedule #{existing_id} "
+            f"(same content, sha256 {content_sha256[:12]}...); pass allow_duplicate=True to book "
+            "it again"
+        )
 
 
 class UploadError(SchedulerError):

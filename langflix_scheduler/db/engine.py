@@ -44,14 +44,22 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
+    InterfaceError,
     InvalidatePoolError,
     NoSuchModuleError,
+    OperationalError,
     SQLAlchemyError,
 )
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from ..errors import ConfigurationError, LockTimeoutError, SchedulerError, StorageError
+from ..errors import (
+    ConfigurationError,
+    LockTimeoutError,
+    OutcomeUnknownError,
+    SchedulerError,
+    StorageError,
+)
 
 __all__ = [
     "PING_AFTER_IDLE_SECONDS",
@@ -59,6 +67,7 @@ __all__ = [
     "Database",
     "create_engine",
     "dialect_of",
+    "is_connection_failure",
     "translate_error",
 ]
 
@@ -263,6 +272,25 @@ def is_retryable(exc: BaseException) -> bool:
     return _sqlstate(orig) in _PG_RETRYABLE or _mysql_code(orig) in _MYSQL_RETRYABLE
 
 
+def is_connection_failure(exc: BaseException) -> bool:
+    """True when ``exc`` says the connection (not the statement) failed: a reset, a closed or
+    timed-out socket, a server gone away. After COMMIT was sent, such a failure leaves the
+    outcome unknown; a statement error (a constraint, a lock timeout) does not."""
+    if is_lock_timeout(exc) or is_retryable(exc):
+        return False
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if _mysql_code(_orig(exc)) in _MYSQL_CONNECTION_ERRORS:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def _detail(exc: BaseException) -> str:
+    orig = _orig(exc)
+    detail = str(orig) if orig is not None else str(exc)
+    return detail.strip().splitlines()[0] if detail.strip() else type(exc).__name__
+
+
 def translate_error(exc: BaseException, operation: str, lock_timeout: float) -> SchedulerError:
     """Map a SQLAlchemy/driver exception to the library's error tree (raise it ``from exc``)."""
     if is_lock_timeout(exc):
@@ -328,6 +356,7 @@ class Database:
         read_only: bool,
     ) -> Iterator[None]:
         restore_mysql = False
+        committing = False
         try:
             if not read_only:
                 restore_mysql = self._apply_lock_timeout(handle, get_connection())
@@ -335,11 +364,15 @@ class Database:
             if restore_mysql:
                 # Session variables are not transactional: restoring before COMMIT is safe.
                 self._restore_mysql(handle)
+            committing = True
             handle.commit()
         except SQLAlchemyError as exc:
             self._rollback(handle, get_connection, restore_mysql)
             if is_retryable(exc):
                 raise RetryableError(str(exc)) from exc
+            if committing and not read_only and is_connection_failure(exc):
+                # COMMIT was sent (or may have been): the server may have committed it.
+                raise OutcomeUnknownError(operation, _detail(exc)) from exc
             raise translate_error(exc, operation, self.lock_timeout) from exc
         except BaseException:
             self._rollback(handle, get_connection, restore_mysql)

@@ -28,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
+    "ApiCall",
     "Base",
     "DailyLimit",
     "ProcessorRun",
@@ -45,8 +46,8 @@ NAMING_CONVENTION = {
 }
 
 VIDEO_TYPES = ("final", "short")
-UPLOAD_STATUSES = ("scheduled", "uploading", "completed", "failed", "cancelled")
-ACTIVE_STATUSES = ("scheduled", "uploading", "completed")
+UPLOAD_STATUSES = ("scheduled", "uploading", "completed", "failed", "cancelled", "needs_review")
+ACTIVE_STATUSES = ("scheduled", "uploading", "completed", "needs_review")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -98,11 +99,19 @@ class Schedule(Base):
     ``slot_key`` equals ``scheduled_publish_time`` while the schedule is active and is NULL once
     it is cancelled or failed; UNIQUE(channel_id, slot_key) makes a double-booked slot impossible
     on every engine (NULLs never collide).
+
+    ``fingerprint_key`` works the same way for content: it equals ``content_sha256`` while the
+    schedule is active (unless it was booked with ``allow_duplicate``) and is NULL once cancelled
+    or failed, so UNIQUE(channel_id, fingerprint_key) refuses the same file twice on a channel.
+    ``file_size``/``file_mtime_ns`` are the file's stat when it was hashed: an unchanged file is
+    not read again. ``idempotency_key`` is the caller's request id, UNIQUE per channel for ever.
     """
 
     __tablename__ = "youtube_schedules"
     __table_args__ = (
         UniqueConstraint("channel_id", "slot_key"),
+        UniqueConstraint("channel_id", "fingerprint_key"),
+        UniqueConstraint("channel_id", "idempotency_key"),
         Index("ix_youtube_schedules_due", "upload_status", "scheduled_publish_time"),
         Index("ix_youtube_schedules_channel_day", "channel_id", "publish_date"),
         Index("ix_youtube_schedules_lease", "upload_status", "lease_expires_at"),
@@ -139,6 +148,11 @@ class Schedule(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    content_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    fingerprint_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    file_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    file_mtime_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class DailyLimit(Base):
@@ -197,7 +211,12 @@ class UploadChannel(Base):
 
 
 class ProcessorRun(Base):
-    """One run of an upload processor, for the status report."""
+    """One run of an upload processor, for the status report.
+
+    A running run raises ``heartbeat_at`` and ``lease_expires_at`` while it lives; a row still
+    ``running`` whose ``lease_expires_at`` passed belongs to a process that died or lost the
+    database (shown as ``lost``).
+    """
 
     __tablename__ = "processor_runs"
     __table_args__ = (Index("ix_processor_runs_started_at", "started_at"),)
@@ -215,3 +234,32 @@ class ProcessorRun(Base):
     rescued: Mapped[int] = mapped_column(Integer, default=0)
     skipped_overlap: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ApiCall(Base):
+    """The quota ledger: one row per YouTube API request that YouTube charges for.
+
+    Written *before* the request is sent (a request that may have been sent is counted), on the
+    Pacific-time quota day it was sent. ``youtube_quota_usage.used`` is the sum of these rows per
+    (api_project, quota_date, bucket), which is what ``recalculate_quota`` recounts.
+    """
+
+    __tablename__ = "youtube_api_calls"
+    __table_args__ = (
+        Index("ix_youtube_api_calls_quota_day", "api_project", "quota_date", "bucket"),
+        Index("ix_youtube_api_calls_schedule", "schedule_id"),
+        CheckConstraint("cost >= 0", name="cost"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    api_project: Mapped[str] = mapped_column(String(64))
+    quota_date: Mapped[date] = mapped_column(Date)
+    bucket: Mapped[str] = mapped_column(String(64))
+    operation: Mapped[str] = mapped_column(String(64))
+    cost: Mapped[int] = mapped_column(Integer)
+    schedule_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    channel_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    worker_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())

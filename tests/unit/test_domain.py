@@ -260,6 +260,7 @@ def test_enums() -> None:
         UploadStatus.SCHEDULED,
         UploadStatus.UPLOADING,
         UploadStatus.COMPLETED,
+        UploadStatus.NEEDS_REVIEW,
     }
 
 
