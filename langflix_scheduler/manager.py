@@ -1099,7 +1099,7 @@ class ScheduleManager:
     ) -> ScheduledVideo | None:
         """After a failure at COMMIT: the booking if it committed, None if it did not; raises
         ``exc`` when that cannot be found out."""
-        logger.warning("schedule video: %s; looking the booking up", exc)
+        logger.warning("%s; looking the booking up", exc)
         try:
             found = self._own_row(request, attempted)
         except SchedulerError as lookup:
