@@ -55,10 +55,11 @@ def fingerprint_file(
     if chunk_bytes < 1:
         raise ValueError("chunk_bytes must be >= 1")
     digest = hashlib.sha256()
-    buffer = bytearray(chunk_bytes)
-    view = memoryview(buffer)
     with open(path, "rb", buffering=0) as f:
         before = os.fstat(f.fileno())
+        # A small file gets a small buffer (+1 so that EOF is seen in the second read).
+        buffer = bytearray(min(chunk_bytes, before.st_size + 1))
+        view = memoryview(buffer)
         while True:
             n = f.readinto(buffer)
             if not n:
