@@ -49,10 +49,21 @@ class _RetryCounter(logging.Handler):
             self.count += 1
 
 
+def _videos(folder: str, index: int, ops: int) -> list[str]:
+    """``ops`` small files of distinct content for client ``index`` (each booking is a new video:
+    the same file twice would be a replay or a duplicate)."""
+    paths = []
+    for i in range(ops):
+        path = Path(folder) / f"c{index}_{i}.mp4"
+        path.write_bytes(f"{index}:{i}:".encode().ljust(1024, b"\x00"))
+        paths.append(str(path))
+    return paths
+
+
 def schedule_worker(
-    index: int, barrier: Barrier, url: str, ops: int, days: int, clients: int, video: str
+    index: int, barrier: Barrier, url: str, ops: int, days: int, clients: int, folder: str
 ) -> WorkerResult:
-    """One client: ``ops`` calls of schedule_video with exact unique times."""
+    """One client: ``ops`` calls of schedule_video with exact unique times, one file each."""
     counter = _RetryCounter()
     engine_logger = logging.getLogger("langflix_scheduler.db.engine")
     engine_logger.addHandler(counter)
@@ -60,6 +71,7 @@ def schedule_worker(
     engine_logger.propagate = False
     day0 = first_bench_day()
     result = WorkerResult()
+    videos = _videos(folder, index, ops)
     with ScheduleManager(open_config(url, channel="bench")) as manager:
         manager.get_next_available_slot("short")  # warm the pool and the imports
         barrier.wait()
@@ -68,7 +80,7 @@ def schedule_worker(
             slot = slot_for(i * clients + index, days, day0)
             t0 = time.perf_counter()
             try:
-                manager.schedule_video(video, "short", preferred_time=slot)
+                manager.schedule_video(videos[i], "short", preferred_time=slot)
             except SchedulerError as exc:
                 result.error(type(exc).__name__)
                 continue
@@ -89,17 +101,16 @@ def show_sql(url: str) -> list[str]:
     reset_database(url)
     day0 = first_bench_day()
     with tempfile.TemporaryDirectory() as tmp:
-        video = Path(tmp) / "bench.mp4"
-        video.write_bytes(b"\x00" * 1024)
+        first, video = _videos(tmp, 0, 2)
         with ScheduleManager(open_config(url, channel="bench")) as manager:
-            manager.schedule_video(str(video), "short", preferred_time=slot_for(0, 1, day0))
+            manager.schedule_video(first, "short", preferred_time=slot_for(0, 1, day0))
             seen: list[str] = []
 
             def listener(*args: Any) -> None:
                 seen.append(" ".join(str(args[2]).split()))
 
             event.listen(manager._db.engine, "before_cursor_execute", listener)
-            manager.schedule_video(str(video), "short", preferred_time=slot_for(1, 1, day0))
+            manager.schedule_video(video, "short", preferred_time=slot_for(1, 1, day0))
             event.remove(manager._db.engine, "before_cursor_execute", listener)
     return seen
 
@@ -108,11 +119,7 @@ def run_library(url: str, clients: int, ops: int, days: int) -> dict[str, Any]:
     """Reset the database, run the library benchmark, return the summary."""
     reset_database(url)
     with tempfile.TemporaryDirectory() as tmp:
-        video = Path(tmp) / "bench.mp4"
-        video.write_bytes(b"\x00" * 1024)
-        results, wall = run_processes(
-            schedule_worker, clients, (url, ops, days, clients, str(video))
-        )
+        results, wall = run_processes(schedule_worker, clients, (url, ops, days, clients, tmp))
     return summarise(
         results, wall, kind="library", engine=engine_label(url), clients=clients, ops=ops, days=days
     )

@@ -44,7 +44,7 @@ def make_sample(folder: Path) -> Path:
     """A small folder to try the script on: two finals with metadata, three shorts."""
     folder.mkdir(parents=True, exist_ok=True)
     for n in (1, 2):
-        (folder / f"lesson-{n:02d}.mp4").write_bytes(b"\0" * 4096)
+        (folder / f"lesson-{n:02d}.mp4").write_bytes(f"lesson {n}".encode().ljust(4096, b"\0"))
         (folder / f"lesson-{n:02d}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
         meta = {
             "type": "final",
@@ -55,7 +55,7 @@ def make_sample(folder: Path) -> Path:
         }
         (folder / f"lesson-{n:02d}.json").write_text(json.dumps(meta), encoding="utf-8")
     for n in (1, 2, 3):
-        (folder / f"short-{n:02d}.mp4").write_bytes(b"\0" * 2048)
+        (folder / f"short-{n:02d}.mp4").write_bytes(f"short {n}".encode().ljust(2048, b"\0"))
     return folder
 
 

@@ -14,7 +14,8 @@ config = SchedulerConfig.from_env(timezone="Asia/Seoul")  # env vars, then these
 out = Path("out")
 out.mkdir(exist_ok=True)
 for name in ("episode-12.mp4", "short-3.mp4"):
-    (out / name).write_bytes(b"\0" * 1024)  # stand-ins for your rendered videos
+    if not (out / name).exists():  # stand-ins for your rendered videos (distinct content)
+        (out / name).write_bytes(name.encode().ljust(1024, b"\0"))
 
 with ScheduleManager(config) as manager:
     manager.init_db()  # Alembic upgrade head; idempotent

@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .config import SchedulerConfig
 from .domain import (
+    Booking,
     BucketUsage,
     DailyQuotaStatus,
     Privacy,
@@ -56,6 +57,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 __all__ = [
     "AuthorizationError",
+    "Booking",
     "BucketUsage",
     "ConfigurationError",
     "DailyQuotaStatus",

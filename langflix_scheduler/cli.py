@@ -29,9 +29,10 @@ from rich.table import Table
 
 from . import __version__
 from .config import SchedulerConfig
-from .domain import ScheduledVideo, UploadStatus, VideoMetadata, VideoType
+from .domain import Booking, ScheduledVideo, UploadStatus, VideoMetadata, VideoType
 from .errors import (
     ConfigurationError,
+    DuplicateVideoError,
     InvalidScheduleError,
     LockTimeoutError,
     SchedulerError,
@@ -83,13 +84,18 @@ def _fail(state: _State | None, exc: BaseException) -> NoReturn:
     err = state.err if state else Console(stderr=True)
     if state and state.verbose:
         err.print_exception()
+    message = str(exc)
+    if isinstance(exc, DuplicateVideoError):
+        message = message.replace("pass allow_duplicate=True", "add --allow-duplicate")
     if state and state.as_json:
-        payload = {"error": type(exc).__name__, "message": str(exc)}
+        payload: dict[str, Any] = {"error": type(exc).__name__, "message": message}
         if isinstance(exc, SlotUnavailableError) and exc.next_available:
             payload["next_available"] = exc.next_available.isoformat()
+        if isinstance(exc, DuplicateVideoError):
+            payload["existing_id"] = exc.existing_id
         click.echo(json.dumps(payload), err=True)
     else:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     raise SystemExit(code)
 
 
@@ -336,6 +342,16 @@ def _print_schedule(state: _State, s: ScheduledVideo, verb: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="JSON file with metadata (flags override its keys).",
 )
+@click.option(
+    "--idempotency-key",
+    "idempotency_key",
+    help="Your id for this request: running it again returns the schedule it booked.",
+)
+@click.option(
+    "--allow-duplicate",
+    is_flag=True,
+    help="Book the file even if the same content is already scheduled or uploaded.",
+)
 @_run
 def schedule(
     state: _State,
@@ -349,8 +365,14 @@ def schedule(
     playlist: str | None,
     privacy: str | None,
     metadata_file: Path | None,
+    idempotency_key: str | None,
+    allow_duplicate: bool,
 ) -> None:
-    """Book a publish slot for the video at PATH."""
+    """Book a publish slot for the video at PATH.
+
+    Running the same command again is safe: it prints "already scheduled as #N" and exits 0.
+    The same file with other metadata or type exits 1 naming the schedule that holds it.
+    """
     when = _parse_instant(at, "--at") if at else None
     meta = _build_metadata(
         path,
@@ -363,8 +385,28 @@ def schedule(
         privacy=privacy,
     )
     with state.manager() as m:
-        booked = m.schedule_video(path, video_type, preferred_time=when, metadata=meta)
-    _print_schedule(state, booked, "scheduled")
+        booking = m.book(
+            path,
+            video_type,
+            preferred_time=when,
+            metadata=meta,
+            idempotency_key=idempotency_key,
+            allow_duplicate=allow_duplicate,
+        )
+    _print_booking(state, booking)
+
+
+def _print_booking(state: _State, booking: Booking) -> None:
+    s = booking.schedule
+    if state.as_json:
+        _emit_json({**_schedule_json(s), "created": booking.created})
+    elif booking.created:
+        _print_schedule(state, s, "scheduled")
+    else:
+        state.out.print(
+            f"already scheduled as #{s.id} ({s.status}: {s.video_type} {s.metadata.title!r} for "
+            f"{_fmt_local(s.scheduled_publish_time, state.config)} on channel {s.channel_id})"
+        )
 
 
 @cli.command("next-slot")

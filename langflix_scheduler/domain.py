@@ -16,6 +16,7 @@ from typing import Any
 from .errors import InvalidScheduleError
 
 __all__ = [
+    "Booking",
     "BucketUsage",
     "DailyQuotaStatus",
     "Privacy",
@@ -268,6 +269,22 @@ class ScheduledVideo:
     created_at: datetime
     updated_at: datetime
     uploaded_at: datetime | None
+    #: SHA-256 (hex) of the file's content when it was booked (None for older schedules).
+    content_sha256: str | None = None
+    #: The caller's request id given when booking, if any.
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Booking:
+    """What :meth:`ScheduleManager.book` did: the schedule, and whether this call created it.
+
+    ``created`` is False when the request was already booked (a retry of the same request, or a
+    replay of its idempotency key): ``schedule`` is then the schedule booked earlier, as it is now.
+    """
+
+    schedule: ScheduledVideo
+    created: bool
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -39,8 +39,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .booking import BookingRequest, check_idempotency_key, decide
 from .config import SchedulerConfig
-from .db import migrate
+from .db import bookings, migrate
 from .db.engine import Database, create_engine
 from .db.locking import (
     add_to_day_count,
@@ -54,6 +55,7 @@ from .db.locking import (
 )
 from .db.models import DailyLimit, ProcessorRun, QuotaUsage, Schedule, UTCDateTime
 from .domain import (
+    Booking,
     BucketUsage,
     DailyQuotaStatus,
     ProcessorRunRecord,
@@ -68,11 +70,14 @@ from .domain import (
 from .errors import (
     InvalidScheduleError,
     InvalidTransitionError,
+    OutcomeUnknownError,
     QuotaExceededError,
     ScheduleNotFoundError,
+    SchedulerError,
     SlotUnavailableError,
     StorageError,
 )
+from .fingerprint import Fingerprint, fingerprint_file
 from .quota import quota_date_of
 from .slots import channel_date_of, ensure_aware, slots_on_day
 
@@ -84,6 +89,11 @@ Clock = Callable[[], datetime]
 MAX_PATH_BYTES = 4096
 _MAX_SEARCH_ROUNDS = 64
 _MAX_RECALC_ROUNDS = 5
+#: Bookings whose unique fingerprint/idempotency key was taken, then freed, before we looked.
+_MAX_BOOK_ROUNDS = 3
+#: Below this size a file is hashed again rather than looked up by its stat: reading it costs
+#: less than the query (SHA-256 runs at about 1-2 GB/s; see docs/performance.md).
+_REUSE_HASH_MIN_BYTES = 1 << 20
 #: Channel days with room whose booked instants the slot search reads in its one query.
 _SNAPSHOT_WINDOW_DAYS = 8
 _COUNT_COLUMN = {VideoType.FINAL: "final_count", VideoType.SHORT: "short_count"}
@@ -102,6 +112,10 @@ def system_clock() -> datetime:
 
 class _SlotTaken(Exception):
     """Internal: the slot was booked by someone else (unique constraint or in-lock check)."""
+
+
+class _Held(Exception):
+    """Internal: the content fingerprint or idempotency key is held by another row (unique)."""
 
 
 class _Restart(Exception):
@@ -150,6 +164,8 @@ def _to_domain(row: Schedule) -> ScheduledVideo:
         created_at=row.created_at,
         updated_at=row.updated_at,
         uploaded_at=row.uploaded_at,
+        content_sha256=row.content_sha256,
+        idempotency_key=row.idempotency_key,
     )
 
 
@@ -791,8 +807,10 @@ class ScheduleManager:
         meta_json: Mapping[str, Any],
         cost: Mapping[str, int],
         now: datetime,
+        identity: Mapping[str, Any],
     ) -> dict[str, Any]:
         return {
+            **identity,
             "channel_id": channel,
             "api_project": self.config.api_project,
             "video_path": path,
@@ -814,10 +832,13 @@ class ScheduleManager:
 
     @staticmethod
     def _insert(conn: Connection, values: Mapping[str, Any]) -> int:
-        """Insert a schedule row; UNIQUE(channel_id, slot_key) refuses a booked slot."""
+        """Insert a schedule row; UNIQUE(channel_id, slot_key) refuses a booked slot, and
+        UNIQUE(channel_id, fingerprint_key / idempotency_key) content or a request booked."""
         try:
             result = conn.execute(_INSERT_SCHEDULE, dict(values))
         except IntegrityError as exc:
+            if "fingerprint_key" in str(exc.orig) or "idempotency_key" in str(exc.orig):
+                raise _Held(str(exc.orig)) from exc
             if "slot_key" in str(exc.orig):
                 raise _SlotTaken(str(values["slot_key"])) from exc
             raise
@@ -853,6 +874,8 @@ class ScheduleManager:
             created_at=values["created_at"],
             updated_at=values["updated_at"],
             uploaded_at=None,
+            content_sha256=values["content_sha256"],
+            idempotency_key=values["idempotency_key"],
         )
 
     def schedule_video(
@@ -863,50 +886,245 @@ class ScheduleManager:
         preferred_time: datetime | None = None,
         metadata: VideoMetadata | Mapping[str, Any] | None = None,
         channel: str | None = None,
+        idempotency_key: str | None = None,
+        allow_duplicate: bool = False,
     ) -> ScheduledVideo:
         """Book a publish slot and reserve its daily limit and API quota, atomically.
 
         Without ``preferred_time`` the earliest free configured slot is taken. With it, exactly
         that instant (to the second) is booked or an error says why.
 
+        Safe to retry: a retry of a request that was already booked (same channel, file content,
+        type, metadata and, if given, time; or the same ``idempotency_key``) returns the schedule
+        booked then instead of booking again. :meth:`book` says which of the two happened.
+
+        Args:
+            idempotency_key: the caller's id for this request (<= 128 characters, unique per
+                channel for ever): a replay returns the schedule it booked; the same key with a
+                different request raises ``InvalidScheduleError``.
+            allow_duplicate: book the file even though the same content is already scheduled,
+                uploading or uploaded on the channel.
+
         Raises:
-            InvalidScheduleError: bad input (nothing written).
+            InvalidScheduleError: bad input (nothing written), or an idempotency key reused for a
+                different request.
+            DuplicateVideoError: the same content is live on the channel as another request.
             SlotUnavailableError: ``preferred_time`` is taken (carries ``next_available``), or no
                 slot is free within the horizon.
             QuotaExceededError: ``preferred_time``'s day or quota day is full.
             LockTimeoutError: a row lock was not granted within ``lock_timeout`` (nothing written).
+            OutcomeUnknownError: the connection failed at COMMIT and the booking could not be
+                looked up; retrying the same call is safe.
             StorageError: the database failed.
         """
+        return self.book(
+            video_path,
+            video_type,
+            preferred_time=preferred_time,
+            metadata=metadata,
+            channel=channel,
+            idempotency_key=idempotency_key,
+            allow_duplicate=allow_duplicate,
+        ).schedule
+
+    def book(
+        self,
+        video_path: str | os.PathLike[str],
+        video_type: VideoType | str,
+        *,
+        preferred_time: datetime | None = None,
+        metadata: VideoMetadata | Mapping[str, Any] | None = None,
+        channel: str | None = None,
+        idempotency_key: str | None = None,
+        allow_duplicate: bool = False,
+    ) -> Booking:
+        """:meth:`schedule_video`, also saying whether this call booked the schedule.
+
+        Returns ``Booking(schedule, created=True)`` for a new booking and ``created=False`` when
+        the request had been booked already (the schedule is then the earlier one, as it is now).
+        Raises what :meth:`schedule_video` raises.
+        """
+        request = self._request(
+            video_path,
+            video_type,
+            preferred_time=preferred_time,
+            metadata=metadata,
+            channel=channel,
+            idempotency_key=idempotency_key,
+            allow_duplicate=allow_duplicate,
+        )
+        in_doubt = False
+        for _ in range(_MAX_BOOK_ROUNDS):
+            attempted: list[Mapping[str, Any]] = []
+            try:
+                return Booking(schedule=self._attempt(request, attempted), created=True)
+            except (_Held, SlotUnavailableError, QuotaExceededError, InvalidScheduleError) as exc:
+                # Refused: a retry of a booking already made is refused too (its own slot, day
+                # or fingerprint is taken), so look for it before saying why.
+                found = self._existing(request)
+                if found is not None:
+                    logger.info("already booked as schedule %d; returning it", found.id)
+                    return Booking(schedule=found, created=False)
+                if not isinstance(exc, _Held):
+                    raise
+            except OutcomeUnknownError as exc:
+                found = self._resolve_in_doubt(request, attempted, exc)
+                if found is not None:
+                    return Booking(schedule=found, created=True)
+                if in_doubt:
+                    raise StorageError(
+                        "schedule video",
+                        "the connection failed at COMMIT twice and the booking was not saved; "
+                        "retrying the same call is safe",
+                    ) from exc
+                in_doubt = True
+        raise StorageError(
+            "schedule video", "the same content or key kept being booked and freed; try again"
+        )
+
+    def _request(
+        self,
+        video_path: str | os.PathLike[str],
+        video_type: VideoType | str,
+        *,
+        preferred_time: datetime | None,
+        metadata: VideoMetadata | Mapping[str, Any] | None,
+        channel: str | None,
+        idempotency_key: str | None,
+        allow_duplicate: bool,
+    ) -> BookingRequest:
+        """Validate a booking request and fingerprint its file (nothing written)."""
         vt = _video_type(video_type)
         ch = self._channel(channel)
         path = _video_path(video_path)
         meta = _metadata(metadata, path)
-        cost = self._cost(meta)
+        key = check_idempotency_key(idempotency_key)
+        if not isinstance(allow_duplicate, bool):
+            raise InvalidScheduleError("allow_duplicate", "must be True or False")
+        slot = None
         if preferred_time is not None:
             slot = _aware(preferred_time, "preferred_time").replace(microsecond=0)
-            self._check_window(slot, "preferred_time", self.now())
-            return self._book_exact(ch, path, vt, slot, meta, cost)
-        return self._book_next(ch, path, vt, meta, cost)
+        return BookingRequest(
+            channel=ch,
+            path=path,
+            video_type=vt,
+            meta=meta,
+            cost=self._cost(meta),
+            slot=slot,
+            fingerprint=self._fingerprint(path),
+            idempotency_key=key,
+            allow_duplicate=allow_duplicate,
+        )
+
+    def _fingerprint(self, path: str) -> Fingerprint:
+        """The file's SHA-256, taken from a schedule of the same unchanged file when there is
+        one (large files only), else read from the file."""
+        try:
+            st = os.stat(path)
+            if st.st_size >= _REUSE_HASH_MIN_BYTES:
+                known = self._db.run(
+                    "look up file hash",
+                    lambda s: bookings.known_sha256(s, path, st.st_size, st.st_mtime_ns),
+                    read_only=True,
+                )
+                if known is not None:
+                    return Fingerprint(known, st.st_size, st.st_mtime_ns)
+            return fingerprint_file(path)
+        except OSError as exc:
+            raise InvalidScheduleError(
+                "video_path", f"cannot read {path!r}: {exc.strerror or exc}"
+            ) from exc
+
+    def _attempt(
+        self, request: BookingRequest, attempted: list[Mapping[str, Any]]
+    ) -> ScheduledVideo:
+        """One booking transaction (exact time or next free slot); ``attempted`` receives the
+        values of the row it inserts, to find that row again when the COMMIT is in doubt."""
+        if request.slot is not None:
+            self._check_window(request.slot, "preferred_time", self.now())
+            return self._book_exact(request, request.slot, attempted)
+        return self._book_next(request, attempted)
+
+    def _existing(self, request: BookingRequest) -> ScheduledVideo | None:
+        """The schedule that already is ``request``, else None; raises for a duplicate or a
+        misused idempotency key (see :func:`langflix_scheduler.booking.decide`)."""
+        if request.fingerprint_key is None and request.idempotency_key is None:
+            return None
+        rows = self._db.run(
+            "find booking",
+            lambda s: bookings.holders(
+                s,
+                request.channel,
+                fingerprint_key=request.fingerprint_key,
+                idempotency_key=request.idempotency_key,
+            ),
+            read_only=True,
+        )
+        found = decide(request, rows)
+        return None if found is None else _to_domain(found)
+
+    def _own_row(
+        self, request: BookingRequest, attempted: Sequence[Mapping[str, Any]]
+    ) -> ScheduledVideo | None:
+        """The row an in-doubt booking transaction inserted, if it committed."""
+        if request.fingerprint_key is not None or request.idempotency_key is not None:
+            rows = self._db.run(
+                "find booking",
+                lambda s: bookings.holders(
+                    s,
+                    request.channel,
+                    fingerprint_key=request.fingerprint_key,
+                    idempotency_key=request.idempotency_key,
+                ),
+                read_only=True,
+            )
+        elif attempted:
+            slot = attempted[-1]["slot_key"]
+            row = self._db.run(
+                "find booking",
+                lambda s: bookings.at_slot(s, request.channel, slot),
+                read_only=True,
+            )
+            rows = [] if row is None else [row]
+        else:
+            return None
+        mine = [r for r in rows if request.same_as(r)]
+        return _to_domain(mine[0]) if mine else None
+
+    def _resolve_in_doubt(
+        self,
+        request: BookingRequest,
+        attempted: Sequence[Mapping[str, Any]],
+        exc: OutcomeUnknownError,
+    ) -> ScheduledVideo | None:
+        """After a failure at COMMIT: the booking if it committed, None if it did not; raises
+        ``exc`` when that cannot be found out."""
+        logger.warning("%s; looking the booking up", exc)
+        try:
+            found = self._own_row(request, attempted)
+        except SchedulerError as lookup:
+            logger.error("schedule video: the look-up failed too (%s); outcome unknown", lookup)
+            raise exc from lookup
+        if found is not None:
+            logger.warning("schedule video: the COMMIT in doubt did commit (schedule %d)", found.id)
+        else:
+            logger.warning("schedule video: the COMMIT in doubt did not commit; booking again")
+        return found
 
     def _book_exact(
-        self,
-        channel: str,
-        path: str,
-        vt: VideoType,
-        slot: datetime,
-        meta: VideoMetadata,
-        cost: Mapping[str, int],
+        self, request: BookingRequest, slot: datetime, attempted: list[Mapping[str, Any]]
     ) -> ScheduledVideo:
+        channel, vt, cost = request.channel, request.video_type, request.cost
         day_date = channel_date_of(slot, self.config.zone)
-
-        meta_json = meta.to_json()
+        meta_json = request.meta.to_json()
+        identity = request.row_values()
 
         def txn(conn: Connection) -> tuple[int, dict[str, Any]]:
             now = self.now()
             qday = self.quota_date_for(slot, now=now)
             values = self._new_row(
                 channel=channel,
-                path=path,
+                path=request.path,
                 video_type=vt,
                 slot=slot,
                 day=day_date,
@@ -914,6 +1132,7 @@ class ScheduleManager:
                 meta_json=meta_json,
                 cost=cost,
                 now=now,
+                identity=identity,
             )
             # Lock order: channel-day row, then quota rows sorted (see db/locking.py). Both are
             # locked by their increment (one statement per row where the engine can return the
@@ -932,19 +1151,22 @@ class ScheduleManager:
             )
             self._check_day(counts[_COUNT_COLUMN[vt]], day_date, vt)
             self._check_quota({(qday, b): n for b, n in before.items()}, qday, cost)
+            attempted.append(values)
             return self._insert(conn, values), values
 
         try:
             new_id, values = self._db.run_core("schedule video", txn)
         except _SlotTaken:
             raise SlotUnavailableError(
-                slot, "already booked", next_available=self._next_or_none(vt, slot, channel, meta)
+                slot,
+                "already booked",
+                next_available=self._next_or_none(vt, slot, channel, request.meta),
             ) from None
-        booked = self._booked(new_id, values, meta)
+        booked = self._booked(new_id, values, request.meta)
         logger.info(
             "scheduled %s %s on channel %s at %s (id %d)",
             vt.value,
-            path,
+            request.path,
             channel,
             slot.isoformat(),
             booked.id,
@@ -960,12 +1182,14 @@ class ScheduleManager:
             return None
 
     def _book_next(
-        self, channel: str, path: str, vt: VideoType, meta: VideoMetadata, cost: Mapping[str, int]
+        self, request: BookingRequest, attempted: list[Mapping[str, Any]]
     ) -> ScheduledVideo:
+        channel, vt, cost = request.channel, request.video_type, request.cost
         times = self.config.publish_times[vt]
         limit = self.config.daily_limits[vt]
         tz = self.config.zone
-        meta_json = meta.to_json()
+        meta_json = request.meta.to_json()
+        identity = request.row_values()
 
         for _ in range(_MAX_SEARCH_ROUNDS):
             now = self.now()
@@ -999,7 +1223,7 @@ class ScheduleManager:
                         continue
                     values = self._new_row(
                         channel=channel,
-                        path=path,
+                        path=request.path,
                         video_type=vt,
                         slot=slot,
                         day=day_date,
@@ -1007,6 +1231,7 @@ class ScheduleManager:
                         meta_json=meta_json,
                         cost=cost,
                         now=now,
+                        identity=identity,
                     )
                     new_id = self._insert(conn, values)
                     self._reserve(
@@ -1017,6 +1242,7 @@ class ScheduleManager:
                         qday=qdays[slot],
                         cost=cost,
                     )
+                    attempted.append(values)
                     return new_id, values
                 return None
 
@@ -1024,12 +1250,12 @@ class ScheduleManager:
                 done = self._db.run_core("schedule video", txn)
             except _SlotTaken:
                 done = None
-            booked = None if done is None else self._booked(done[0], done[1], meta)
+            booked = None if done is None else self._booked(done[0], done[1], request.meta)
             if booked is not None:
                 logger.info(
                     "scheduled %s %s on channel %s at %s (id %d)",
                     vt.value,
-                    path,
+                    request.path,
                     channel,
                     booked.scheduled_publish_time.isoformat(),
                     booked.id,
@@ -1094,6 +1320,7 @@ class ScheduleManager:
                     q.reserved = max(0, q.reserved - amount)
                 row.upload_status = UploadStatus.CANCELLED.value
                 row.slot_key = None
+                row.fingerprint_key = None
                 row.reserved_quota = {}
                 row.lease_owner = None
                 row.lease_expires_at = None

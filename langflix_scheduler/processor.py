@@ -149,6 +149,7 @@ from .errors import (
     UploadError,
     UploadLimitExceededError,
 )
+from .fingerprint import content_changed
 from .manager import _COUNT_COLUMN, ScheduleManager
 from .quota import next_quota_reset, quota_date_of
 from .slots import ensure_aware
@@ -355,6 +356,10 @@ class _Attempt:
     #: rows these name, then re-checks them under the schedule row's lock).
     claimed_qday: date | None = None
     claimed_reserved: dict[str, int] | None = None
+    #: The content fingerprint stored at booking (None for schedules booked before it existed).
+    content_sha256: str | None = None
+    file_size: int | None = None
+    file_mtime_ns: int | None = None
 
     def progress_snapshot(self) -> tuple[str | None, int, int | None]:
         with self.lock:
@@ -1178,6 +1183,9 @@ class UploadProcessor:
                     reported_total=row.bytes_total,
                     claimed_qday=row.quota_date,
                     claimed_reserved=dict(row.reserved_quota or {}),
+                    content_sha256=row.content_sha256,
+                    file_size=row.file_size,
+                    file_mtime_ns=row.file_mtime_ns,
                 )
             )
             logger.info(
@@ -1404,6 +1412,16 @@ class UploadProcessor:
         except SchedulerError as exc:
             attempt.finished.set()
             return self._record_failure(attempt, f"invalid stored request: {exc}", permanent=True)
+        # A file replaced after booking is not uploaded (once the video exists, it is moot).
+        changed = attempt.video_id is None and content_changed(
+            attempt.video_path,
+            sha256=attempt.content_sha256,
+            size=attempt.file_size,
+            mtime_ns=attempt.file_mtime_ns,
+        )
+        if changed:
+            attempt.finished.set()
+            return self._record_failure(attempt, changed, permanent=True)
         try:
             try:
                 result = self.uploader.upload(
@@ -1831,6 +1849,7 @@ class UploadProcessor:
                 q.reserved = max(0, q.reserved - int(amount))
             row.upload_status = UploadStatus.FAILED.value
             row.slot_key = None
+            row.fingerprint_key = None
             row.reserved_quota = {}
             row.attempts = attempts
             row.last_error = _short(reason)
@@ -2294,6 +2313,9 @@ _CLAIM_COLUMNS = (
     _S.c.bytes_total,
     _S.c.quota_date,
     _S.c.reserved_quota,
+    _S.c.content_sha256,
+    _S.c.file_size,
+    _S.c.file_mtime_ns,
 )
 _LOCK_DONE_ROWS = (
     select(

@@ -66,7 +66,9 @@ def test_exact_time_and_reschedule(run_cli: Callable[..., CliResult], video: Pat
     booked = run_cli("--json", "schedule", str(video), "--type", "short", "--at", at.isoformat())
     assert booked.code == 0, booked.stderr
     sid = booked.json()["id"]
-    taken = run_cli("schedule", str(video), "--type", "short", "--at", at.isoformat())
+    other = video.with_name("lesson 02.mp4")
+    other.write_bytes(b"\x01" * 4096)  # other content: the same file would be a replay
+    taken = run_cli("schedule", str(other), "--type", "short", "--at", at.isoformat())
     assert taken.code == 1
     assert "next available" in _one_line_error(taken)
     new_at = at + timedelta(days=1)

@@ -57,9 +57,17 @@ def test_quickstart_books_the_next_free_slots(tmp_path: Path, db_file: str) -> N
     assert first.returncode == 0, first.stderr
     assert re.search(r"booked #1 final for \d{4}-\d\d-\d\d (10|18):00 KST", first.stdout)
     assert re.search(r"booked #2 short for .* KST", first.stdout)
-    second = _run("quickstart.py", cwd=tmp_path, db=db_file)  # the next free slots
+    # Running it again books nothing new: the same files and metadata are the same requests,
+    # so it gets back the schedules it made (issue 9: a retried booking is not a second one).
+    second = _run("quickstart.py", cwd=tmp_path, db=db_file)
     assert second.returncode == 0, second.stderr
-    assert "booked #3 final" in second.stdout
+    assert second.stdout.splitlines()[:2] == first.stdout.splitlines()[:2]
+    # New videos (new content) get the next free slots.
+    for name in ("episode-12.mp4", "short-3.mp4"):
+        (tmp_path / "out" / name).write_bytes(b"new cut of " + name.encode())
+    third = _run("quickstart.py", cwd=tmp_path, db=db_file)
+    assert third.returncode == 0, third.stderr
+    assert "booked #3 final" in third.stdout
     with _manager(db_file, timezone="Asia/Seoul") as m:
         rows = sorted(m.list_schedules(), key=lambda s: s.id)
     assert [(s.video_type.value, s.status.value) for s in rows] == [

@@ -73,6 +73,7 @@ class Attempt:
     video_type: str
     preferred: datetime | None = None
     channel: str | None = None
+    title: str | None = None  # metadata title (default: from the file name)
 
     @property
     def label(self) -> str:
@@ -92,6 +93,8 @@ class Task:
     costs: dict[str, tuple[str, int]]
     horizon_days: int
     lock_timeout: float = RACE_LOCK_TIMEOUT
+    # The slot races book one file many times on purpose: they opt out of duplicate refusal.
+    allow_duplicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class Outcome:
     limit_name: str | None = None  # QuotaExceededError
     day: date | None = None  # QuotaExceededError
     elapsed: float = 0.0  # seconds the call took
+    existing_id: int | None = None  # DuplicateVideoError
 
 
 def _run_task(task: Task, barrier: Any) -> list[Outcome] | str:
@@ -142,6 +146,8 @@ def _run_task(task: Task, barrier: Any) -> list[Outcome] | str:
                     attempt.video_type,
                     preferred_time=attempt.preferred,
                     channel=attempt.channel,
+                    metadata=None if attempt.title is None else {"title": attempt.title},
+                    allow_duplicate=task.allow_duplicate,
                 )
             except Exception as exc:
                 outcomes.append(
@@ -156,6 +162,7 @@ def _run_task(task: Task, barrier: Any) -> list[Outcome] | str:
                         limit_name=getattr(exc, "limit_name", None),
                         day=getattr(exc, "day", None),
                         elapsed=time.monotonic() - started,
+                        existing_id=getattr(exc, "existing_id", None),
                     )
                 )
             else:
@@ -433,6 +440,7 @@ def test_16_processes_race_for_one_channel_day(
             buckets=buckets,
             costs=costs,
             horizon_days=1,
+            allow_duplicate=True,
         )
         for i in range(RACERS)
     ]
@@ -494,6 +502,7 @@ def test_16_processes_race_over_spread_days_and_channels(
                 buckets=buckets,
                 costs=costs,
                 horizon_days=14,
+                allow_duplicate=True,
             )
         )
     outcomes = racer_pool().run(tasks)

@@ -116,6 +116,7 @@ def _hammer_round(task: HammerTask, barrier: Any) -> list[Outcome] | str:
                     attempt.video_type,
                     preferred_time=attempt.preferred,
                     channel=attempt.channel,
+                    allow_duplicate=True,  # one file, many slots: the race is about slots
                 )
             except Exception as exc:
                 out.append(

@@ -50,3 +50,13 @@ def test_processor_names_are_exported() -> None:
     # Results and events are frozen value objects.
     for cls in (langflix_scheduler.ProcessReport, langflix_scheduler.ProcessorEvent):
         assert cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_booking_is_exported() -> None:
+    """``ScheduleManager.book`` returns a frozen ``Booking`` (schedule + created)."""
+    from langflix_scheduler import domain
+
+    assert "Booking" in langflix_scheduler.__all__
+    assert langflix_scheduler.Booking is domain.Booking
+    assert langflix_scheduler.Booking.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    assert callable(langflix_scheduler.ScheduleManager.book)
