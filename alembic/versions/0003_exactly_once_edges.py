@@ -108,6 +108,13 @@ def upgrade() -> None:
             ["channel_id", "idempotency_key"],
         )
 
+    op.create_index(
+        "ix_youtube_schedules_file_stat",
+        "youtube_schedules",
+        ["file_mtime_ns", "file_size"],
+        unique=False,
+    )
+
     with op.batch_alter_table("processor_runs") as batch:
         batch.add_column(sa.Column("heartbeat_at", _UTC(timezone=True), nullable=True))
         batch.add_column(sa.Column("lease_expires_at", _UTC(timezone=True), nullable=True))
@@ -190,6 +197,7 @@ def downgrade() -> None:
         batch.drop_column("lease_expires_at")
         batch.drop_column("heartbeat_at")
 
+    op.drop_index("ix_youtube_schedules_file_stat", table_name="youtube_schedules")
     op.execute(
         "UPDATE youtube_schedules SET upload_status = 'completed', last_error = "
         "'needs_review before a schema downgrade: check the channel for this video' "

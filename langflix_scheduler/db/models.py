@@ -115,6 +115,8 @@ class Schedule(Base):
         Index("ix_youtube_schedules_due", "upload_status", "scheduled_publish_time"),
         Index("ix_youtube_schedules_channel_day", "channel_id", "publish_date"),
         Index("ix_youtube_schedules_lease", "upload_status", "lease_expires_at"),
+        # The fingerprint cache: a file whose stat matches a stored row is not hashed again.
+        Index("ix_youtube_schedules_file_stat", "file_mtime_ns", "file_size"),
         CheckConstraint(f"video_type IN ({_in(VIDEO_TYPES)})", name="video_type"),
         CheckConstraint(f"upload_status IN ({_in(UPLOAD_STATUSES)})", name="upload_status"),
         CheckConstraint("attempts >= 0", name="attempts"),
