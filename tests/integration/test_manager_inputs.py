@@ -9,6 +9,7 @@ MariaDB; what was written is checked with plain SQL (``raw_db``).
 from __future__ import annotations
 
 import logging
+import stat
 import uuid
 import warnings
 from collections.abc import Callable
@@ -347,3 +348,24 @@ def test_offered_slot_is_accepted_in_every_zone(
         booked = mgr.schedule_video(video_file(), video_type, preferred_time=offered)
     assert booked.scheduled_publish_time == offered
     assert booked.publish_date == offered.astimezone(ZoneInfo(zone)).date()
+
+
+# -- security: the SQLite file is private ---------------------------------------------------
+
+
+def test_sqlite_database_created_by_the_library_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    with ScheduleManager(SchedulerConfig(database_url=f"sqlite:///{path}")) as mgr:
+        mgr.init_db()
+        for p in (path, tmp_path / "new.db-wal", tmp_path / "new.db-shm"):
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, p.name
+
+
+def test_sqlite_existing_database_mode_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    with ScheduleManager(SchedulerConfig(database_url=f"sqlite:///{path}")) as mgr:
+        mgr.init_db()
+    path.chmod(0o640)
+    with ScheduleManager(SchedulerConfig(database_url=f"sqlite:///{path}")) as mgr:
+        assert mgr.list_schedules() == []
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
