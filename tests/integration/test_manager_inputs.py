@@ -13,10 +13,10 @@ import stat
 import uuid
 import warnings
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import available_timezones
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -34,6 +34,7 @@ from langflix_scheduler.errors import (
     SlotUnavailableError,
 )
 from langflix_scheduler.manager import ScheduleManager
+from langflix_scheduler.slots import slots_on_day
 from langflix_scheduler.testing.clock import FakeClock
 from langflix_scheduler.testing.media import write_mp4
 from tests.integration.db_helpers import RawDB
@@ -311,26 +312,27 @@ _ZONES = sorted(available_timezones() - {"Factory", "localtime"})
 )
 @given(
     zone=st.sampled_from(_ZONES),
-    start=st.datetimes(
-        min_value=datetime(2026, 1, 1),  # noqa: DTZ001 - hypothesis wants naive bounds
-        max_value=datetime(2027, 12, 31),  # noqa: DTZ001
-        timezones=st.just(UTC),
-    ),
+    day=st.dates(min_value=date(2026, 1, 1), max_value=date(2027, 12, 31)),
     horizon_days=st.integers(min_value=1, max_value=4),
-    back=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=2)),
     video_type=st.sampled_from(list(VideoType)),
+    slot_index=st.integers(min_value=0, max_value=4),
+    past_edge=st.timedeltas(min_value=timedelta(0), max_value=timedelta(microseconds=999_999)),
+    back=st.none() | st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=2)),
 )
 def test_offered_slot_is_accepted_in_every_zone(
     db_url: str,
     video_file: VideoFile,
     zone: str,
-    start: datetime,
+    day: date,
     horizon_days: int,
-    back: timedelta,
     video_type: VideoType,
+    slot_index: int,
+    past_edge: timedelta,
+    back: timedelta | None,
 ) -> None:
-    """Whatever the zone (DST, half-hour offsets), a slot offered near the horizon's edge is
-    accepted when passed back as ``preferred_time``."""
+    """Whatever the zone (DST, odd offsets), the slot offered is accepted when passed back as
+    ``preferred_time``: a configured slot of channel day ``day`` lies up to a second past
+    now + horizon (``back`` None), or slot search starts ``back`` before the horizon's end."""
     run = uuid.uuid4().hex[:12]
     config = SchedulerConfig(
         database_url=db_url,
@@ -339,15 +341,22 @@ def test_offered_slot_is_accepted_in_every_zone(
         channel=f"ch-{run}",
         api_project=f"p-{run}",
     )
-    with ScheduleManager(config, clock=FakeClock(start)) as mgr:
-        after = start + config.horizon - back
+    slots = slots_on_day(day, config.publish_times[video_type], config.zone)
+    if not slots:
+        return
+    edge = slots[slot_index % len(slots)]
+    now = edge - config.horizon - past_edge
+    after = edge - timedelta(microseconds=1) if back is None else now + config.horizon - back
+    with ScheduleManager(config, clock=FakeClock(now)) as mgr:
         try:
             offered = mgr.get_next_available_slot(video_type, after=after)
         except SlotUnavailableError:
             return  # no slot of the type between `after` and the edge
+        if back is None:
+            assert offered == edge
         booked = mgr.schedule_video(video_file(), video_type, preferred_time=offered)
     assert booked.scheduled_publish_time == offered
-    assert booked.publish_date == offered.astimezone(ZoneInfo(zone)).date()
+    assert booked.publish_date == offered.astimezone(config.zone).date()
 
 
 # -- security: the SQLite file is private ---------------------------------------------------
