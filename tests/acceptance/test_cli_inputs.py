@@ -1,4 +1,4 @@
-"""show/cancel/reschedule with an explicit ``--channel`` refuse an id of another channel."""
+"""CLI inputs checked at booking (text, tags, Shorts) and ids scoped to an explicit --channel."""
 
 from __future__ import annotations
 
@@ -46,3 +46,31 @@ def test_impossible_ids_are_not_found(run_cli: Callable[..., CliResult], bad_id:
         assert result.code == 1, result.stderr
         assert "not found" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_bad_metadata_text_and_tags_are_refused_with_the_field_named(
+    run_cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    video = write_mp4(tmp_path / "ep.mp4", width=1920, height=1080, seconds=600)
+    run_cli("init-db", check=True)
+    cases = [
+        (["--title", "caf\udce9 bad"], "metadata.title"),  # the byte 0xE9 on the command line
+        (["--title", "ok", "--description", "nul\x01"], "metadata.description"),
+        (["--title", "ok", "--tags", ",".join(["ab cd efgh"] * 46)], "597"),
+    ]
+    for extra, needle in cases:
+        result = run_cli("schedule", str(video), "--type", "final", *extra)
+        assert result.code == 1, result.stderr
+        assert needle in result.stderr
+        assert "Traceback" not in result.stderr
+    assert run_cli("--json", "list", check=True).json() == []
+
+
+def test_a_landscape_short_is_refused_with_the_measured_values(
+    run_cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    video = write_mp4(tmp_path / "wide.mp4", width=1920, height=1080, seconds=30)
+    run_cli("init-db", check=True)
+    result = run_cli("schedule", str(video), "--type", "short")
+    assert result.code == 1, result.stderr
+    assert "30.00 s, 1920x1080" in result.stderr
