@@ -44,6 +44,7 @@ from .manager import ScheduleManager
 from .processor import ProcessorEvent, ProcessorEventKind, UploadProcessor
 from .quota import QuotaPolicy
 from .testing import FakeClock, FakeYouTube
+from .testing.media import write_mp4
 from .youtube.uploader import (
     ProgressCallback,
     StepCallback,
@@ -160,7 +161,7 @@ def _make_videos(folder: Path) -> list[tuple[Path, VideoType, VideoMetadata]]:
     for n in range(1, FINALS + 1):
         topic = _TOPICS[(n - 1) % len(_TOPICS)]
         path = folder / f"episode-{n:02d}.mp4"
-        path.write_bytes(rng.randbytes(FINAL_BYTES))
+        write_mp4(path, width=1920, height=1080, seconds=600, payload=rng.randbytes(FINAL_BYTES))
         thumb = folder / f"episode-{n:02d}.png"
         thumb.write_bytes(_png(rng))
         meta = VideoMetadata(
@@ -175,7 +176,7 @@ def _make_videos(folder: Path) -> list[tuple[Path, VideoType, VideoMetadata]]:
     shorts: list[tuple[Path, VideoType, VideoMetadata]] = []
     for n in range(1, SHORTS + 1):
         path = folder / f"short-{n:02d}.mp4"
-        path.write_bytes(rng.randbytes(SHORT_BYTES))
+        write_mp4(path, width=1080, height=1920, seconds=59, payload=rng.randbytes(SHORT_BYTES))
         meta = VideoMetadata(
             title=f"1-minute Korean #{n}",
             tags=("korean", "shorts"),
@@ -273,14 +274,17 @@ class Demo:
             ("an extra short on Friday at 21:30", VideoType.SHORT, monday + timedelta(4), 21, 30),
             ("a short at 08:00 a week from Tuesday", VideoType.SHORT, monday + timedelta(8), 8, 0),
         ]
-        video = self.run.workdir / "videos" / "extra.mp4"
-        video.write_bytes(b"\0" * 1024)
+        videos = self.run.workdir / "videos"
+        extra = {  # real headers: the booking check reads the frame size and duration
+            VideoType.FINAL: write_mp4(videos / "extra.mp4", width=1920, height=1080, seconds=600),
+            VideoType.SHORT: write_mp4(videos / "short.mp4", width=1080, height=1920, seconds=30),
+        }
         self.say("   Requests for exact times are checked under the same locks:")
         for what, vtype, day, hour, minute in attempts:
             when = datetime(day.year, day.month, day.day, hour, minute, tzinfo=self.zone)
             try:
                 booked = manager.schedule_video(
-                    video, vtype, preferred_time=when, metadata=VideoMetadata(title="Extra")
+                    extra[vtype], vtype, preferred_time=when, metadata=VideoMetadata(title="Extra")
                 )
             except (QuotaExceededError, SlotUnavailableError) as exc:
                 self.run.refused.append(

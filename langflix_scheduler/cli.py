@@ -78,6 +78,13 @@ class _State:
         with ScheduleManager(self.config) as m:
             yield m
 
+    @property
+    def explicit_channel(self) -> str | None:
+        """``--channel`` when given on the command line: show/cancel/reschedule then refuse an
+        id of another channel (a channel from the environment or config file does not)."""
+        value = self.overrides.get("channel")
+        return value if isinstance(value, str) else None
+
 
 def _fail(state: _State | None, exc: BaseException) -> NoReturn:
     code = EXIT_UNAVAILABLE if isinstance(exc, LockTimeoutError | StorageError) else EXIT_USER_ERROR
@@ -486,7 +493,7 @@ def list_cmd(
 def show(state: _State, schedule_id: int) -> None:
     """Show one schedule in full."""
     with state.manager() as m:
-        s = m.get(schedule_id)
+        s = m.get(schedule_id, channel=state.explicit_channel)
     if state.as_json:
         _emit_json(_schedule_json(s))
         return
@@ -510,7 +517,7 @@ def show(state: _State, schedule_id: int) -> None:
 def cancel(state: _State, schedule_id: int) -> None:
     """Cancel a scheduled video (frees its slot and quota)."""
     with state.manager() as m:
-        s = m.cancel(schedule_id)
+        s = m.cancel(schedule_id, channel=state.explicit_channel)
     _print_schedule(state, s, "cancelled")
 
 
@@ -521,7 +528,7 @@ def cancel(state: _State, schedule_id: int) -> None:
 def reschedule(state: _State, schedule_id: int, at: str) -> None:
     """Move a scheduled video to another publish time."""
     with state.manager() as m:
-        s = m.reschedule(schedule_id, _parse_instant(at, "--at"))
+        s = m.reschedule(schedule_id, _parse_instant(at, "--at"), channel=state.explicit_channel)
     _print_schedule(state, s, "rescheduled")
 
 

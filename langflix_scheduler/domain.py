@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -28,6 +28,7 @@ __all__ = [
     "UploadStatus",
     "VideoMetadata",
     "VideoType",
+    "youtube_tags_length",
 ]
 
 TITLE_MAX_CHARS = 100
@@ -86,6 +87,43 @@ def _forbidden_brackets(text: str) -> bool:
     return "<" in text or ">" in text
 
 
+#: Control characters a description may hold: line breaks (LF, and CR of CRLF files) and tab.
+#: Every other C0 control (NUL, ESC, ...) and DEL is refused in every text field: YouTube
+#: answers ``invalidTitle`` / ``invalidDescription`` / ``invalidTags`` for them.
+DESCRIPTION_CONTROLS_ALLOWED = frozenset("\n\r\t")
+
+
+def _check_text(field_name: str, text: str, *, allowed: frozenset[str] = frozenset()) -> None:
+    """Refuse text YouTube (and MariaDB/PostgreSQL) cannot take: lone surrogates, which is
+    what undecodable bytes become (``'caf\\udce9'`` from a Latin-1 argument), and control
+    characters other than ``allowed``. The message names the first bad character's position."""
+    for index, char in enumerate(text):
+        code = ord(char)
+        if 0xD800 <= code <= 0xDFFF:
+            raise InvalidScheduleError(
+                field_name,
+                f"is not valid Unicode (undecodable byte or lone surrogate U+{code:04X} at "
+                f"character {index + 1}); save the text as UTF-8",
+            )
+        if (code < 0x20 or code == 0x7F) and char not in allowed:
+            raise InvalidScheduleError(
+                field_name,
+                f"contains the control character U+{code:04X} at character {index + 1}; "
+                "YouTube refuses it",
+            )
+
+
+def youtube_tags_length(tags: Iterable[str]) -> int:
+    """The length YouTube counts for ``tags`` against its 500-character limit.
+
+    The commas between tags count, and a tag containing a space counts as if it were wrapped in
+    quotes: ``Foo-Baz`` is 7 characters, ``Foo Baz`` is 9 (API reference, ``snippet.tags[]``).
+    """
+    items = list(tags)
+    quoted = sum(len(t) + 2 if " " in t else len(t) for t in items)
+    return quoted + max(0, len(items) - 1)
+
+
 @dataclass(frozen=True, kw_only=True)
 class VideoMetadata:
     """What YouTube is told about a video. Validated against YouTube's documented limits.
@@ -93,7 +131,11 @@ class VideoMetadata:
     Attributes:
         title: at most 100 characters, no ``<`` or ``>``; required.
         description: at most 5,000 UTF-8 bytes, no ``<`` or ``>``.
-        tags: at most 500 characters in total.
+        tags: at most 500 characters counted YouTube's way (:func:`youtube_tags_length`: the
+            commas between tags count, a tag with a space counts two more for its quotes).
+
+    No text field may hold invalid Unicode (lone surrogates, e.g. from undecodable bytes) or
+    control characters; a description may hold line breaks (LF, CR) and tabs.
         category_id: YouTube category id (default ``"27"``, Education).
         privacy: visibility once published. ``public`` (default) uploads the video private with
             ``publishAt`` so YouTube makes it public at the scheduled time; ``unlisted`` and
@@ -124,8 +166,10 @@ class VideoMetadata:
             )
         if _forbidden_brackets(self.title):
             raise InvalidScheduleError("metadata.title", "must not contain '<' or '>'")
+        _check_text("metadata.title", self.title)
         if not isinstance(self.description, str):
             raise InvalidScheduleError("metadata.description", "must be a string")
+        _check_text("metadata.description", self.description, allowed=DESCRIPTION_CONTROLS_ALLOWED)
         size = len(self.description.encode("utf-8"))
         if size > DESCRIPTION_MAX_BYTES:
             raise InvalidScheduleError(
@@ -138,10 +182,14 @@ class VideoMetadata:
         if isinstance(tags, str) or not all(isinstance(t, str) for t in self.tags):
             raise InvalidScheduleError("metadata.tags", "must be a sequence of strings")
         object.__setattr__(self, "tags", tuple(t.strip() for t in self.tags if t.strip()))
-        total = sum(len(t) for t in self.tags)
+        for index, tag in enumerate(self.tags):
+            _check_text(f"metadata.tags[{index}]", tag)
+        total = youtube_tags_length(self.tags)
         if total > TAGS_MAX_CHARS:
             raise InvalidScheduleError(
-                "metadata.tags", f"{total} characters in total; YouTube allows {TAGS_MAX_CHARS}"
+                "metadata.tags",
+                f"{total} characters as YouTube counts them (commas between tags count, a tag "
+                f"with a space counts 2 more for its quotes); YouTube allows {TAGS_MAX_CHARS}",
             )
         if any(_forbidden_brackets(t) for t in self.tags):
             raise InvalidScheduleError("metadata.tags", "must not contain '<' or '>'")
@@ -160,6 +208,10 @@ class VideoMetadata:
             and 0 < len(self.default_language) <= LANGUAGE_MAX_CHARS
         ):
             raise InvalidScheduleError("metadata.default_language", "must be a short language tag")
+        for name in ("category_id", "default_language", "playlist_id", "thumbnail_path"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                _check_text(f"metadata.{name}", value)
         if self.playlist_id is not None and not (
             isinstance(self.playlist_id, str) and 0 < len(self.playlist_id) <= PLAYLIST_ID_MAX_CHARS
         ):
@@ -240,6 +292,39 @@ class VideoMetadata:
         if "title" not in kwargs:
             raise InvalidScheduleError("metadata.title", "is required")
         return cls(**kwargs)
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> VideoMetadata:
+        """Rebuild the metadata of a stored schedule, even one booked under looser rules.
+
+        A row booked by an older version may break a rule added since (YouTube's tag counting,
+        control characters): it is still shown, listed and cancellable, so it is rebuilt without
+        the checks here. The processor validates with :meth:`from_json` before any upload.
+        """
+        try:
+            return cls.from_json(data)
+        except InvalidScheduleError:
+            meta = object.__new__(cls)
+            fields = {name: data.get(name, getattr(cls, name, None)) for name in _STORED_FIELDS}
+            fields["tags"] = tuple(fields["tags"] or ())
+            if fields["privacy"] in Privacy.__members__.values():
+                fields["privacy"] = Privacy(fields["privacy"])
+            for name, value in fields.items():
+                object.__setattr__(meta, name, value)
+            return meta
+
+
+_STORED_FIELDS = (
+    "title",
+    "description",
+    "tags",
+    "category_id",
+    "privacy",
+    "made_for_kids",
+    "default_language",
+    "thumbnail_path",
+    "playlist_id",
+)
 
 
 @dataclass(frozen=True, kw_only=True)

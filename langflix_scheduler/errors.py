@@ -6,6 +6,7 @@ googleapiclient exceptions are translated and kept as ``__cause__``::
     SchedulerError
     ├── ConfigurationError          bad configuration (names the field)
     ├── InvalidScheduleError        bad input to a scheduling call (also ValueError)
+    │   └── NotAShortError          a 'short' whose file YouTube would not treat as a Short
     ├── QuotaExceededError          a reservation would exceed one of OUR configured limits
     ├── SlotUnavailableError        the requested publish slot is taken (carries next_available)
     ├── DuplicateVideoError         the same file is already live or uploaded on the channel
@@ -39,6 +40,7 @@ __all__ = [
     "InvalidScheduleError",
     "InvalidTransitionError",
     "LockTimeoutError",
+    "NotAShortError",
     "OutcomeUnknownError",
     "PermanentUploadError",
     "QuotaExceededError",
@@ -83,6 +85,31 @@ class InvalidScheduleError(SchedulerError, ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"invalid {field}: {reason}")
+
+
+class NotAShortError(InvalidScheduleError):
+    """A video booked as ``short`` that YouTube would publish as a regular video.
+
+    YouTube treats an upload as a Short when its frame (as displayed, after any rotation flag)
+    is square or taller and it is at most 180 seconds long. The file says otherwise, so booking
+    it against the Shorts limit would be wrong: book it as ``final``, or fix the file.
+
+    Attributes:
+        duration_seconds: the measured duration.
+        width: the displayed frame width in pixels.
+        height: the displayed frame height in pixels.
+    """
+
+    def __init__(self, *, duration_seconds: float, width: int, height: int, reason: str) -> None:
+        self.duration_seconds = duration_seconds
+        self.width = width
+        self.height = height
+        super().__init__(
+            "video_type",
+            f"'short' but YouTube would not treat this file as a Short ({reason}; measured "
+            f"{duration_seconds:.2f} s, {width}x{height}); a Short is square or vertical and at "
+            "most 180 s long: book it as 'final' or fix the file",
+        )
 
 
 class QuotaExceededError(SchedulerError):
@@ -133,15 +160,21 @@ class SlotUnavailableError(SchedulerError):
 
 
 class ScheduleNotFoundError(SchedulerError, LookupError):
-    """No schedule with this id exists.
+    """No schedule with this id exists (on the channel asked for, when one was given).
+
+    Any id that cannot exist (not an integer, a bool, ``None``, below 1 or beyond the 32-bit id
+    column) is "not found" too, on every engine.
 
     Attributes:
         schedule_id: the id that was looked up.
+        channel: the channel the caller restricted the lookup to, or ``None``.
     """
 
-    def __init__(self, schedule_id: int) -> None:
+    def __init__(self, schedule_id: object, *, channel: str | None = None) -> None:
         self.schedule_id = schedule_id
-        super().__init__(f"schedule {schedule_id} not found")
+        self.channel = channel
+        where = f" on channel {channel!r}" if channel is not None else ""
+        super().__init__(f"schedule {schedule_id!r} not found{where}")
 
 
 class InvalidTransitionError(SchedulerError):

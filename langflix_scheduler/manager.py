@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 import os
 import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -68,6 +69,7 @@ from .domain import (
     VideoType,
 )
 from .errors import (
+    ConfigurationError,
     InvalidScheduleError,
     InvalidTransitionError,
     OutcomeUnknownError,
@@ -78,6 +80,7 @@ from .errors import (
     StorageError,
 )
 from .fingerprint import Fingerprint, fingerprint_file
+from .media import check_video_type
 from .quota import quota_date_of
 from .slots import channel_date_of, ensure_aware, slots_on_day
 
@@ -87,6 +90,8 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 MAX_PATH_BYTES = 4096
+#: Schedule ids are a 32-bit INTEGER column: a larger id cannot exist on any engine.
+MAX_SCHEDULE_ID = 2**31 - 1
 _MAX_SEARCH_ROUNDS = 64
 _MAX_RECALC_ROUNDS = 5
 #: Bookings whose unique fingerprint/idempotency key was taken, then freed, before we looked.
@@ -149,7 +154,7 @@ def _to_domain(row: Schedule) -> ScheduledVideo:
         scheduled_publish_time=row.scheduled_publish_time,
         publish_date=row.publish_date,
         quota_date=row.quota_date,
-        metadata=VideoMetadata.from_json(row.video_metadata),
+        metadata=VideoMetadata.from_stored(row.video_metadata),
         status=UploadStatus(row.upload_status),
         attempts=row.attempts,
         next_attempt_at=row.next_attempt_at,
@@ -178,6 +183,21 @@ def _aware(value: datetime, field_name: str) -> datetime:
         raise InvalidScheduleError(
             field_name, "naive datetime: give a timezone, e.g. 2026-05-01T10:00:00+09:00"
         ) from None
+
+
+def _schedule_id(value: object) -> int:
+    """The id as an int, or :class:`ScheduleNotFoundError` for an id that cannot exist (not an
+    integer, a bool, ``None``, < 1, or beyond the id column): no driver overflow, no
+    "integer out of range", no SQLAlchemy warning reaches the caller."""
+    if isinstance(value, bool):
+        raise ScheduleNotFoundError(value)
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ScheduleNotFoundError(value) from None
+    if not 1 <= number <= MAX_SCHEDULE_ID:
+        raise ScheduleNotFoundError(number)
+    return number
 
 
 def _video_type(value: VideoType | str) -> VideoType:
@@ -300,8 +320,19 @@ class ScheduleManager:
         self.close()
 
     def now(self) -> datetime:
-        """The manager's clock, in UTC."""
-        return ensure_aware(self._clock())
+        """The manager's clock, in UTC.
+
+        Raises:
+            ConfigurationError: the injected clock returned a naive datetime (or no datetime).
+        """
+        value = self._clock()
+        if not isinstance(value, datetime) or value.utcoffset() is None:
+            raise ConfigurationError(
+                "clock",
+                f"{self._clock!r} returned {value!r}; a clock must return a timezone-aware "
+                "datetime, e.g. datetime.now(UTC)",
+            )
+        return value.astimezone(UTC)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -317,19 +348,37 @@ class ScheduleManager:
         upload_at = max(now, ensure_aware(publish_time) - self.config.upload_lead_time)
         return quota_date_of(upload_at, self.config.quota_timezone)
 
+    def _window(self, now: datetime) -> tuple[datetime, datetime]:
+        """The bookable publish times ``[start, end)`` at ``now``: the ONE rule for what slot
+        search offers and what an explicit time (``preferred_time``, ``new_time``) may be.
+        ``end`` is one second past ``now + horizon`` so the slot at the horizon's edge, which
+        ``now``'s microseconds could otherwise push out, is both offered and accepted."""
+        return now + self.config.min_lead_time, now + self.config.horizon + timedelta(seconds=1)
+
     def _check_window(self, when: datetime, field_name: str, now: datetime) -> None:
-        earliest = now + self.config.min_lead_time
+        earliest, end = self._window(now)
         if when < earliest:
             raise InvalidScheduleError(
                 field_name,
                 f"{when.isoformat()} is earlier than now + min_lead_time ({earliest.isoformat()})",
             )
         latest = now + self.config.horizon
-        if when > latest:
+        if when >= end:
             raise InvalidScheduleError(
                 field_name,
                 f"{when.isoformat()} is beyond the {self.config.horizon_days}-day horizon "
                 f"({latest.isoformat()})",
+            )
+
+    def _check_type_allowed(self, video_type: VideoType, when: datetime) -> None:
+        """A type whose daily limit is 0 can never be booked: say so at once (no slot search,
+        no counter rows written)."""
+        if self.config.daily_limits[video_type] == 0:
+            raise SlotUnavailableError(
+                when,
+                f"the daily limit of {video_type.value} videos is 0 on this channel "
+                f"(daily_limits); no {video_type.value} can be booked",
+                next_available=None,
             )
 
     def _cost(self, metadata: VideoMetadata | None) -> dict[str, int]:
@@ -553,10 +602,10 @@ class ScheduleManager:
         vt = _video_type(video_type)
         ch = self._channel(channel)
         now = self.now()
-        start = now + self.config.min_lead_time
+        start, end = self._window(now)
         if after is not None:
             start = max(start, _aware(after, "after"))
-        end = now + self.config.horizon + timedelta(seconds=1)
+        self._check_type_allowed(vt, start)
         cost = self._cost(metadata)
         slot = self._find_slot(ch, vt, start, end, cost, now)
         if slot is None:
@@ -567,20 +616,14 @@ class ScheduleManager:
             )
         return slot
 
-    def get(self, schedule_id: int) -> ScheduledVideo:
-        """One schedule by id.
+    def get(self, schedule_id: int, *, channel: str | None = None) -> ScheduledVideo:
+        """One schedule by id; with ``channel``, only if it belongs to that channel.
 
         Raises:
-            ScheduleNotFoundError: no such schedule.
+            ScheduleNotFoundError: no such schedule (on ``channel``, when given), or an id that
+                cannot exist.
         """
-
-        def read(session: Session) -> ScheduledVideo:
-            row = session.get(Schedule, schedule_id)
-            if row is None:
-                raise ScheduleNotFoundError(schedule_id)
-            return _to_domain(row)
-
-        return self._db.run("get schedule", read, read_only=True)
+        return _to_domain(self._peek(schedule_id, channel))
 
     def list_schedules(
         self,
@@ -996,7 +1039,9 @@ class ScheduleManager:
         """Validate a booking request and fingerprint its file (nothing written)."""
         vt = _video_type(video_type)
         ch = self._channel(channel)
+        self._check_type_allowed(vt, self.now())
         path = _video_path(video_path)
+        check_video_type(path, vt)
         meta = _metadata(metadata, path)
         key = check_idempotency_key(idempotency_key)
         if not isinstance(allow_duplicate, bool):
@@ -1193,8 +1238,7 @@ class ScheduleManager:
 
         for _ in range(_MAX_SEARCH_ROUNDS):
             now = self.now()
-            start = now + self.config.min_lead_time
-            end = now + self.config.horizon + timedelta(seconds=1)
+            start, end = self._window(now)
             candidate = self._find_slot(channel, vt, start, end, cost, now)
             if candidate is None:
                 raise SlotUnavailableError(
@@ -1268,11 +1312,16 @@ class ScheduleManager:
 
     # -- changes to existing schedules -------------------------------------------------------------
 
-    def _peek(self, schedule_id: int) -> Schedule:
+    def _peek(self, schedule_id: int, channel: str | None) -> Schedule:
+        """The row of ``schedule_id`` (detached), refused when it is not on ``channel`` (given
+        explicitly): an id of another channel is not found, and nothing is changed."""
+        number = _schedule_id(schedule_id)
+        only = None if channel is None else self._channel(channel)
+
         def read(session: Session) -> Schedule:
-            row = session.get(Schedule, schedule_id)
-            if row is None:
-                raise ScheduleNotFoundError(schedule_id)
+            row = session.get(Schedule, number)
+            if row is None or (only is not None and row.channel_id != only):
+                raise ScheduleNotFoundError(number, channel=only)
             session.expunge(row)
             return row
 
@@ -1287,15 +1336,18 @@ class ScheduleManager:
             raise ScheduleNotFoundError(schedule_id)
         return row
 
-    def cancel(self, schedule_id: int) -> ScheduledVideo:
+    def cancel(self, schedule_id: int, *, channel: str | None = None) -> ScheduledVideo:
         """Cancel a ``scheduled`` schedule, freeing its slot, daily count and reserved quota.
 
+        With ``channel``, a schedule of another channel is refused (not found, nothing changed).
+
         Raises:
-            ScheduleNotFoundError: no such schedule.
+            ScheduleNotFoundError: no such schedule (on ``channel``, when given).
             InvalidTransitionError: it is no longer ``scheduled`` (uploading, done, ...).
         """
+        schedule_id = _schedule_id(schedule_id)
         for _ in range(_MAX_SEARCH_ROUNDS):
-            peek = self._peek(schedule_id)
+            peek = self._peek(schedule_id, channel)
             if peek.upload_status != UploadStatus.SCHEDULED:
                 raise InvalidTransitionError(schedule_id, peek.upload_status, "cancel")
 
@@ -1334,8 +1386,12 @@ class ScheduleManager:
                 return result
         raise InvalidTransitionError(schedule_id, "changing", "cancel")
 
-    def reschedule(self, schedule_id: int, new_time: datetime) -> ScheduledVideo:
+    def reschedule(
+        self, schedule_id: int, new_time: datetime, *, channel: str | None = None
+    ) -> ScheduledVideo:
         """Move a ``scheduled`` schedule to ``new_time``, moving its reservations atomically.
+
+        With ``channel``, a schedule of another channel is refused (not found, nothing changed).
 
         Raises:
             InvalidScheduleError: bad ``new_time``.
@@ -1343,11 +1399,12 @@ class ScheduleManager:
             QuotaExceededError: the new day or quota day is full.
             ScheduleNotFoundError / InvalidTransitionError: as for :meth:`cancel`.
         """
+        schedule_id = _schedule_id(schedule_id)
         slot = _aware(new_time, "new_time").replace(microsecond=0)
         self._check_window(slot, "new_time", self.now())
         new_day_date = channel_date_of(slot, self.config.zone)
         for _ in range(_MAX_SEARCH_ROUNDS):
-            peek = self._peek(schedule_id)
+            peek = self._peek(schedule_id, channel)
             if peek.upload_status != UploadStatus.SCHEDULED:
                 raise InvalidTransitionError(schedule_id, peek.upload_status, "reschedule")
             vt = VideoType(peek.video_type)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import random
 import sqlite3
 import time
@@ -205,12 +206,29 @@ def _ping_when_idle(engine: Engine) -> None:
             raise InvalidatePoolError("pooled connection failed its ping")
 
 
+def _create_private_file(path: str) -> None:
+    """Create a missing SQLite file with mode 0600 before SQLite would create it 0644: the
+    database holds upload-session URIs (bearer capabilities). SQLite gives its ``-wal`` and
+    ``-shm`` files the database file's mode. An existing file is left as it is; a failure here
+    (missing directory, ...) is left to SQLite to report."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        return
+
+
 def _sqlite_engine(u: URL, lock_timeout: float, **kwargs: Any) -> Engine:
     memory = u.database in (None, "", ":memory:")
     connect_args = {"timeout": lock_timeout, "check_same_thread": False}
     if memory:
         kwargs.setdefault("poolclass", StaticPool)
     engine = sa_create_engine(u, connect_args=connect_args, **kwargs)
+    if not memory and not u.query.get("mode") and not str(u.database).startswith("file:"):
+        path = str(u.database)
+
+        @event.listens_for(engine, "do_connect")
+        def _create_private(*_args: Any) -> None:
+            _create_private_file(path)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from langflix_scheduler.testing.media import write_mp4
+
 from ._cli import CliResult
 
 pytestmark = pytest.mark.usefixtures("db_url")
@@ -61,13 +63,17 @@ def test_next_slot_matches_schedule(run_cli: Callable[..., CliResult], video: Pa
     assert booked["scheduled_publish_time"] == slot
 
 
-def test_exact_time_and_reschedule(run_cli: Callable[..., CliResult], video: Path) -> None:
+def test_exact_time_and_reschedule(run_cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    # A real vertical Short: a dummy file would add the "could not check" warning to stderr.
+    video = write_mp4(tmp_path / "short.mp4", width=1080, height=1920, seconds=30)
     at = (datetime.now(UTC) + timedelta(days=3)).replace(hour=7, minute=30, second=0, microsecond=0)
     booked = run_cli("--json", "schedule", str(video), "--type", "short", "--at", at.isoformat())
     assert booked.code == 0, booked.stderr
     sid = booked.json()["id"]
-    other = video.with_name("lesson 02.mp4")
-    other.write_bytes(b"\x01" * 4096)  # other content: the same file would be a replay
+    # Other content (the same file would be a replay), also a real Short.
+    other = write_mp4(
+        video.with_name("lesson 02.mp4"), width=1080, height=1920, seconds=30, payload=b"\x01" * 64
+    )
     taken = run_cli("schedule", str(other), "--type", "short", "--at", at.isoformat())
     assert taken.code == 1
     assert "next available" in _one_line_error(taken)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from langflix_scheduler.testing.media import write_mp4
+
 from ._cli import CliResult
 
 pytestmark = pytest.mark.usefixtures("db_url")
@@ -15,9 +17,18 @@ pytestmark = pytest.mark.usefixtures("db_url")
 
 @pytest.fixture
 def video(tmp_path: Path) -> Path:
-    path = tmp_path / "lesson 07.mp4"
-    path.write_bytes(b"\x07" * 4096)
-    return path
+    """A real landscape episode: the Shorts check reads it, so stderr stays clean."""
+    return write_mp4(
+        tmp_path / "lesson 07.mp4", width=1920, height=1080, seconds=600, payload=b"\x07" * 4096
+    )
+
+
+@pytest.fixture
+def short_video(tmp_path: Path) -> Path:
+    """A real vertical Short."""
+    return write_mp4(
+        tmp_path / "short 07.mp4", width=1080, height=1920, seconds=30, payload=b"\x17" * 4096
+    )
 
 
 def test_scheduling_the_same_file_twice_is_a_replay(
@@ -52,7 +63,7 @@ def test_the_same_file_as_another_request_exits_1_naming_the_schedule(
     assert f"schedule #{sid}" in lines[0]
     assert "--allow-duplicate" in lines[0]
 
-    as_json = run_cli("--json", "schedule", str(video), "--type", "short")
+    as_json = run_cli("--json", "schedule", str(video), "--type", "final", "--title", "C")
     assert as_json.code == 1
     assert f'"existing_id": {sid}' in as_json.stderr
 
@@ -63,8 +74,8 @@ def test_the_same_file_as_another_request_exits_1_naming_the_schedule(
     assert forced.json()["id"] != sid
 
 
-def test_idempotency_key_flag(run_cli: Callable[..., CliResult], video: Path) -> None:
-    args = ("schedule", str(video), "--type", "short", "--idempotency-key", "job-7")
+def test_idempotency_key_flag(run_cli: Callable[..., CliResult], short_video: Path) -> None:
+    args = ("schedule", str(short_video), "--type", "short", "--idempotency-key", "job-7")
     sid = run_cli("--json", *args, check=True).json()["id"]
     assert run_cli(*args, check=True).stdout.startswith(f"already scheduled as #{sid} ")
     misuse = run_cli(*args, "--title", "changed")

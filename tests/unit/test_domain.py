@@ -17,6 +17,7 @@ from langflix_scheduler.domain import (
     UploadStatus,
     VideoMetadata,
     VideoType,
+    youtube_tags_length,
 )
 from langflix_scheduler.errors import InvalidScheduleError
 
@@ -75,12 +76,73 @@ def test_description_brackets_and_type() -> None:
 
 
 def test_tags_total_length() -> None:
-    ok = VideoMetadata(title="t", tags=("a" * 250, "b" * 250))
-    assert sum(len(t) for t in ok.tags) == 500
+    # YouTube counts the comma between the two tags: 249 + 1 + 250 = 500.
+    ok = VideoMetadata(title="t", tags=("a" * 249, "b" * 250))
+    assert youtube_tags_length(ok.tags) == 500
     with pytest.raises(InvalidScheduleError) as info:
-        VideoMetadata(title="t", tags=("a" * 250, "b" * 251))
+        VideoMetadata(title="t", tags=("a" * 250, "b" * 250))
     assert info.value.field == "metadata.tags"
     assert "501" in str(info.value)
+    assert "500" in str(info.value)
+
+
+def test_tags_counted_youtubes_way() -> None:
+    assert youtube_tags_length(["Foo-Baz"]) == 7
+    assert youtube_tags_length(["Foo Baz"]) == 9
+    assert youtube_tags_length(["a", "b c"]) == 1 + 1 + 5
+    assert youtube_tags_length([]) == 0
+    # 46 x "ab cd efgh": 460 bare characters, 597 as YouTube counts them.
+    with pytest.raises(InvalidScheduleError) as info:
+        VideoMetadata(title="t", tags=("ab cd efgh",) * 46)
+    assert info.value.field == "metadata.tags"
+    assert "597" in str(info.value)
+    assert "500" in str(info.value)
+    assert len(VideoMetadata(title="t", tags=("ab cd efgh",) * 38).tags) == 38  # 13 * 38 - 1 = 493
+    with pytest.raises(InvalidScheduleError):
+        VideoMetadata(title="t", tags=("ab cd efgh",) * 39)  # 506
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"title": "caf\udce9 bad"}, "metadata.title"),
+        ({"title": "t", "description": "ok\ud800"}, "metadata.description"),
+        ({"title": "t", "tags": ("fine", "caf\udce9")}, "metadata.tags[1]"),
+        ({"title": "t", "playlist_id": "PL\udc80"}, "metadata.playlist_id"),
+        ({"title": "t", "default_language": "k\udcf0"}, "metadata.default_language"),
+        ({"title": "t", "thumbnail_path": "/v/\udce9.png"}, "metadata.thumbnail_path"),
+        ({"title": "a\x00b"}, "metadata.title"),
+        ({"title": "line\nbreak"}, "metadata.title"),
+        ({"title": "tab\there"}, "metadata.title"),
+        ({"title": "t", "description": "nul\x00"}, "metadata.description"),
+        ({"title": "t", "description": "esc\x1b[0m"}, "metadata.description"),
+        ({"title": "t", "description": "del\x7f"}, "metadata.description"),
+        ({"title": "t", "tags": ("a\nb",)}, "metadata.tags[0]"),
+        ({"title": "t", "tags": ("a\tb",)}, "metadata.tags[0]"),
+    ],
+)
+def test_invalid_unicode_and_control_characters_refused(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidScheduleError) as info:
+        VideoMetadata(**kwargs)
+    assert info.value.field == field
+    assert "character" in str(info.value)
+
+
+def test_description_keeps_line_breaks_and_tabs() -> None:
+    text = "line one\r\nline two\n\tindented"
+    assert VideoMetadata(title="t", description=text).description == text
+
+
+def test_from_stored_keeps_rows_booked_under_older_rules() -> None:
+    data = VideoMetadata(title="t").to_json() | {"tags": ["ab cd efgh"] * 46, "privacy": "private"}
+    with pytest.raises(InvalidScheduleError):
+        VideoMetadata.from_json(data)
+    meta = VideoMetadata.from_stored(data)
+    assert meta.tags == ("ab cd efgh",) * 46
+    assert meta.privacy is Privacy.PRIVATE
+    assert meta.to_json() == data
+    good = VideoMetadata(title="x", tags=("a",))
+    assert VideoMetadata.from_stored(good.to_json()) == good
 
 
 def test_tags_are_stripped_and_blank_dropped() -> None:
@@ -220,7 +282,8 @@ def test_from_json_validates() -> None:
 
 
 _safe_text = st.text(
-    alphabet=st.characters(blacklist_characters="<>", blacklist_categories=("Cs",)), max_size=40
+    alphabet=st.characters(blacklist_characters="<>", blacklist_categories=("Cs", "Cc")),
+    max_size=40,
 )
 
 
