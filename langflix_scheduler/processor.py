@@ -899,8 +899,9 @@ class UploadProcessor:
         in_flight: dict[concurrent.futures.Future[_Outcome], _Attempt] = {}
         try:
             try:
-                counts.rescued, rescue_failed = self._rescue()
+                counts.rescued, rescue_failed, rescue_uploaded = self._rescue()
                 counts.failed += rescue_failed
+                counts.uploaded += rescue_uploaded
                 claiming = True
             except SchedulerError as exc:
                 logger.error("rescuing expired leases failed: %s", exc)
@@ -2518,8 +2519,9 @@ class UploadProcessor:
 
     # -- rescue --------------------------------------------------------------------------------
 
-    def _rescue(self) -> tuple[int, int]:
-        """Take back expired leases of the project. Returns ``(rescued, failed)``."""
+    def _rescue(self) -> tuple[int, int, int]:
+        """Take back expired leases of the project. Returns ``(rescued, failed, uploaded)``
+        (uploaded: given up, but the video was found on YouTube)."""
         now = self._now()
 
         def find(session: Session) -> list[Schedule]:
@@ -2539,7 +2541,7 @@ class UploadProcessor:
                 session.expunge(r)
             return rows
 
-        rescued = failed = 0
+        rescued = failed = uploaded = 0
         for row in self._db.run("find expired leases", find, read_only=True):
             owner = row.lease_owner
             expired = and_(
@@ -2575,6 +2577,7 @@ class UploadProcessor:
                 if done is not None:
                     rescued += 1
                     failed += int(done[0] is _Kind.FAILED)
+                    uploaded += int(done[0] is _Kind.UPLOADED)
                     self._emit([done[1]])
                 continue
             stmt = (
@@ -2612,7 +2615,7 @@ class UploadProcessor:
                         )
                     ]
                 )
-        return rescued, failed
+        return rescued, failed, uploaded
 
 
 _STEP_VALUES = frozenset(s.value for s in UploadStep)
