@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from sqlalchemy import create_engine as sa_create_engine
@@ -30,6 +30,7 @@ from langflix_scheduler.db.engine import Database, create_engine
 from langflix_scheduler.db.models import Base
 from langflix_scheduler.manager import ScheduleManager
 from langflix_scheduler.testing.clock import FakeClock
+from tests.faultproxy import FaultProxy
 
 POSTGRES_URL = os.environ.get(
     "LANGFLIX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -194,3 +195,58 @@ def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[T
         yield TestDatabase(engine_name=engine_name, url=url)
     finally:
         drop()
+
+
+# -- fault injection (tests/faultproxy.py) ---------------------------------------------------------
+
+SERVER_ENGINES = ("postgresql", "mysql")
+
+
+class FaultServer(NamedTuple):
+    """A private migrated database reached through a :class:`FaultProxy`.
+
+    Unpacks as ``proxy, url, direct_url``: ``url`` goes through the proxy, ``direct_url`` does
+    not (for a second client the faults must not touch, and for checking what really committed).
+    """
+
+    proxy: FaultProxy
+    url: str
+    direct_url: str
+    engine_name: str
+
+
+@pytest.fixture(scope="session", params=SERVER_ENGINES)
+def fault_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestDatabase]:
+    """A migrated private database on each server engine, for tests behind the fault proxy."""
+    engine_name: str = request.param
+    url, drop = _create_database(engine_name, tmp_path_factory.mktemp(f"fault_{engine_name}"))
+    db = Database(create_engine(url), lock_timeout=5.0)
+    try:
+        migrate.upgrade(db)
+    finally:
+        db.dispose()
+    try:
+        yield TestDatabase(engine_name=engine_name, url=url)
+    finally:
+        drop()
+
+
+@pytest.fixture
+def fault_server(fault_database: TestDatabase) -> Iterator[FaultServer]:
+    """``(proxy, url_through_proxy, direct_url)`` on PostgreSQL and MariaDB/MySQL, tables empty.
+
+    The proxy is started for the test and closed after it (every connection through it reset).
+    """
+    empty_tables(fault_database.url)
+    direct = make_url(fault_database.url)
+    with FaultProxy(
+        direct.host or "127.0.0.1", direct.port or _DEFAULT_PORTS[direct.get_backend_name()]
+    ) as proxy:
+        yield FaultServer(
+            proxy, proxy.url_for(fault_database.url), fault_database.url, fault_database.engine_name
+        )
+
+
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
