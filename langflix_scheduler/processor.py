@@ -4,8 +4,9 @@ One run (:meth:`UploadProcessor.run_once`) does, in order:
 
 1. **Rescue**: every ``uploading`` row of the API project whose lease expired goes back to
    ``scheduled`` (one attempt counted; its resumable session URI, byte offset and video id are
-   kept, so the next try resumes the session or skips the insert), or to ``failed`` when its
-   attempts are spent. No row stays ``uploading`` longer than one lease after its worker died.
+   kept, so the next try resumes the session or skips the insert), or, when its attempts are
+   spent, is given up (see *Giving up* below). No row stays ``uploading`` longer than one lease
+   after its worker died.
 2. **Claim**: due rows (``scheduled_publish_time - upload_lead_time <= now`` and
    ``next_attempt_at`` empty or passed) are claimed in short transactions, one per channel:
    lock the channel's ``youtube_upload_channels`` row, count that channel's ``uploading`` rows,
@@ -68,6 +69,32 @@ Outcomes:
   follow-up step (thumbnail, playlist) failed for good or the attempts ran out, the row is
   ``completed`` with the follow-up's error in ``last_error`` (its slot stays booked, since the
   video will publish there).
+
+Giving up (attempts spent, at a failure or at the rescue of an expired lease; or a permanent
+failure): a row that stores an upload session URI but no video id may be on YouTube already (the
+insert completed while the database was unreachable). Its session is asked first, through the
+uploader's optional :class:`~langflix_scheduler.youtube.uploader.SessionProber` face, with no
+database lock held; then the decision (:func:`langflix_scheduler._give_up.decide_give_up`) is
+written fenced: completed -> ``completed`` with that video id (reservation released, one insert
+used, like a success; follow-up steps not done stay undone, as for any row whose attempts are
+spent, and ``last_error`` says so); incomplete -> ``failed`` (the server confirms the video is
+not there); gone, unreachable, or no prober -> ``needs_review``: slot, day count and quota
+reservation kept, lease cleared, ``last_error`` says what to check, never claimed again.
+
+Recording is durable within bounds: every outcome write (batched and single completions, retry,
+failure, release, deferral, needs_review) is retried on storage and lock errors with
+:func:`~langflix_scheduler._backoff.backoff_delay` for at most ``min(lease / 3, 60 s)``, so the
+lease outlives the retries. When the answer to a COMMIT is lost
+(:class:`~langflix_scheduler.errors.OutcomeUnknownError`) the row is read back: in the state this
+attempt's write produces (status, attempt count, ``last_error``, video id; every takeover counts
+an attempt and writes its own ``last_error``, so nobody else can produce it) means written, and
+the outcome is reported and its event fired; still ``uploading`` under the attempt's token means
+not written, so it is written again. The completion clears ``lease_owner`` as before.
+
+Run rows: ``processor_runs`` gets ``heartbeat_at`` and ``lease_expires_at`` (now + lease) at the
+start, raised by the run thread at every heartbeat; a ``running`` row whose lease passed is
+reported ``lost`` by :meth:`ScheduleManager.processor_runs`. The start insert is retried (a lost
+answer is resolved by looking the row up by worker id and start time), the end write too.
 
 Threading model: :meth:`~UploadProcessor.run_once` runs in the caller's thread (the *run thread*):
 it rescues, claims, sends heartbeats for every upload in flight every ``heartbeat_interval``,
@@ -1594,9 +1621,10 @@ class UploadProcessor:
         *,
         pending: Callable[[Schedule], bool],
         settled: Callable[[Schedule], bool],
+        deadline: float | None = None,
     ) -> _T | Schedule | None:
         """Record one outcome: ``write`` (fenced; None when the fence failed), retried with
-        backoff on storage errors until the recording deadline.
+        backoff on storage errors until ``deadline`` (default: :meth:`_record_deadline`).
 
         After a write whose answer was lost (:class:`OutcomeUnknownError`) the row is read back:
         still ``pending`` (ours, unchanged) means the write did not commit, so it is written
@@ -1604,7 +1632,8 @@ class UploadProcessor:
         produce) means it did commit, and the row is returned; anything else means the row is
         no longer ours (None).
         """
-        deadline = self._record_deadline()
+        if deadline is None:
+            deadline = self._record_deadline()
         lost_answer: OutcomeUnknownError | None = None
         while True:
             try:
@@ -1712,9 +1741,13 @@ class UploadProcessor:
             out.extend(self._record_successes(done))
         return out
 
-    def _record_one_success(self, attempt: _Attempt, result: UploadResult) -> _Outcome:
+    def _record_one_success(
+        self, attempt: _Attempt, result: UploadResult, deadline: float | None = None
+    ) -> _Outcome:
         """:meth:`_record_success` with :meth:`_upload`'s error handling. Never raises."""
-        return self._guarded(attempt, lambda: self._record_success(attempt, result))
+        return self._guarded(
+            attempt, lambda: self._record_success(attempt, result, deadline=deadline)
+        )
 
     def _record_successes(self, done: list[tuple[_Attempt, UploadResult]]) -> list[_Outcome]:
         """Record uploads that succeeded, all in one transaction, in the global lock order.
@@ -1730,8 +1763,11 @@ class UploadProcessor:
         rows first. Each schedule's write is fenced on its lease token and status. Events are
         built here and fired by the caller, after the commit.
         """
+        # One recording deadline for all of them: the run thread, which also sends the
+        # heartbeats, is never held up longer than one recording budget.
+        deadline = self._record_deadline()
         if any(a.claimed_qday is None for a, _ in done):
-            return [self._record_one_success(a, r) for a, r in done]
+            return [self._record_one_success(a, r, deadline) for a, r in done]
         now = self._now()
         qday = quota_date_of(now, self._quota_tz)
         plans: dict[int, tuple[_Attempt, UploadResult, dict[str, int], list[str], int | None]] = {}
@@ -1861,12 +1897,12 @@ class UploadProcessor:
         except OutcomeUnknownError as exc:
             # The answer to the COMMIT was lost: the rows tell whether it committed.
             logger.warning("the answer to recording %d uploads was lost (%s)", len(ids), exc)
-            recorded = self._completed_by_us(ids, plans)
+            recorded = self._completed_by_us(ids, plans, deadline)
             alone.extend(i for i in ids if i not in recorded)
         except SchedulerError as exc:
             logger.warning("recording %d uploads together failed (%s); one by one", len(done), exc)
             alone, recorded = sorted(plans), {}
-        out = [self._record_one_success(plans[i][0], plans[i][1]) for i in alone]
+        out = [self._record_one_success(plans[i][0], plans[i][1], deadline) for i in alone]
         for schedule_id, attempts in recorded.items():
             attempt, result = plans[schedule_id][0], plans[schedule_id][1]
             logger.info(
@@ -1893,14 +1929,17 @@ class UploadProcessor:
         return out
 
     def _completed_by_us(
-        self, ids: list[int], plans: Mapping[int, tuple[_Attempt, UploadResult, Any, Any, Any]]
+        self,
+        ids: list[int],
+        plans: Mapping[int, tuple[_Attempt, UploadResult, Any, Any, Any]],
+        deadline: float,
     ) -> dict[int, int]:
         """Of ``ids``, those whose rows this batch's completion wrote (id -> attempts)."""
         try:
             rows = self._retry(
                 "read schedules",
                 lambda: self._read_rows(ids),
-                self._record_deadline(),
+                deadline,
                 idempotent=True,
             )
         except SchedulerError as exc:
@@ -1916,7 +1955,9 @@ class UploadProcessor:
                 out[i] = row.attempts
         return out
 
-    def _record_success(self, attempt: _Attempt, result: UploadResult) -> _Outcome:
+    def _record_success(
+        self, attempt: _Attempt, result: UploadResult, *, deadline: float | None = None
+    ) -> _Outcome:
         now = self._now()
         qday = quota_date_of(now, self._quota_tz)
         with attempt.lock:
@@ -1939,6 +1980,7 @@ class UploadProcessor:
             ),
             pending=self._owned_by(attempt),
             settled=self._wrote(_COMPLETED, attempt.attempts, None, result.video_id),
+            deadline=deadline,
         )
         if done is None:
             return self._lost(attempt)
