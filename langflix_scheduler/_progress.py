@@ -33,6 +33,7 @@ from rich.table import Column
 from .processor import ProcessorEvent, ProcessorEventKind
 from .youtube.uploader import (
     ProgressCallback,
+    SessionProbe,
     StepCallback,
     Uploader,
     UploadRequest,
@@ -161,6 +162,8 @@ class UploadDisplay:
             line = f"deferred {what} to {self._when(event.next_attempt_at)} ({event.error})"
         elif kind is ProcessorEventKind.FAILED:
             line = f"FAILED {what}: {event.error}"
+        elif kind is ProcessorEventKind.NEEDS_REVIEW:
+            line = f"NEEDS REVIEW {what}: {event.error}"
         else:
             line = f"{kind.value} {what} (expired lease taken back)"
         if event.attempts and kind is not ProcessorEventKind.DEFERRED:
@@ -208,3 +211,16 @@ class DisplayingUploader:
             raise
         self.display.finished(key, request, None)
         return result
+
+    def probe_session(self, session_uri: str, video_path: str) -> SessionProbe:
+        """Ask ``inner`` about a stored session (the processor does before giving up on one).
+
+        Raises:
+            NotImplementedError: ``inner`` cannot ask sessions (the processor then marks the
+                schedule ``needs_review``, as it does for an uploader without the method).
+        """
+        probe = getattr(self.inner, "probe_session", None)
+        if not callable(probe):
+            raise NotImplementedError("the uploader cannot ask upload sessions")
+        answer: SessionProbe = probe(session_uri, video_path)
+        return answer

@@ -946,7 +946,8 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
 
 
 def _attention(m: ScheduleManager, cfg: SchedulerConfig, limit: int) -> dict[str, Any]:
-    """Schedules that need a look: stuck (lease expired), failed, overdue, waiting to retry."""
+    """Schedules that need a look: needs review (outcome on YouTube unknown), stuck (lease
+    expired), failed, overdue, waiting to retry."""
     now = m.now()
     uploading = m.list_schedules(status=UploadStatus.UPLOADING)
     stuck = [s for s in uploading if s.lease_expires_at is None or s.lease_expires_at < now]
@@ -966,6 +967,7 @@ def _attention(m: ScheduleManager, cfg: SchedulerConfig, limit: int) -> dict[str
     ]
     return {
         "now": now,
+        "needs_review": m.list_schedules(status=UploadStatus.NEEDS_REVIEW),
         "stuck": stuck,
         "in_flight": in_flight,
         "failed": failed[:limit],
@@ -982,8 +984,8 @@ def _problem(s: ScheduledVideo, kind: str, cfg: SchedulerConfig) -> str:
             f"lease of {s.lease_owner or '?'} expired {_fmt_local(s.lease_expires_at, cfg)}; "
             "the next processor run takes it back"
         )
-    if kind == "failed":
-        return s.last_error or "failed"
+    if kind in ("failed", "needs_review"):
+        return s.last_error or kind
     if kind == "waiting":
         return f"retry/deferred until {_fmt_local(s.next_attempt_at, cfg)}: {s.last_error or ''}"
     return "publish time passed and not uploaded yet" + (
@@ -1009,7 +1011,8 @@ def _problem(s: ScheduledVideo, kind: str, cfg: SchedulerConfig) -> str:
 )
 @_run
 def status(state: _State, n_runs: int, limit: int) -> None:
-    """Recent processor runs (skips included) and stuck, failed, overdue or retrying schedules."""
+    """Recent processor runs (skips and lost runs included) and schedules that need review, are
+    stuck, failed, overdue or retrying."""
     cfg = state.config
     with state.manager() as m:
         runs = m.processor_runs(limit=n_runs)
@@ -1022,7 +1025,15 @@ def status(state: _State, n_runs: int, limit: int) -> None:
                 "skipped_runs": sum(r.skipped_overlap for r in runs),
                 **{
                     k: [_schedule_json(s) for s in att[k]]
-                    for k in ("stuck", "in_flight", "failed", "overdue", "waiting", "due")
+                    for k in (
+                        "needs_review",
+                        "stuck",
+                        "in_flight",
+                        "failed",
+                        "overdue",
+                        "waiting",
+                        "due",
+                    )
                 },
                 "failed_total": att["failed_total"],
             }
@@ -1058,8 +1069,16 @@ def status(state: _State, n_runs: int, limit: int) -> None:
         state.out.print(
             f"{skipped} of the last {len(runs)} runs SKIPPED (previous run still in progress)"
         )
-    rows = [(kind, s) for kind in ("stuck", "failed", "overdue", "waiting") for s in att[kind]]
+    lost = sum(r.outcome == "lost" for r in runs)
+    if lost:
+        state.out.print(
+            f"{lost} of the last {len(runs)} runs LOST: their heartbeat stopped (the process died, "
+            "hangs, or lost its database)"
+        )
+    kinds = ("needs_review", "stuck", "failed", "overdue", "waiting")
+    rows = [(kind, s) for kind in kinds for s in att[kind]]
     state.out.print(
+        f"{len(att['needs_review'])} need review, "
         f"{len(att['in_flight'])} uploading now, {len(att['due'])} due for the next run, "
         f"{len(att['stuck'])} stuck, {att['failed_total']} failed, "
         f"{len(att['overdue'])} overdue, {len(att['waiting'])} waiting to retry"

@@ -446,8 +446,9 @@ class RecalculationReport:
 class ProcessorRunRecord:
     """One recorded run of an upload processor (a ``processor_runs`` row), for status reports.
 
-    ``outcome`` is ``running`` while the run is in progress (or when its process died before
-    recording the end), else ``ok``, ``skipped`` (another exclusive run held the lock),
+    ``outcome`` is ``running`` while the run is in progress; ``lost`` when the row still says
+    running but its heartbeat stopped (``lease_expires_at`` passed: the process died, hangs, or
+    lost its database); else ``ok``, ``skipped`` (another exclusive run held the lock),
     ``stopped``, ``unauthorized`` or ``error``.
     """
 
@@ -464,3 +465,5 @@ class ProcessorRunRecord:
     rescued: int
     skipped_overlap: int
     error: str | None
+    heartbeat_at: datetime | None = None
+    lease_expires_at: datetime | None = None

@@ -184,13 +184,18 @@ class InvalidTransitionError(SchedulerError):
         schedule_id: the schedule.
         status: its current status.
         operation: what was attempted.
+        hint: what to do instead, when there is something to say.
     """
 
-    def __init__(self, schedule_id: int, status: str, operation: str) -> None:
+    def __init__(
+        self, schedule_id: int, status: str, operation: str, *, hint: str | None = None
+    ) -> None:
         self.schedule_id = schedule_id
         self.status = status
         self.operation = operation
-        super().__init__(f"cannot {operation} schedule {schedule_id}: its status is {status!r}")
+        self.hint = hint
+        message = f"cannot {operation} schedule {schedule_id}: its status is {status!r}"
+        super().__init__(message + (f"; {hint}" if hint else ""))
 
 
 class LockTimeoutError(SchedulerError):

@@ -144,6 +144,20 @@ class _BeyondSnapshot(Exception):
     """Internal: the slot search reached a day whose booked instants a windowed read left out."""
 
 
+#: Statuses whose reserved quota is still held (needs_review keeps it: the upload may have run).
+_RESERVING = (UploadStatus.SCHEDULED, UploadStatus.UPLOADING, UploadStatus.NEEDS_REVIEW)
+
+
+def _not_scheduled(schedule_id: int, status: str, operation: str) -> InvalidTransitionError:
+    hint = None
+    if status == UploadStatus.NEEDS_REVIEW:
+        hint = (
+            "whether its video reached YouTube is unknown (see its last_error): look for it on "
+            "the channel first; it keeps its slot and quota until then"
+        )
+    return InvalidTransitionError(schedule_id, status, operation, hint=hint)
+
+
 def _to_domain(row: Schedule) -> ScheduledVideo:
     return ScheduledVideo(
         id=row.id,
@@ -662,7 +676,8 @@ class ScheduleManager:
         )
 
     def processor_runs(self, *, limit: int = 20) -> list[ProcessorRunRecord]:
-        """The most recent upload-processor runs (every worker), newest first."""
+        """The most recent upload-processor runs (every worker), newest first; a run still
+        ``running`` whose heartbeat lease passed is reported as ``lost``."""
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise InvalidScheduleError("limit", "must be an integer >= 1")
         stmt = (
@@ -671,6 +686,19 @@ class ScheduleManager:
             .limit(limit)
         )
 
+        now = self.now()
+
+        def outcome(r: ProcessorRun) -> str:
+            # A run row whose heartbeat stopped belongs to a process that died or lost the
+            # database: "lost", not "running".
+            if (
+                r.outcome == "running"
+                and r.lease_expires_at is not None
+                and r.lease_expires_at < now
+            ):
+                return "lost"
+            return r.outcome
+
         def read(session: Session) -> list[ProcessorRunRecord]:
             return [
                 ProcessorRunRecord(
@@ -678,7 +706,7 @@ class ScheduleManager:
                     worker_id=r.worker_id,
                     started_at=r.started_at,
                     finished_at=r.finished_at,
-                    outcome=r.outcome,
+                    outcome=outcome(r),
                     claimed=r.claimed,
                     uploaded=r.uploaded,
                     failed=r.failed,
@@ -687,6 +715,8 @@ class ScheduleManager:
                     rescued=r.rescued,
                     skipped_overlap=r.skipped_overlap,
                     error=r.error,
+                    heartbeat_at=r.heartbeat_at,
+                    lease_expires_at=r.lease_expires_at,
                 )
                 for r in session.execute(stmt).scalars()
             ]
@@ -1340,16 +1370,19 @@ class ScheduleManager:
         """Cancel a ``scheduled`` schedule, freeing its slot, daily count and reserved quota.
 
         With ``channel``, a schedule of another channel is refused (not found, nothing changed).
+        A ``needs_review`` schedule is refused too: its video may be on YouTube, publishing in
+        the slot it holds, so freeing the slot could let a second video be booked there. Check
+        the channel first.
 
         Raises:
             ScheduleNotFoundError: no such schedule (on ``channel``, when given).
-            InvalidTransitionError: it is no longer ``scheduled`` (uploading, done, ...).
+            InvalidTransitionError: it is no longer ``scheduled`` (uploading, done, needs review).
         """
         schedule_id = _schedule_id(schedule_id)
         for _ in range(_MAX_SEARCH_ROUNDS):
             peek = self._peek(schedule_id, channel)
             if peek.upload_status != UploadStatus.SCHEDULED:
-                raise InvalidTransitionError(schedule_id, peek.upload_status, "cancel")
+                raise _not_scheduled(schedule_id, peek.upload_status, "cancel")
 
             def txn(session: Session, peek: Schedule = peek) -> ScheduledVideo | None:
                 now = self.now()
@@ -1358,7 +1391,7 @@ class ScheduleManager:
                 quota_rows = self._lock_quota(session, [peek.quota_date], reserved)
                 row = self._lock_schedule(session, schedule_id)
                 if row.upload_status != UploadStatus.SCHEDULED:
-                    raise InvalidTransitionError(schedule_id, row.upload_status, "cancel")
+                    raise _not_scheduled(schedule_id, row.upload_status, "cancel")
                 if (row.publish_date, row.quota_date, row.reserved_quota) != (
                     peek.publish_date,
                     peek.quota_date,
@@ -1406,7 +1439,7 @@ class ScheduleManager:
         for _ in range(_MAX_SEARCH_ROUNDS):
             peek = self._peek(schedule_id, channel)
             if peek.upload_status != UploadStatus.SCHEDULED:
-                raise InvalidTransitionError(schedule_id, peek.upload_status, "reschedule")
+                raise _not_scheduled(schedule_id, peek.upload_status, "reschedule")
             vt = VideoType(peek.video_type)
 
             def txn(
@@ -1423,7 +1456,7 @@ class ScheduleManager:
                 quota_rows = self._lock_quota(session, {peek.quota_date, new_qday}, reserved)
                 row = self._lock_schedule(session, schedule_id)
                 if row.upload_status != UploadStatus.SCHEDULED:
-                    raise InvalidTransitionError(schedule_id, row.upload_status, "reschedule")
+                    raise _not_scheduled(schedule_id, row.upload_status, "reschedule")
                 if (row.publish_date, row.quota_date, row.reserved_quota) != (
                     peek.publish_date,
                     peek.quota_date,
@@ -1546,7 +1579,7 @@ class ScheduleManager:
                 counts = day_counts.setdefault((ch, pday), {"final_count": 0, "short_count": 0})
                 counts[_COUNT_COLUMN[VideoType(vtype)]] += 1
             if in_range(qday):
-                if status in (UploadStatus.SCHEDULED, UploadStatus.UPLOADING):
+                if status in _RESERVING:
                     for bucket, amount in (reserved or {}).items():
                         q = quota.setdefault((project, qday, bucket), {"reserved": 0, "used": 0})
                         q["reserved"] += int(amount)

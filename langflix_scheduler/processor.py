@@ -4,8 +4,9 @@ One run (:meth:`UploadProcessor.run_once`) does, in order:
 
 1. **Rescue**: every ``uploading`` row of the API project whose lease expired goes back to
    ``scheduled`` (one attempt counted; its resumable session URI, byte offset and video id are
-   kept, so the next try resumes the session or skips the insert), or to ``failed`` when its
-   attempts are spent. No row stays ``uploading`` longer than one lease after its worker died.
+   kept, so the next try resumes the session or skips the insert), or, when its attempts are
+   spent, is given up (see *Giving up* below). No row stays ``uploading`` longer than one lease
+   after its worker died.
 2. **Claim**: due rows (``scheduled_publish_time - upload_lead_time <= now`` and
    ``next_attempt_at`` empty or passed) are claimed in short transactions, one per channel:
    lock the channel's ``youtube_upload_channels`` row, count that channel's ``uploading`` rows,
@@ -69,6 +70,32 @@ Outcomes:
   ``completed`` with the follow-up's error in ``last_error`` (its slot stays booked, since the
   video will publish there).
 
+Giving up (attempts spent, at a failure or at the rescue of an expired lease; or a permanent
+failure): a row that stores an upload session URI but no video id may be on YouTube already (the
+insert completed while the database was unreachable). Its session is asked first, through the
+uploader's optional :class:`~langflix_scheduler.youtube.uploader.SessionProber` face, with no
+database lock held; then the decision (:func:`langflix_scheduler._give_up.decide_give_up`) is
+written fenced: completed -> ``completed`` with that video id (reservation released, one insert
+used, like a success; follow-up steps not done stay undone, as for any row whose attempts are
+spent, and ``last_error`` says so); incomplete -> ``failed`` (the server confirms the video is
+not there); gone, unreachable, or no prober -> ``needs_review``: slot, day count and quota
+reservation kept, lease cleared, ``last_error`` says what to check, never claimed again.
+
+Recording is durable within bounds: every outcome write (batched and single completions, retry,
+failure, release, deferral, needs_review) is retried on storage and lock errors with
+:func:`~langflix_scheduler._backoff.backoff_delay` for at most ``min(lease / 3, 60 s)``, so the
+lease outlives the retries. When the answer to a COMMIT is lost
+(:class:`~langflix_scheduler.errors.OutcomeUnknownError`) the row is read back: in the state this
+attempt's write produces (status, attempt count, ``last_error``, video id; every takeover counts
+an attempt and writes its own ``last_error``, so nobody else can produce it) means written, and
+the outcome is reported and its event fired; still ``uploading`` under the attempt's token means
+not written, so it is written again. The completion clears ``lease_owner`` as before.
+
+Run rows: ``processor_runs`` gets ``heartbeat_at`` and ``lease_expires_at`` (now + lease) at the
+start, raised by the run thread at every heartbeat; a ``running`` row whose lease passed is
+reported ``lost`` by :meth:`ScheduleManager.processor_runs`. The start insert is retried (a lost
+answer is resolved by looking the row up by worker id and start time), the end write too.
+
 Threading model: :meth:`~UploadProcessor.run_once` runs in the caller's thread (the *run thread*):
 it rescues, claims, sends heartbeats for every upload in flight every ``heartbeat_interval``,
 records successful uploads (batched), fires ``on_event`` callbacks (one at a time, after the
@@ -106,7 +133,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from types import FrameType, TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -128,6 +155,8 @@ from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from ._backoff import backoff_delay, retry_until
+from ._give_up import GiveUp, Verdict, decide_give_up
 from .db.engine import Database
 from .db.locking import (
     insert_if_absent,
@@ -142,6 +171,7 @@ from .errors import (
     AuthorizationError,
     ConfigurationError,
     LockTimeoutError,
+    OutcomeUnknownError,
     PermanentUploadError,
     QuotaExhaustedError,
     SchedulerError,
@@ -153,7 +183,14 @@ from .fingerprint import content_changed
 from .manager import _COUNT_COLUMN, ScheduleManager
 from .quota import next_quota_reset, quota_date_of
 from .slots import ensure_aware
-from .youtube.uploader import Uploader, UploadRequest, UploadResult, UploadStep
+from .youtube.uploader import (
+    SessionProbe,
+    SessionProber,
+    Uploader,
+    UploadRequest,
+    UploadResult,
+    UploadStep,
+)
 
 __all__ = [
     "DEFAULT_HEARTBEAT_INTERVAL",
@@ -201,9 +238,19 @@ _WORKER_ID_MAX = 100
 _LAST_ERROR_MAX_CHARS = 2000
 _LOCK_PREFIX = "langflix-scheduler:processor:"
 _FOLLOW_UPS = (UploadStep.THUMBNAIL, UploadStep.PLAYLIST)
+#: Recording an outcome is retried for at most this long (and at most a third of the lease).
+_MAX_RECORD_BUDGET = timedelta(seconds=60)
+#: First and largest wait between retries of a recording write.
+_RECORD_RETRY_BASE = timedelta(seconds=0.2)
+_RECORD_RETRY_CAP = timedelta(seconds=5)
+
+_T = TypeVar("_T")
 
 _SCHEDULED = UploadStatus.SCHEDULED.value
 _UPLOADING = UploadStatus.UPLOADING.value
+_COMPLETED = UploadStatus.COMPLETED.value
+_FAILED = UploadStatus.FAILED.value
+_NEEDS_REVIEW = UploadStatus.NEEDS_REVIEW.value
 
 
 class ProcessorEventKind(enum.StrEnum):
@@ -214,6 +261,8 @@ class ProcessorEventKind(enum.StrEnum):
     RETRIED = "retried"
     DEFERRED = "deferred"
     RESCUED = "rescued"
+    #: Given up, but the video may be on YouTube: ``needs_review``, slot and quota kept.
+    NEEDS_REVIEW = "needs_review"
 
 
 class RunOutcome(enum.StrEnum):
@@ -312,6 +361,8 @@ class _Kind(enum.Enum):
     UNAUTHORIZED = enum.auto()
     LOST = enum.auto()
     UNRECORDED = enum.auto()
+    #: Given up without knowing whether the video is on YouTube: ``needs_review``.
+    REVIEW = enum.auto()
     #: The upload succeeded; the run thread records it (batched with the others done then).
     SUCCEEDED = enum.auto()
 
@@ -509,6 +560,13 @@ class UploadProcessor:
         self._policy = manager.config.quota_policy
         self._quota_tz = manager.config.quota_timezone
         self._rng = random.Random()
+        # Asked before a schedule that opened an upload session is given up (optional seam).
+        self._prober: SessionProber | None = (
+            uploader if callable(getattr(uploader, "probe_session", None)) else None  # type: ignore[assignment]
+        )
+        self._record_budget = min(lease / 3, _MAX_RECORD_BUDGET)
+        self._sleep: Callable[[float], None] = time.sleep
+        self._last_run_id = 0
         self._state_lock = threading.Lock()
         self._run_lock = threading.Lock()
         self._active: dict[int, _Attempt] = {}
@@ -760,6 +818,9 @@ class UploadProcessor:
         return ProcessReport(worker_id=self.worker_id, outcome=RunOutcome.SKIPPED, skipped=True)
 
     def _start_run_row(self, started: datetime) -> int:
+        """Insert the ``running`` row (with its first heartbeat); retried with backoff. When the
+        answer to the insert is lost, the row is looked up by worker and start time."""
+
         def write(session: Session) -> int:
             row = ProcessorRun(
                 worker_id=self.worker_id,
@@ -772,12 +833,64 @@ class UploadProcessor:
                 deferred=0,
                 rescued=0,
                 skipped_overlap=0,
+                heartbeat_at=started,
+                lease_expires_at=started + self.lease,
             )
             session.add(row)
             session.flush()
             return row.id
 
-        return self._db.run("record processor run", write)
+        def find(session: Session) -> int | None:
+            return session.execute(
+                select(ProcessorRun.id)
+                .where(
+                    ProcessorRun.worker_id == self.worker_id,
+                    ProcessorRun.started_at == started,
+                    ProcessorRun.outcome == "running",
+                    ProcessorRun.id > self._last_run_id,
+                )
+                .order_by(ProcessorRun.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+
+        deadline = self._record_deadline()
+        while True:
+            try:
+                run_id = self._retry(
+                    "record processor run",
+                    lambda: self._db.run("record processor run", write),
+                    deadline,
+                )
+            except OutcomeUnknownError:
+                found = self._retry(
+                    "read processor run",
+                    lambda: self._db.run("read processor run", find, read_only=True),
+                    deadline,
+                    idempotent=True,
+                )
+                if found is None and time.monotonic() < deadline:
+                    continue  # the insert did not commit: insert again
+                if found is None:
+                    raise
+                run_id = found
+            self._last_run_id = run_id
+            return run_id
+
+    def _heartbeat_run(self, run_id: int) -> None:
+        """Raise the run row's heartbeat and lease (a row whose lease passed shows as lost)."""
+        now = self._now()
+        stmt = (
+            update(ProcessorRun)
+            .where(ProcessorRun.id == run_id, ProcessorRun.outcome == "running")
+            .values(
+                heartbeat_at=_latest(ProcessorRun.heartbeat_at, now),
+                lease_expires_at=_latest(ProcessorRun.lease_expires_at, now + self.lease),
+            )
+        )
+        try:
+            self._execute_count("record processor run heartbeat", stmt)
+        except SchedulerError as exc:
+            logger.warning("heartbeat of processor run %d failed: %s", run_id, exc)
 
     def _finish_run_row(
         self, run_id: int, counts: _Counts, outcome: RunOutcome, error: str | None
@@ -793,12 +906,19 @@ class UploadProcessor:
                     outcome=outcome.value,
                     **asdict(counts),
                     error=_short(error) if error else None,
+                    heartbeat_at=finished,
                 )
                 .execution_options(synchronize_session=False)
             )
 
         try:
-            self._db.run("record processor run", write)
+            # Sets fixed values: repeating it after a lost answer changes nothing.
+            self._retry(
+                "record processor run",
+                lambda: self._db.run("record processor run", write),
+                self._record_deadline(),
+                idempotent=True,
+            )
         except SchedulerError as exc:
             logger.error("could not record the end of processor run %d: %s", run_id, exc)
 
@@ -811,8 +931,9 @@ class UploadProcessor:
         in_flight: dict[concurrent.futures.Future[_Outcome], _Attempt] = {}
         try:
             try:
-                counts.rescued, rescue_failed = self._rescue()
+                counts.rescued, rescue_failed, rescue_uploaded = self._rescue()
                 counts.failed += rescue_failed
+                counts.uploaded += rescue_uploaded
                 claiming = True
             except SchedulerError as exc:
                 logger.error("rescuing expired leases failed: %s", exc)
@@ -875,6 +996,7 @@ class UploadProcessor:
                         outcome, error = RunOutcome.UNAUTHORIZED, result.error
                 if time.monotonic() >= next_heartbeat:
                     self._heartbeat_all()
+                    self._heartbeat_run(run_id)
                     next_heartbeat = time.monotonic() + self.heartbeat_interval.total_seconds()
                     want_claim = True
         except BaseException as exc:
@@ -1477,6 +1599,96 @@ class UploadProcessor:
             return self._lost(attempt)
         return _Outcome(_Kind.SUCCEEDED, upload=result)
 
+    # -- durable recording ---------------------------------------------------------------------
+
+    def _record_deadline(self) -> float:
+        """``time.monotonic()`` value until which one outcome's recording is retried: at most
+        a third of the lease (so the lease outlives it) and :data:`_MAX_RECORD_BUDGET`."""
+        return time.monotonic() + self._record_budget.total_seconds()
+
+    def _retry(
+        self, what: str, fn: Callable[[], _T], deadline: float, *, idempotent: bool = False
+    ) -> _T:
+        return retry_until(
+            fn,
+            deadline=deadline,
+            base=_RECORD_RETRY_BASE,
+            cap=_RECORD_RETRY_CAP,
+            rng=self._rng,
+            what=what,
+            idempotent=idempotent,
+            sleep=self._sleep,
+        )
+
+    def _read_rows(self, ids: Iterable[int]) -> dict[int, Schedule]:
+        def read(session: Session) -> dict[int, Schedule]:
+            rows = list(
+                session.execute(select(Schedule).where(Schedule.id.in_(list(ids)))).scalars()
+            )
+            for r in rows:
+                session.expunge(r)
+            return {r.id: r for r in rows}
+
+        return self._db.run("read schedules", read, read_only=True)
+
+    def _durable(
+        self,
+        operation: str,
+        schedule_id: int,
+        write: Callable[[], _T | None],
+        *,
+        pending: Callable[[Schedule], bool],
+        settled: Callable[[Schedule], bool],
+        deadline: float | None = None,
+    ) -> _T | Schedule | None:
+        """Record one outcome: ``write`` (fenced; None when the fence failed), retried with
+        backoff on storage errors until ``deadline`` (default: :meth:`_record_deadline`).
+
+        After a write whose answer was lost (:class:`OutcomeUnknownError`) the row is read back:
+        still ``pending`` (ours, unchanged) means the write did not commit, so it is written
+        again; ``settled`` (in the state this write produces, which only this attempt can
+        produce) means it did commit, and the row is returned; anything else means the row is
+        no longer ours (None).
+        """
+        if deadline is None:
+            deadline = self._record_deadline()
+        lost_answer: OutcomeUnknownError | None = None
+        while True:
+            try:
+                result = self._retry(operation, write, deadline)
+            except OutcomeUnknownError as exc:
+                logger.warning(
+                    "%s of schedule %d: %s; reading the row back", operation, schedule_id, exc
+                )
+                lost_answer = exc
+            else:
+                if result is not None or lost_answer is None:
+                    return result
+            rows = self._retry(
+                "read schedule", lambda: self._read_rows([schedule_id]), deadline, idempotent=True
+            )
+            row = rows.get(schedule_id)
+            if row is None or not pending(row):
+                return row if row is not None and settled(row) else None
+            if lost_answer is not None and time.monotonic() >= deadline:
+                raise lost_answer
+            # Still ours and unchanged: the write did not commit. Write it again.
+
+    @staticmethod
+    def _wrote(
+        status: str, attempts: int, last_error: str | None, video_id: str | None = None
+    ) -> Callable[[Schedule], bool]:
+        """Is a row in the state one outcome write of an attempt leaves it in? Every takeover
+        of a lease counts an attempt and writes its own ``last_error``, so ``attempts`` and
+        ``last_error`` tell this attempt's write from anyone else's."""
+        error = _short(last_error) if last_error else None
+        return lambda row: (
+            row.upload_status == status
+            and row.attempts == attempts
+            and row.last_error == error
+            and (video_id is None or row.youtube_video_id == video_id)
+        )
+
     # -- recording outcomes --------------------------------------------------------------------
 
     def _consumed(self, steps: Iterable[UploadStep], inserts: int) -> dict[str, int]:
@@ -1547,9 +1759,13 @@ class UploadProcessor:
             out.extend(self._record_successes(done))
         return out
 
-    def _record_one_success(self, attempt: _Attempt, result: UploadResult) -> _Outcome:
+    def _record_one_success(
+        self, attempt: _Attempt, result: UploadResult, deadline: float | None = None
+    ) -> _Outcome:
         """:meth:`_record_success` with :meth:`_upload`'s error handling. Never raises."""
-        return self._guarded(attempt, lambda: self._record_success(attempt, result))
+        return self._guarded(
+            attempt, lambda: self._record_success(attempt, result, deadline=deadline)
+        )
 
     def _record_successes(self, done: list[tuple[_Attempt, UploadResult]]) -> list[_Outcome]:
         """Record uploads that succeeded, all in one transaction, in the global lock order.
@@ -1565,8 +1781,11 @@ class UploadProcessor:
         rows first. Each schedule's write is fenced on its lease token and status. Events are
         built here and fired by the caller, after the commit.
         """
+        # One recording deadline for all of them: the run thread, which also sends the
+        # heartbeats, is never held up longer than one recording budget.
+        deadline = self._record_deadline()
         if any(a.claimed_qday is None for a, _ in done):
-            return [self._record_one_success(a, r) for a, r in done]
+            return [self._record_one_success(a, r, deadline) for a, r in done]
         now = self._now()
         qday = quota_date_of(now, self._quota_tz)
         plans: dict[int, tuple[_Attempt, UploadResult, dict[str, int], list[str], int | None]] = {}
@@ -1693,10 +1912,15 @@ class UploadProcessor:
                     ids = [i for i in ids if i not in regroup.drop]
                     fast = fast and not regroup.slow
             alone.extend(ids)  # still not recorded together: one by one
+        except OutcomeUnknownError as exc:
+            # The answer to the COMMIT was lost: the rows tell whether it committed.
+            logger.warning("the answer to recording %d uploads was lost (%s)", len(ids), exc)
+            recorded = self._completed_by_us(ids, plans, deadline)
+            alone.extend(i for i in ids if i not in recorded)
         except SchedulerError as exc:
             logger.warning("recording %d uploads together failed (%s); one by one", len(done), exc)
             alone, recorded = sorted(plans), {}
-        out = [self._record_one_success(plans[i][0], plans[i][1]) for i in alone]
+        out = [self._record_one_success(plans[i][0], plans[i][1], deadline) for i in alone]
         for schedule_id, attempts in recorded.items():
             attempt, result = plans[schedule_id][0], plans[schedule_id][1]
             logger.info(
@@ -1722,7 +1946,36 @@ class UploadProcessor:
             )
         return out
 
-    def _record_success(self, attempt: _Attempt, result: UploadResult) -> _Outcome:
+    def _completed_by_us(
+        self,
+        ids: list[int],
+        plans: Mapping[int, tuple[_Attempt, UploadResult, Any, Any, Any]],
+        deadline: float,
+    ) -> dict[int, int]:
+        """Of ``ids``, those whose rows this batch's completion wrote (id -> attempts)."""
+        try:
+            rows = self._retry(
+                "read schedules",
+                lambda: self._read_rows(ids),
+                deadline,
+                idempotent=True,
+            )
+        except SchedulerError as exc:
+            logger.warning("could not read the uploads back (%s); recording them one by one", exc)
+            return {}
+        out: dict[int, int] = {}
+        for i in ids:
+            attempt, result = plans[i][0], plans[i][1]
+            row = rows.get(i)
+            if row is not None and self._wrote(_COMPLETED, attempt.attempts, None, result.video_id)(
+                row
+            ):
+                out[i] = row.attempts
+        return out
+
+    def _record_success(
+        self, attempt: _Attempt, result: UploadResult, *, deadline: float | None = None
+    ) -> _Outcome:
         now = self._now()
         qday = quota_date_of(now, self._quota_tz)
         with attempt.lock:
@@ -1730,15 +1983,22 @@ class UploadProcessor:
             steps |= {UploadStep(op) for op in result.operations if op in _FOLLOW_UP_VALUES}
             total = attempt.reported_total
         consumed = self._consumed(steps, result.operations.count(UploadStep.INSERT.value))
-        done = self._complete(
-            attempt,
-            video_id=result.video_id,
-            consumed=consumed,
-            steps=steps,
-            total=total,
-            qday=qday,
-            now=now,
-            note=None,
+        done = self._durable(
+            "record completed upload",
+            attempt.schedule_id,
+            lambda: self._complete(
+                attempt,
+                video_id=result.video_id,
+                consumed=consumed,
+                steps=steps,
+                total=total,
+                qday=qday,
+                now=now,
+                note=None,
+            ),
+            pending=self._owned_by(attempt),
+            settled=self._wrote(_COMPLETED, attempt.attempts, None, result.video_id),
+            deadline=deadline,
         )
         if done is None:
             return self._lost(attempt)
@@ -1866,6 +2126,18 @@ class UploadProcessor:
             apply=apply,
         )
 
+    def _ask_session(
+        self, session_uri: str | None, video_path: str
+    ) -> tuple[SessionProbe | None, str | None]:
+        """Ask a stored upload session how far it got (no database lock is held here):
+        ``(answer, None)``, or ``(None, why asking failed)``; ``(None, None)``: no prober."""
+        if session_uri is None or self._prober is None:
+            return None, None
+        try:
+            return self._prober.probe_session(session_uri, video_path), None
+        except Exception as exc:  # any failure to ask means "unknown"
+            return None, f"{type(exc).__name__}: {exc}"
+
     def _terminal(
         self,
         *,
@@ -1875,41 +2147,45 @@ class UploadProcessor:
         allowed: Callable[[Schedule], bool],
         reason: str,
         attempts: int,
+        session_uri: str | None = None,
+        video_path: str = "",
     ) -> tuple[_Kind, ProcessorEvent] | None:
-        """Give up on a schedule: ``failed``, or ``completed`` with a note when the video exists."""
-        now = self._now()
-        if video_id is not None:
-            steps = set(steps)
-            done = self._complete(
-                None,
-                video_id=video_id,
-                consumed=self._consumed(steps, 1),
-                steps=steps,
-                total=None,
-                qday=quota_date_of(now, self._quota_tz),
-                now=now,
-                note=f"video uploaded, but a follow-up step failed: {reason}",
-                schedule_id=schedule_id,
-                allowed=allowed,
-                attempts=attempts,
+        """Give up on a schedule. A schedule that opened an upload session but has no video id
+        asks that session first (see :mod:`langflix_scheduler._give_up`): ``completed`` when
+        the video exists, ``failed`` when it certainly does not, else ``needs_review``."""
+        if video_id is None:
+            probe, probe_error = self._ask_session(session_uri, video_path)
+            decision = decide_give_up(
+                video_id=None, session_uri=session_uri, probe=probe, probe_error=probe_error
             )
-            if done is None:
-                return None
-            logger.warning(
-                "schedule %d: video %s is uploaded but a follow-up step failed for good: %s",
+        else:
+            decision = GiveUp(verdict=Verdict.COMPLETE, video_id=video_id)
+        if decision.verdict is Verdict.COMPLETE:
+            return self._give_up_uploaded(
                 schedule_id,
-                video_id,
-                reason,
-            )
-            return _Kind.UPLOADED, self._event(
-                ProcessorEventKind.UPLOADED,
-                done,
+                decision,
+                found=video_id is None,
+                steps=steps,
+                allowed=allowed,
+                reason=reason,
                 attempts=attempts,
-                video_id=video_id,
-                error=reason,
-                at=now,
             )
-        failed = self._fail(schedule_id, allowed=allowed, reason=reason, attempts=attempts, now=now)
+        if decision.verdict is Verdict.REVIEW:
+            return self._give_up_unknown(
+                schedule_id, decision, allowed=allowed, reason=reason, attempts=attempts
+            )
+        if decision.why:
+            reason = f"{reason}; {decision.why}"
+        now = self._now()
+        failed = self._durable(
+            "record failed upload",
+            schedule_id,
+            lambda: self._fail(
+                schedule_id, allowed=allowed, reason=reason, attempts=attempts, now=now
+            ),
+            pending=allowed,
+            settled=self._wrote(_FAILED, attempts, reason),
+        )
         if failed is None:
             return None
         logger.error("schedule %d failed after %d attempts: %s", schedule_id, attempts, reason)
@@ -1917,9 +2193,108 @@ class UploadProcessor:
             ProcessorEventKind.FAILED, failed, attempts=attempts, error=reason, at=now
         )
 
+    def _give_up_uploaded(
+        self,
+        schedule_id: int,
+        decision: GiveUp,
+        *,
+        found: bool,
+        steps: Iterable[UploadStep],
+        allowed: Callable[[Schedule], bool],
+        reason: str,
+        attempts: int,
+    ) -> tuple[_Kind, ProcessorEvent] | None:
+        """The video exists: ``completed`` with a note (follow-up steps not done stay undone,
+        as for any schedule whose attempts are spent); the reserved quota is released."""
+        now = self._now()
+        video_id = decision.video_id
+        assert video_id is not None
+        steps = set(steps)
+        if found:
+            note = f"video found through its upload session after: {reason}"
+        else:
+            note = f"video uploaded, but a follow-up step failed: {reason}"
+        done = self._durable(
+            "record completed upload",
+            schedule_id,
+            lambda: self._complete(
+                None,
+                video_id=video_id,
+                consumed=self._consumed(steps, 1),
+                steps=steps,
+                total=None,
+                qday=quota_date_of(now, self._quota_tz),
+                now=now,
+                note=note,
+                schedule_id=schedule_id,
+                allowed=allowed,
+                attempts=attempts,
+            ),
+            pending=allowed,
+            settled=self._wrote(_COMPLETED, attempts, note, video_id),
+        )
+        if done is None:
+            return None
+        logger.warning("schedule %d: video %s is on YouTube; %s", schedule_id, video_id, note)
+        return _Kind.UPLOADED, self._event(
+            ProcessorEventKind.UPLOADED,
+            done,
+            attempts=attempts,
+            video_id=video_id,
+            error=reason,
+            at=now,
+        )
+
+    def _give_up_unknown(
+        self,
+        schedule_id: int,
+        decision: GiveUp,
+        *,
+        allowed: Callable[[Schedule], bool],
+        reason: str,
+        attempts: int,
+    ) -> tuple[_Kind, ProcessorEvent] | None:
+        """Whether the video is on YouTube is unknown: ``needs_review``. Slot, day count and
+        quota reservation are kept, the lease is cleared, and nothing claims the row again."""
+        now = self._now()
+        note = (
+            f"{reason}; {decision.why}, so whether the video reached YouTube is unknown: look for "
+            "it on the channel before booking it again (it keeps its slot and quota meanwhile)"
+        )
+
+        def apply(session: Session, row: Schedule, day: Any, quota: Any) -> None:
+            row.upload_status = _NEEDS_REVIEW
+            row.attempts = attempts
+            row.last_error = _short(note)
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.next_attempt_at = None
+            row.updated_at = now
+
+        row = self._durable(
+            "record upload for review",
+            schedule_id,
+            lambda: self._with_counter_locks(
+                "record upload for review",
+                schedule_id,
+                allowed=allowed,
+                new_keys=lambda _r: (),
+                apply=apply,
+            ),
+            pending=allowed,
+            settled=self._wrote(_NEEDS_REVIEW, attempts, note),
+        )
+        if row is None:
+            return None
+        logger.error("schedule %d NEEDS REVIEW: %s", schedule_id, note)
+        return _Kind.REVIEW, self._event(
+            ProcessorEventKind.NEEDS_REVIEW, row, attempts=attempts, error=note, at=now
+        )
+
     def _backoff(self, attempts: int) -> timedelta:
-        delay = min(MAX_RETRY_DELAY, self.retry_base * (1 << min(max(0, attempts - 1), 30)))
-        return delay * self._rng.uniform(0.5, 1.0)
+        return backoff_delay(
+            max(1, attempts), base=self.retry_base, cap=MAX_RETRY_DELAY, rng=self._rng
+        )
 
     def _record_failure(self, attempt: _Attempt, reason: str, *, permanent: bool) -> _Outcome:
         with attempt.lock:
@@ -1936,26 +2311,37 @@ class UploadProcessor:
                 allowed=self._owned_by(attempt),
                 reason=reason,
                 attempts=attempts,
+                session_uri=attempt.session_uri,
+                video_path=attempt.video_path,
             )
             if done is None:
                 return self._lost(attempt)
             return _Outcome(done[0], [done[1]], error=reason)
         now = self._now()
         retry_at = now + self._backoff(attempts)
-        written = self._fenced_update(
+        written = self._durable(
             "record upload retry",
-            attempt,
-            {
-                "upload_status": _SCHEDULED,
-                "attempts": attempts,
-                "next_attempt_at": retry_at,
-                "last_error": _short(reason),
-                "lease_owner": None,
-                "lease_expires_at": None,
-                "updated_at": now,
-            },
+            attempt.schedule_id,
+            lambda: (
+                self._fenced_update(
+                    "record upload retry",
+                    attempt,
+                    {
+                        "upload_status": _SCHEDULED,
+                        "attempts": attempts,
+                        "next_attempt_at": retry_at,
+                        "last_error": _short(reason),
+                        "lease_owner": None,
+                        "lease_expires_at": None,
+                        "updated_at": now,
+                    },
+                )
+                or None
+            ),
+            pending=self._owned_by(attempt),
+            settled=self._wrote(_SCHEDULED, attempts, reason),
         )
-        if written == 0:
+        if written is None:
             return self._lost(attempt)
         logger.warning(
             "schedule %d: attempt %d of %d failed (%s); retrying at %s",
@@ -1993,7 +2379,14 @@ class UploadProcessor:
             "updated_at": now,
         }
         values.update(self._progress_values(uri, sent, total))
-        if self._fenced_update("release upload lease", attempt, values) == 0:
+        written = self._durable(
+            "release upload lease",
+            attempt.schedule_id,
+            lambda: self._fenced_update("release upload lease", attempt, values) or None,
+            pending=self._owned_by(attempt),
+            settled=self._wrote(_SCHEDULED, attempt.attempts, reason),
+        )
+        if written is None:
             return self._lost(attempt)
         logger.info("schedule %d released: %s", attempt.schedule_id, reason)
         return _Outcome(_Kind.RELEASED)
@@ -2066,12 +2459,20 @@ class UploadProcessor:
             if total is not None and (uri is None or uri == row.upload_session_uri):
                 row.bytes_total = total
 
-        own = self._with_counter_locks(
+        own = self._durable(
             "defer upload",
             attempt.schedule_id,
-            allowed=self._owned_by(attempt),
-            new_keys=lambda r: [(self._defer_qday(r, until), b) for b in (r.reserved_quota or {})],
-            apply=apply_own,
+            lambda: self._with_counter_locks(
+                "defer upload",
+                attempt.schedule_id,
+                allowed=self._owned_by(attempt),
+                new_keys=lambda r: [
+                    (self._defer_qday(r, until), b) for b in (r.reserved_quota or {})
+                ],
+                apply=apply_own,
+            ),
+            pending=self._owned_by(attempt),
+            settled=self._wrote(_SCHEDULED, attempt.attempts, reason),
         )
         if own is None:
             return self._lost(attempt)
@@ -2179,8 +2580,9 @@ class UploadProcessor:
 
     # -- rescue --------------------------------------------------------------------------------
 
-    def _rescue(self) -> tuple[int, int]:
-        """Take back expired leases of the project. Returns ``(rescued, failed)``."""
+    def _rescue(self) -> tuple[int, int, int]:
+        """Take back expired leases of the project. Returns ``(rescued, failed, uploaded)``
+        (uploaded: given up, but the video was found on YouTube)."""
         now = self._now()
 
         def find(session: Session) -> list[Schedule]:
@@ -2200,7 +2602,7 @@ class UploadProcessor:
                 session.expunge(r)
             return rows
 
-        rescued = failed = 0
+        rescued = failed = uploaded = 0
         for row in self._db.run("find expired leases", find, read_only=True):
             owner = row.lease_owner
             expired = and_(
@@ -2230,10 +2632,13 @@ class UploadProcessor:
                     allowed=still_expired,
                     reason=f"{reason} (gave up after {attempts} attempts)",
                     attempts=attempts,
+                    session_uri=row.upload_session_uri,
+                    video_path=row.video_path,
                 )
                 if done is not None:
                     rescued += 1
                     failed += int(done[0] is _Kind.FAILED)
+                    uploaded += int(done[0] is _Kind.UPLOADED)
                     self._emit([done[1]])
                 continue
             stmt = (
@@ -2271,7 +2676,7 @@ class UploadProcessor:
                         )
                     ]
                 )
-        return rescued, failed
+        return rescued, failed, uploaded
 
 
 _STEP_VALUES = frozenset(s.value for s in UploadStep)

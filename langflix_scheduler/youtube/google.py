@@ -27,6 +27,7 @@ import http.client
 import json
 import logging
 import mimetypes
+import os
 import random
 import socket
 import ssl
@@ -61,6 +62,8 @@ from .uploader import (
     CHUNK_GRANULARITY,
     DEFAULT_CHUNK_SIZE,
     ProgressCallback,
+    SessionProbe,
+    SessionState,
     StepCallback,
     UploadRequest,
     UploadResult,
@@ -508,15 +511,39 @@ class YouTubeUploader:
             bytes_sent=bytes_sent,
         )
 
+    def probe_session(self, session_uri: str, video_path: str) -> SessionProbe:
+        """Ask a stored resumable session whether its upload completed (see
+        :class:`~langflix_scheduler.youtube.uploader.SessionProber`); sends no media and costs no
+        quota. The file's size goes into the status query; when the file is gone, ``*``.
+
+        Raises:
+            UploadError: classified (see :func:`classify_error`), after the bounded retries.
+        """
+        try:
+            size: int | None = os.stat(video_path).st_size
+        except OSError:
+            size = None
+        _, http = self._client()
+        offset, resource = self._call_with_retries(
+            "upload session status", lambda: self._probe(http, session_uri, size)
+        )
+        if resource is not None:
+            return SessionProbe(state=SessionState.COMPLETED, video_id=self._video_id(resource))
+        if offset < 0:
+            return SessionProbe(state=SessionState.GONE)
+        return SessionProbe(state=SessionState.INCOMPLETE, offset=offset)
+
     # -- videos.insert -------------------------------------------------------------------------
 
-    def _probe(self, http: Any, session_uri: str, size: int) -> tuple[int, Any]:
+    def _probe(self, http: Any, session_uri: str, size: int | None) -> tuple[int, Any]:
         """Ask a stored session how far it got: ``(next_offset, None)``, ``(-1, None)`` when the
-        session is gone, or ``(size, video_resource)`` when the upload already completed."""
-        headers = {"Content-Range": f"bytes */{size}", "content-length": "0"}
+        session is gone, or ``(size, video_resource)`` when the upload already completed
+        (``size`` None: the total is sent as ``*``)."""
+        total = "*" if size is None else str(size)
+        headers = {"Content-Range": f"bytes */{total}", "content-length": "0"}
         resp, content = http.request(session_uri, "PUT", headers=headers)
         if resp.status in (200, 201):
-            return size, json.loads(content.decode("utf-8"))
+            return size or 0, json.loads(content.decode("utf-8"))
         if resp.status == 308:
             return _parse_range_end(resp), None
         if resp.status in _SESSION_GONE:

@@ -34,6 +34,9 @@ __all__ = [
     "DryRunUploader",
     "PUBLISH_AT_MIN_LEAD",
     "ProgressCallback",
+    "SessionProbe",
+    "SessionProber",
+    "SessionState",
     "StepCallback",
     "UploadRequest",
     "UploadResult",
@@ -149,6 +152,50 @@ class Uploader(Protocol):
         Raises:
             UploadError: a subclass saying what to do next (retry, defer, re-authorise, fail);
                 follow-ups that finished before the failure were reported through ``on_step``.
+        """
+        ...
+
+
+class SessionState(enum.StrEnum):
+    """What a stored resumable upload session answered when asked how far it got."""
+
+    #: The upload completed: the video exists on YouTube (its id is in :class:`SessionProbe`).
+    COMPLETED = "completed"
+    #: The session lives and does not have the whole file: the video is not on YouTube.
+    INCOMPLETE = "incomplete"
+    #: The session expired or is unknown: nobody can tell any more whether it completed.
+    GONE = "gone"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionProbe:
+    """The answer of :meth:`SessionProber.probe_session`.
+
+    Attributes:
+        state: completed, incomplete or gone.
+        video_id: the video id when ``state`` is completed.
+        offset: bytes the server holds when ``state`` is incomplete.
+    """
+
+    state: SessionState
+    video_id: str | None = None
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.state is SessionState.COMPLETED) != (self.video_id is not None):
+            raise ValueError("a completed probe carries the video id, and only a completed one")
+
+
+class SessionProber(Protocol):
+    """Optional second face of an :class:`Uploader`: ask a stored resumable session how far it
+    got, without sending any media (the processor asks before it gives a schedule up)."""
+
+    def probe_session(self, session_uri: str, video_path: str) -> SessionProbe:
+        """Ask ``session_uri`` (opened for ``video_path``) whether its upload completed.
+
+        Raises:
+            UploadError: the session could not be asked (network, authorisation); retried a
+                bounded number of times first.
         """
         ...
 
@@ -337,3 +384,7 @@ class DryRunUploader:
             publish_at=publish_at,
             bytes_sent=sent,
         )
+
+    def probe_session(self, session_uri: str, video_path: str) -> SessionProbe:
+        """A dry run never sends anything anywhere: every session is incomplete at offset 0."""
+        return SessionProbe(state=SessionState.INCOMPLETE, offset=0)

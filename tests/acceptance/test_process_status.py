@@ -283,6 +283,36 @@ def test_status_lists_stuck_failed_overdue_and_waiting(
     assert "next processor run takes it back" in human.stdout
 
 
+@BOTH_ENGINES
+def test_status_shows_schedules_that_need_review_and_lost_runs(
+    run_cli: Callable[..., CliResult], book: Callable[..., list[int]], raw_db: RawDB
+) -> None:
+    (review,) = book(1, days_ago=2)
+    raw_db.execute(
+        "UPDATE youtube_schedules SET upload_status = 'needs_review', attempts = 5, "
+        "last_error = 'whether the video reached YouTube is unknown' WHERE id = :i",
+        i=review,
+    )
+    # A run that never finished and whose heartbeat stopped long ago (its process died).
+    raw_db.execute(
+        "INSERT INTO processor_runs (worker_id, started_at, outcome, claimed, uploaded, failed, "
+        "retried, deferred, rescued, skipped_overlap, heartbeat_at, lease_expires_at) "
+        "SELECT 'dead-host:1', created_at, 'running', 1, 0, 0, 0, 0, 0, 0, created_at, created_at "
+        "FROM youtube_schedules WHERE id = :i",
+        i=review,
+    )
+    data = run_cli("--json", "status", check=True).json()
+    assert [s["id"] for s in data["needs_review"]] == [review]
+    assert [r["outcome"] for r in data["runs"]] == ["lost"]
+    human = run_cli("status", check=True)
+    assert "1 need review" in human.stdout
+    assert "reached YouTube is unknown" in human.stdout
+    assert "LOST" in human.stdout
+    cancel = run_cli("cancel", str(review))
+    assert cancel.code == 1
+    assert "look for it on the channel" in _one_line_error(cancel)
+
+
 @SQLITE_ONLY
 @pytest.mark.parametrize(
     ("args", "code", "needle"),

@@ -19,6 +19,8 @@ from langflix_scheduler.db.models import DailyLimit, ProcessorRun, QuotaUsage, S
 from langflix_scheduler.manager import ScheduleManager
 from langflix_scheduler.youtube.uploader import (
     ProgressCallback,
+    SessionProbe,
+    SessionState,
     StepCallback,
     UploadRequest,
     UploadResult,
@@ -114,6 +116,33 @@ class StubUploader:
         finally:
             with self.lock:
                 self.active[channel] -= 1
+
+
+class ProbingStubUploader(StubUploader):
+    """A :class:`StubUploader` that can also be asked about upload sessions (``SessionProber``).
+
+    ``answers`` maps a session URI to its answer (default: incomplete at offset 0, i.e. the
+    server confirms it does not have the file); an exception as answer is raised.
+    """
+
+    def __init__(
+        self,
+        script: Script | None = None,
+        *,
+        answers: dict[str, SessionProbe | Exception] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(script, **kwargs)
+        self.answers = answers or {}
+        self.probes: list[tuple[str, str]] = []
+
+    def probe_session(self, session_uri: str, video_path: str) -> SessionProbe:
+        with self.lock:
+            self.probes.append((session_uri, video_path))
+        answer = self.answers.get(session_uri, SessionProbe(state=SessionState.INCOMPLETE))
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
 
 def schedule_many(

@@ -17,7 +17,9 @@ from typing import Any
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection, Engine
 
-ACTIVE = ("scheduled", "uploading", "completed")
+ACTIVE = ("scheduled", "uploading", "completed", "needs_review")
+#: Statuses whose reserved quota is still held.
+RESERVING = ("scheduled", "uploading", "needs_review")
 
 
 def as_date(value: Any) -> date:
@@ -201,10 +203,11 @@ class RawDB:
         for ch, day, _ in recount:
             assert (ch, day) in counters
 
-        # Quota counters equal the reserved quota of scheduled/uploading rows; none over limit.
+        # Quota counters equal the reserved quota of scheduled/uploading/needs_review rows; none
+        # over limit.
         reserved: Counter[tuple[str, date, str]] = Counter()
         for r in rows:
-            if r.upload_status in ("scheduled", "uploading"):
+            if r.upload_status in RESERVING:
                 for bucket, amount in r.reserved_quota.items():
                     reserved[(r.api_project, r.quota_date, bucket)] += amount
         quota = self.quota()

@@ -54,6 +54,7 @@ from ..conftest import T0
 from ._processor_support import (
     WAIT,
     Peek,
+    ProbingStubUploader,
     StubUploader,
     assert_consistent,
     default_upload,
@@ -664,8 +665,9 @@ def test_rescue_returns_expired_rows_or_fails_them_when_attempts_are_spent(
             conn.execute(update(Schedule).where(Schedule.id.in_(ids[1:])).values(attempts=2))
         clock.advance(minutes=2)
         events: list[ProcessorEvent] = []
+        # The sessions answer "incomplete": the server confirms the videos are not there.
         rescuer = make_processor(
-            mgr, StubUploader(), max_attempts=3, on_event=events.append, channels=["none"]
+            mgr, ProbingStubUploader(), max_attempts=3, on_event=events.append, channels=["none"]
         )
         report = rescuer.run_once()
     finally:
