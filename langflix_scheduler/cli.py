@@ -192,6 +192,11 @@ def _env_help(name: str, text: str) -> str:
     "--lock-timeout", type=float, help=_env_help("lock_timeout", "Seconds to wait for a row lock.")
 )
 @click.option(
+    "--db-timeout",
+    type=float,
+    help=_env_help("db_timeout", "Seconds any one database call may take (> lock timeout)."),
+)
+@click.option(
     "--quota-policy",
     help=_env_help("quota_policy", "Quota preset: granular-2026, pool-2025 or legacy."),
 )
@@ -206,6 +211,7 @@ def cli(
     channel: str | None,
     api_project: str | None,
     lock_timeout: float | None,
+    db_timeout: float | None,
     quota_policy: str | None,
     as_json: bool,
     verbose: bool,
@@ -225,6 +231,7 @@ def cli(
             "channel": channel,
             "api_project": api_project,
             "lock_timeout": lock_timeout,
+            "db_timeout": db_timeout,
             "quota_policy": quota_policy,
         },
         config_file=config_file,

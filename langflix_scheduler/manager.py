@@ -297,10 +297,15 @@ class ScheduleManager:
         self.config = config or SchedulerConfig()
         self._owns_engine = engine is None
         if engine is None:
-            engine = create_engine(self.config.database_url, lock_timeout=self.config.lock_timeout)
+            engine = create_engine(
+                self.config.database_url,
+                lock_timeout=self.config.lock_timeout,
+                db_timeout=self.config.db_timeout,
+            )
         self._db = Database(
             engine,
             lock_timeout=self.config.lock_timeout,
+            db_timeout=self.config.db_timeout,
             deadlock_retries=self.config.deadlock_retries,
         )
         self._clock = clock or system_clock
@@ -321,6 +326,8 @@ class ScheduleManager:
         """Release the connection pool (when the manager created the engine)."""
         if self._owns_engine:
             self._db.dispose()
+        else:
+            self._db.close()
 
     def __enter__(self) -> Self:
         return self

@@ -17,6 +17,23 @@
   trips per transaction. On PostgreSQL the connection-level setting also bounds lock waits of
   reads and of schema migrations on that engine (a migration blocked longer than the lock
   timeout fails with ``LockTimeoutError`` instead of waiting indefinitely).
+* Every call is bounded by ``db_timeout`` (seconds, longer than the lock timeout), in three
+  layers, because a stalled network defeats each of them alone:
+
+  - server side, so the server frees the locks of a client that went silent: PostgreSQL
+    ``statement_timeout`` and ``idle_in_transaction_session_timeout``; MariaDB
+    ``max_statement_time`` and ``idle_transaction_timeout``; MySQL ``max_execution_time``
+    (MySQL has no idle-transaction timeout). Preset per connection like the lock timeout, or
+    per write transaction on an engine you built yourself;
+  - in the driver: psycopg ``connect_timeout``, TCP keepalives (a dead peer is noticed within
+    about two thirds of ``db_timeout``) and ``tcp_user_timeout``; PyMySQL ``connect_timeout``,
+    ``read_timeout`` and ``write_timeout``. Keys already in the URL win;
+  - in the client: :class:`Database` arms a per-instance watchdog
+    (:mod:`langflix_scheduler.db.watchdog`) for each transaction, including the checkout, ping
+    and connect before it. When the transaction is still running at ``db_timeout`` the watchdog
+    shuts its socket down (SQLite: ``interrupt()``), so the call fails at once:
+    ``DatabaseTimeoutError``, or ``OutcomeUnknownError`` when it was waiting for its COMMIT.
+    A connect started inside a transaction gets the time that is left as its connect timeout.
 * Server engines ping a pooled connection at checkout only when it sat idle in the pool for more
   than :data:`PING_AFTER_IDLE_SECONDS` (SQLAlchemy's ``pool_pre_ping`` pings on every checkout,
   one extra round trip per transaction). A connection that fails the ping is replaced and the
@@ -35,6 +52,7 @@ import math
 import os
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -56,19 +74,24 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import (
     ConfigurationError,
+    DatabaseTimeoutError,
     LockTimeoutError,
     OutcomeUnknownError,
     SchedulerError,
     StorageError,
 )
+from .watchdog import Watch, Watchdog
 
 __all__ = [
+    "DEFAULT_DB_TIMEOUT",
     "PING_AFTER_IDLE_SECONDS",
+    "PRESET_DB_TIMEOUT",
     "PRESET_LOCK_TIMEOUT",
     "Database",
     "create_engine",
     "dialect_of",
     "is_connection_failure",
+    "is_statement_timeout",
     "translate_error",
 ]
 
@@ -78,6 +101,10 @@ _READ_ONLY = "langflix_read_only"
 _IDLE_SINCE = "langflix_idle_since"
 #: Key in a pooled connection's ``info``: the lock timeout (seconds) set on it at connect time.
 PRESET_LOCK_TIMEOUT = "langflix_lock_timeout"
+#: Key in a pooled connection's ``info``: the db timeout (seconds) set on it at connect time.
+PRESET_DB_TIMEOUT = "langflix_db_timeout"
+#: Seconds any one transaction may take when nobody says otherwise (``SchedulerConfig``: 30).
+DEFAULT_DB_TIMEOUT = 30.0
 PING_AFTER_IDLE_SECONDS = 1.0
 _RETRY_BASE_SECONDS = 0.02
 _RETRY_MAX_SECONDS = 0.5
@@ -86,11 +113,21 @@ _RETRY_MAX_SECONDS = 0.5
 _PG_LOCK_NOT_AVAILABLE = "55P03"
 _PG_RETRYABLE = {"40P01", "40001"}  # deadlock_detected, serialization_failure
 _MYSQL_LOCK_WAIT_TIMEOUT = 1205
+# query_canceled (statement_timeout), idle_in_transaction_session_timeout
+_PG_TIMEOUTS = {"57014", "25P03"}
+_MYSQL_TIMEOUTS = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
+_MYSQL_LOST_DURING_QUERY = 2013  # with "timed out": PyMySQL's read/write timeout
 _MYSQL_RETRYABLE = {1213}  # ER_LOCK_DEADLOCK
 _MYSQL_CONNECTION_ERRORS = {2002, 2003, 2006, 2013, 1045, 1049}
 _SQLITE_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
 T = TypeVar("T")
+
+
+_PG_LOCAL_TIMEOUTS = text(
+    "SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :db, true),"
+    " set_config('idle_in_transaction_session_timeout', :db, true)"
+)
 
 
 class RetryableError(Exception):
@@ -118,18 +155,28 @@ def _normalise_url(url: str | URL) -> URL:
     return u
 
 
-def create_engine(url: str | URL, *, lock_timeout: float = 5.0, **kwargs: Any) -> Engine:
-    """Create an engine configured for this library on SQLite, PostgreSQL or MySQL/MariaDB."""
+def create_engine(
+    url: str | URL,
+    *,
+    lock_timeout: float = 5.0,
+    db_timeout: float = DEFAULT_DB_TIMEOUT,
+    **kwargs: Any,
+) -> Engine:
+    """Create an engine configured for this library on SQLite, PostgreSQL or MySQL/MariaDB.
+
+    ``lock_timeout`` bounds row-lock waits, ``db_timeout`` every statement, idle transaction and
+    network read/write (see the module docstring).
+    """
     u = _normalise_url(url)
     backend = u.get_backend_name()
     try:
         if backend == "sqlite":
             return _sqlite_engine(u, lock_timeout, **kwargs)
         if backend == "postgresql":
-            return _server_engine(u, lock_timeout, **kwargs)
+            return _server_engine(u, lock_timeout, db_timeout, **kwargs)
         if backend in ("mysql", "mariadb"):
             kwargs.setdefault("pool_recycle", 3600)
-            return _server_engine(u, lock_timeout, **kwargs)
+            return _server_engine(u, lock_timeout, db_timeout, **kwargs)
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
         extra = "postgres" if backend == "postgresql" else "mysql"
         raise ConfigurationError(
@@ -142,16 +189,23 @@ def create_engine(url: str | URL, *, lock_timeout: float = 5.0, **kwargs: Any) -
     )
 
 
-def _server_engine(u: URL, lock_timeout: float, **kwargs: Any) -> Engine:
-    engine = sa_create_engine(u, isolation_level="READ COMMITTED", **kwargs)
+def _server_engine(u: URL, lock_timeout: float, db_timeout: float, **kwargs: Any) -> Engine:
     postgres = u.get_backend_name() == "postgresql"
-    if postgres:
-        statement = f"SET lock_timeout = '{_pg_lock_timeout_ms(lock_timeout)}ms'"
-    else:
-        statement = f"SET SESSION innodb_lock_wait_timeout = {_mysql_lock_timeout(lock_timeout)}"
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    for key, value in _driver_timeouts(postgres, db_timeout).items():
+        if key not in u.query:
+            connect_args.setdefault(key, value)
+    engine = sa_create_engine(
+        u, isolation_level="READ COMMITTED", connect_args=connect_args, **kwargs
+    )
 
     @event.listens_for(engine, "connect")
-    def _preset_lock_timeout(dbapi_conn: Any, record: Any) -> None:
+    def _preset_timeouts(dbapi_conn: Any, record: Any) -> None:
+        if postgres:
+            statement = _pg_session_timeouts(lock_timeout, db_timeout)
+        else:
+            mariadb = "mariadb" in str(getattr(dbapi_conn, "server_version", "")).lower()
+            statement = _mysql_session_timeouts(lock_timeout, db_timeout, mariadb=mariadb)[0]
         cur = dbapi_conn.cursor()
         try:
             cur.execute(statement)
@@ -159,10 +213,58 @@ def _server_engine(u: URL, lock_timeout: float, **kwargs: Any) -> Engine:
             cur.close()
         dbapi_conn.commit()  # psycopg opened a transaction for the SET; keep the setting
         record.info[PRESET_LOCK_TIMEOUT] = lock_timeout
+        record.info[PRESET_DB_TIMEOUT] = db_timeout
 
     if not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine)
     return engine
+
+
+def _driver_timeouts(postgres: bool, db_timeout: float) -> dict[str, Any]:
+    """Connect arguments that bound connects, reads and writes, and detect a dead peer."""
+    if not postgres:  # PyMySQL: socket timeouts, seconds (float)
+        return {
+            "connect_timeout": db_timeout,
+            "read_timeout": db_timeout,
+            "write_timeout": db_timeout,
+        }
+    return {  # libpq: whole seconds (connect_timeout at least 2), tcp_user_timeout in ms
+        "connect_timeout": max(2, math.ceil(db_timeout)),
+        "keepalives": 1,
+        "keepalives_idle": max(1, int(db_timeout / 3)),
+        "keepalives_interval": max(1, int(db_timeout / 9)),
+        "keepalives_count": 3,
+        "tcp_user_timeout": max(1, int(db_timeout * 1000)),
+    }
+
+
+def _pg_session_timeouts(lock_timeout: float, db_timeout: float) -> str:
+    lock_ms, db_ms = _pg_lock_timeout_ms(lock_timeout), _pg_lock_timeout_ms(db_timeout)
+    return (
+        f"SELECT set_config('lock_timeout', '{lock_ms}ms', false),"
+        f" set_config('statement_timeout', '{db_ms}ms', false),"
+        f" set_config('idle_in_transaction_session_timeout', '{db_ms}ms', false)"
+    )
+
+
+def _mysql_session_timeouts(
+    lock_timeout: float, db_timeout: float, *, mariadb: bool
+) -> tuple[str, str]:
+    """``SET SESSION`` statements that set, and restore to the server defaults, the timeouts."""
+    lock = _mysql_lock_timeout(lock_timeout)
+    if mariadb:  # max_statement_time: seconds (fractional); idle_transaction_timeout: seconds
+        return (
+            f"SET SESSION innodb_lock_wait_timeout = {lock},"
+            f" max_statement_time = {db_timeout:.3f},"
+            f" idle_transaction_timeout = {_mysql_lock_timeout(db_timeout)}",
+            "SET SESSION innodb_lock_wait_timeout = DEFAULT, max_statement_time = DEFAULT,"
+            " idle_transaction_timeout = DEFAULT",
+        )
+    return (  # MySQL: max_execution_time in ms (SELECTs only); no idle-transaction timeout
+        f"SET SESSION innodb_lock_wait_timeout = {lock},"
+        f" max_execution_time = {_pg_lock_timeout_ms(db_timeout)}",
+        "SET SESSION innodb_lock_wait_timeout = DEFAULT, max_execution_time = DEFAULT",
+    )
 
 
 def _pg_lock_timeout_ms(seconds: float) -> int:
@@ -290,6 +392,21 @@ def is_retryable(exc: BaseException) -> bool:
     return _sqlstate(orig) in _PG_RETRYABLE or _mysql_code(orig) in _MYSQL_RETRYABLE
 
 
+def is_statement_timeout(exc: BaseException) -> bool:
+    """True when a server or driver timeout ended the call: ``statement_timeout`` /
+    ``idle_in_transaction_session_timeout``, ``max_statement_time`` / ``max_execution_time``,
+    or PyMySQL's read/write timeout."""
+    orig = _orig(exc)
+    if orig is None:
+        return False
+    if _sqlstate(orig) in _PG_TIMEOUTS:
+        return True
+    code = _mysql_code(orig)
+    if code in _MYSQL_TIMEOUTS:
+        return True
+    return code == _MYSQL_LOST_DURING_QUERY and "timed out" in str(orig)
+
+
 def is_connection_failure(exc: BaseException) -> bool:
     """True when ``exc`` says the connection (not the statement) failed: a reset, a closed or
     timed-out socket, a server gone away. After COMMIT was sent, such a failure leaves the
@@ -309,10 +426,18 @@ def _detail(exc: BaseException) -> str:
     return detail.strip().splitlines()[0] if detail.strip() else type(exc).__name__
 
 
-def translate_error(exc: BaseException, operation: str, lock_timeout: float) -> SchedulerError:
+def translate_error(
+    exc: BaseException,
+    operation: str,
+    lock_timeout: float,
+    *,
+    db_timeout: float = DEFAULT_DB_TIMEOUT,
+) -> SchedulerError:
     """Map a SQLAlchemy/driver exception to the library's error tree (raise it ``from exc``)."""
     if is_lock_timeout(exc):
         return LockTimeoutError(operation, lock_timeout)
+    if is_statement_timeout(exc):
+        return DatabaseTimeoutError(operation, db_timeout, _detail(exc))
     orig = _orig(exc)
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return StorageError(operation, f"database connection lost: {orig}")
@@ -328,17 +453,81 @@ class Database:
     """An engine plus the rules for using it: short transactions, lock timeouts, bounded retries.
 
     Repository code receives a ``Session`` from :meth:`transaction` and never commits itself.
+    Every transaction (with the checkout, ping or connect before it) is bounded by
+    ``db_timeout`` through this instance's watchdog (see the module docstring); call
+    :meth:`close` (or :meth:`dispose`) when done with it.
     """
 
-    def __init__(self, engine: Engine, *, lock_timeout: float, deadlock_retries: int = 5) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        lock_timeout: float,
+        db_timeout: float = DEFAULT_DB_TIMEOUT,
+        deadlock_retries: int = 5,
+    ) -> None:
         self.engine = engine
         self.dialect = dialect_of(engine)
         self.lock_timeout = lock_timeout
+        self.db_timeout = db_timeout
         self.deadlock_retries = deadlock_retries
         self._write = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
         self._read_engine = engine.execution_options(**{_READ_ONLY: True})
         self._read = sessionmaker(bind=self._read_engine, expire_on_commit=False, autoflush=False)
         self._rng = random.Random()
+        self._mysql_timeouts: tuple[str, str] | None = None
+        self._watchdog = Watchdog(db_timeout)
+        self._current = threading.local()  # this thread's armed Watch, if any
+        # First in line, so the ping at checkout and the SETs at connect are watched too.
+        event.listen(engine, "do_connect", self._before_connect)
+        event.listen(engine, "connect", self._attach_current, insert=True)
+        event.listen(engine, "checkout", self._attach_current, insert=True)
+
+    @contextlib.contextmanager
+    def bounded(
+        self, timeout: float | None = None, *, conn: Connection | None = None
+    ) -> Iterator[Watch]:
+        """Bound this thread's database work in the block by ``db_timeout`` (or ``timeout``).
+
+        The connection the block checks out (or ``conn``, already checked out) is interrupted
+        when the time is up, and the watch's ``fired`` is then True.
+        """
+        previous = getattr(self._current, "watch", None)
+        with self._watchdog.watch(timeout) as watch:
+            if conn is not None:
+                with contextlib.suppress(SQLAlchemyError):
+                    watch.attach(conn.connection.dbapi_connection)
+            self._current.watch = watch
+            try:
+                yield watch
+            finally:
+                self._current.watch = previous
+
+    def _attach_current(self, dbapi_conn: Any, *_args: Any) -> None:
+        watch: Watch | None = getattr(self._current, "watch", None)
+        if watch is not None:
+            watch.attach(dbapi_conn)
+
+    def _before_connect(self, dialect: Any, _rec: Any, _cargs: Any, cparams: Any) -> None:
+        """A connect inside a watched block gets only the time that is left."""
+        watch: Watch | None = getattr(self._current, "watch", None)
+        if watch is None:
+            return
+        left = watch.deadline - time.monotonic()
+        if watch.fired or left <= 0:
+            raise DatabaseTimeoutError("connect", watch.timeout, "no time left to connect")
+        if dialect.name == "postgresql":
+            cparams["connect_timeout"] = max(2, math.ceil(left))  # libpq: whole seconds, >= 2
+        elif dialect.name in ("mysql", "mariadb"):
+            cparams["connect_timeout"] = left
+
+    def error_for(
+        self, exc: SQLAlchemyError, operation: str, watch: Watch | None = None
+    ) -> SchedulerError:
+        """The library error for ``exc`` raised in a block watched by ``watch``."""
+        if watch is not None and watch.fired:
+            return DatabaseTimeoutError(operation, watch.timeout, _detail(exc))
+        return translate_error(exc, operation, self.lock_timeout, db_timeout=self.db_timeout)
 
     @contextlib.contextmanager
     def transaction(self, operation: str, *, read_only: bool = False) -> Iterator[Session]:
@@ -346,9 +535,12 @@ class Database:
 
         Deadlocks surface as :class:`RetryableError` (use :meth:`run` to retry them).
         """
-        session = (self._read if read_only else self._write)()
-        with self._guard(operation, session, session.connection, read_only=read_only):
-            yield session
+        with self.bounded() as watch:
+            session = (self._read if read_only else self._write)()
+            with self._guard(
+                operation, session, session.connection, read_only=read_only, watch=watch
+            ):
+                yield session
 
     @contextlib.contextmanager
     def connection(self, operation: str, *, read_only: bool = False) -> Iterator[Connection]:
@@ -357,12 +549,13 @@ class Database:
         For hot paths that run pre-built Core statements only: no ORM session to create, flush,
         commit and close around them. Same lock timeout, commit/rollback and error rules.
         """
-        try:
-            conn = (self._read_engine if read_only else self.engine).connect()
-        except SQLAlchemyError as exc:
-            raise translate_error(exc, operation, self.lock_timeout) from exc
-        with self._guard(operation, conn, lambda: conn, read_only=read_only):
-            yield conn
+        with self.bounded() as watch:
+            try:
+                conn = (self._read_engine if read_only else self.engine).connect()
+            except SQLAlchemyError as exc:
+                raise self.error_for(exc, operation, watch) from exc
+            with self._guard(operation, conn, lambda: conn, read_only=read_only, watch=watch):
+                yield conn
 
     @contextlib.contextmanager
     def _guard(
@@ -372,6 +565,7 @@ class Database:
         get_connection: Callable[[], Connection],
         *,
         read_only: bool,
+        watch: Watch,
     ) -> Iterator[None]:
         restore_mysql = False
         committing = False
@@ -388,10 +582,10 @@ class Database:
             self._rollback(handle, get_connection, restore_mysql)
             if is_retryable(exc):
                 raise RetryableError(str(exc)) from exc
-            if committing and not read_only and is_connection_failure(exc):
+            if committing and not read_only and (watch.fired or is_connection_failure(exc)):
                 # COMMIT was sent (or may have been): the server may have committed it.
                 raise OutcomeUnknownError(operation, _detail(exc)) from exc
-            raise translate_error(exc, operation, self.lock_timeout) from exc
+            raise self.error_for(exc, operation, watch) from exc
         except BaseException:
             self._rollback(handle, get_connection, restore_mysql)
             raise
@@ -435,21 +629,34 @@ class Database:
                 time.sleep(delay)
 
     def _apply_lock_timeout(self, handle: Session | Connection, conn: Connection) -> bool:
-        """Give this write transaction the lock timeout; True if it must be restored (MySQL)."""
+        """Give this write transaction the lock and db timeouts; True if they must be restored
+        (MySQL)."""
         if self.dialect == "sqlite":
             return False  # busy_timeout is set per connection; BEGIN IMMEDIATE serialises
-        if conn.info.get(PRESET_LOCK_TIMEOUT) == self.lock_timeout:
+        if (
+            conn.info.get(PRESET_LOCK_TIMEOUT) == self.lock_timeout
+            and conn.info.get(PRESET_DB_TIMEOUT) == self.db_timeout
+        ):
             return False  # set when the connection was opened (see the module docstring)
         if self.dialect == "postgresql":
-            ms = _pg_lock_timeout_ms(self.lock_timeout)
-            handle.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": f"{ms}ms"})
+            lock_ms = _pg_lock_timeout_ms(self.lock_timeout)
+            db_ms = _pg_lock_timeout_ms(self.db_timeout)
+            handle.execute(_PG_LOCAL_TIMEOUTS, {"lock": f"{lock_ms}ms", "db": f"{db_ms}ms"})
             return False
-        seconds = _mysql_lock_timeout(self.lock_timeout)
-        handle.execute(text("SET SESSION innodb_lock_wait_timeout = :v"), {"v": seconds})
+        handle.execute(text(self._mysql_statements(conn)[0]))
         return True
 
+    def _mysql_statements(self, conn: Connection) -> tuple[str, str]:
+        if self._mysql_timeouts is None:
+            mariadb = bool(getattr(conn.dialect, "is_mariadb", False))
+            self._mysql_timeouts = _mysql_session_timeouts(
+                self.lock_timeout, self.db_timeout, mariadb=mariadb
+            )
+        return self._mysql_timeouts
+
     def _restore_mysql(self, handle: Session | Connection) -> None:
-        handle.execute(text("SET SESSION innodb_lock_wait_timeout = DEFAULT"))
+        assert self._mysql_timeouts is not None
+        handle.execute(text(self._mysql_timeouts[1]))
 
     def _rollback(
         self,
@@ -468,6 +675,18 @@ class Database:
             with contextlib.suppress(SQLAlchemyError):
                 get_connection().invalidate()
 
+    def close(self) -> None:
+        """Stop the watchdog and detach from the engine (which stays usable, unbounded)."""
+        self._watchdog.close()
+        for name, fn in (
+            ("do_connect", self._before_connect),
+            ("connect", self._attach_current),
+            ("checkout", self._attach_current),
+        ):
+            if event.contains(self.engine, name, fn):
+                event.remove(self.engine, name, fn)
+
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection and stop the watchdog."""
+        self.close()
         self.engine.dispose()

@@ -45,7 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..errors import StorageError
-from .engine import Database, translate_error
+from .engine import Database
 from .models import DailyLimit, QuotaUsage
 
 __all__ = [
@@ -343,67 +343,84 @@ def named_lock(db: Database, name: str, *, wait: float = 0.0) -> Iterator[bool]:
     PostgreSQL: session advisory lock; MySQL/MariaDB: ``GET_LOCK``; SQLite: ``flock`` on a file
     beside the database. All three are released when the block ends and by the server or OS when
     the holder dies, so a crashed holder never blocks the next run.
+
+    The lock's connection is in autocommit mode: idle between acquire and release, it is never
+    "idle in a transaction", so the server's idle-transaction timeout leaves it alone. Acquiring
+    (at most ``db_timeout + wait``) and releasing (``db_timeout``) are bounded by the
+    database's watchdog; the hold itself is not, since it lasts as long as the caller's work.
     """
     if db.dialect == "sqlite":
         with _file_lock(_sqlite_lock_path(db, name), wait) as got:
             yield got
         return
     operation = f"named lock {name!r}"
-    try:
-        conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    except SQLAlchemyError as exc:
-        raise translate_error(exc, operation, db.lock_timeout) from exc
-    try:
+    with db.bounded(db.db_timeout + wait) as watch:
         try:
-            if db.dialect == "postgresql":
-                key = _pg_key(name)
-                if wait > 0:
-                    ms = max(1, int(wait * 1000))
-                    # Restore the connection's own setting afterwards: pooled connections of
-                    # create_engine() carry the configured lock timeout (see db/engine.py).
-                    previous = conn.execute(
-                        text("SELECT current_setting('lock_timeout')")
-                    ).scalar_one()
-                    conn.execute(
-                        text("SELECT set_config('lock_timeout', :v, false)"), {"v": f"{ms}ms"}
-                    )
-                    try:
-                        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-                        got = True
-                    except SQLAlchemyError:
-                        got = False
-                    conn.execute(
-                        text("SELECT set_config('lock_timeout', :v, false)"), {"v": previous}
-                    )
-                else:
-                    got = bool(
-                        conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
-                    )
-                release = text("SELECT pg_advisory_unlock(:k)")
-                params: dict[str, Any] = {"k": key}
-            else:
-                lock_name = _mysql_name(name)
-                got = (
-                    conn.execute(
-                        text("SELECT GET_LOCK(:n, :t)"), {"n": lock_name, "t": max(0, int(wait))}
-                    ).scalar()
-                    == 1
-                )
-                release = text("SELECT RELEASE_LOCK(:n)")
-                params = {"n": lock_name}
+            conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         except SQLAlchemyError as exc:
-            raise translate_error(exc, operation, db.lock_timeout) from exc
+            raise db.error_for(exc, operation, watch) from exc
         try:
-            yield got
-        finally:
-            if got:
-                try:
-                    conn.execute(release, params)
-                except SQLAlchemyError:
-                    # Closing the connection below releases it on the server anyway.
-                    logger.warning("could not release %s cleanly", operation, exc_info=True)
+            got, release, params = _acquire(db, conn, name, wait)
+        except SQLAlchemyError as exc:
+            conn.close()
+            raise db.error_for(exc, operation, watch) from exc
+    try:
+        yield got
     finally:
-        conn.close()
+        with db.bounded(conn=conn):
+            try:
+                if got:
+                    conn.execute(release, params)
+            except SQLAlchemyError:
+                # Closing the connection below releases it on the server anyway.
+                logger.warning("could not release %s cleanly", operation, exc_info=True)
+            finally:
+                conn.close()
+
+
+def _acquire(db: Database, conn: Connection, name: str, wait: float) -> tuple[bool, Any, Any]:
+    """Try to take the lock on ``conn``; ``(got, release statement, its parameters)``."""
+    if db.dialect == "postgresql":
+        key = _pg_key(name)
+        got = _pg_advisory_lock(conn, key, wait)
+        return got, text("SELECT pg_advisory_unlock(:k)"), {"k": key}
+    lock_name = _mysql_name(name)
+    # Wait in short GET_LOCK steps: one long GET_LOCK would outlast the read timeout and
+    # max_statement_time (db_timeout) that every statement on this engine has.
+    deadline = time.monotonic() + wait
+    while True:
+        step = _MYSQL_LOCK_STEP_SECONDS if wait > 0 else 0
+        got = conn.execute(_GET_LOCK, {"n": lock_name, "t": step}).scalar() == 1
+        if got or time.monotonic() >= deadline:
+            return got, text("SELECT RELEASE_LOCK(:n)"), {"n": lock_name}
+
+
+def _pg_advisory_lock(conn: Connection, key: int, wait: float) -> bool:
+    if wait <= 0:
+        return bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+    ms = max(1, int(wait * 1000))
+    # Restore the connection's own settings afterwards: pooled connections of create_engine()
+    # carry the configured lock and statement timeouts (see db/engine.py); the statement
+    # timeout must not end the wait before the lock timeout does.
+    previous = conn.execute(_PG_CURRENT_TIMEOUTS).one()
+    conn.execute(_PG_SET_TIMEOUTS, {"lock": f"{ms}ms", "stmt": f"{ms + 1000}ms"})
+    try:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        got = True
+    except SQLAlchemyError:
+        got = False
+    conn.execute(_PG_SET_TIMEOUTS, {"lock": previous[0], "stmt": previous[1]})
+    return got
+
+
+_GET_LOCK = text("SELECT GET_LOCK(:n, :t)")
+_MYSQL_LOCK_STEP_SECONDS = 1
+_PG_CURRENT_TIMEOUTS = text(
+    "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')"
+)
+_PG_SET_TIMEOUTS = text(
+    "SELECT set_config('lock_timeout', :lock, false), set_config('statement_timeout', :stmt, false)"
+)
 
 
 @contextlib.contextmanager

@@ -173,6 +173,15 @@ def test_flags_beat_environment_beat_file(
     assert (local.hour, local.minute) in {(10, 0), (18, 0)}
 
 
+def test_db_timeout_flag_reaches_the_config(run_cli: Callable[..., CliResult]) -> None:
+    too_short = run_cli("--lock-timeout", "2", "--db-timeout", "1", "list")
+    assert too_short.code != 0
+    assert "db_timeout" in too_short.stderr
+    assert run_cli("--lock-timeout", "2", "--db-timeout", "3", "list").code == 0
+    from_env = run_cli("list", env={"LANGFLIX_SCHEDULER_DB_TIMEOUT": "1"})  # lock_timeout 5
+    assert "db_timeout" in from_env.stderr
+
+
 def test_help_names_environment_variables(run_cli: Callable[..., CliResult]) -> None:
     result = run_cli("--help", check=True)
     assert "LANGFLIX_SCHEDULER_DATABASE_URL" in result.stdout
