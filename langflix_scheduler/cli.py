@@ -24,10 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from . import __version__
 from .config import SchedulerConfig
 from .domain import ScheduledVideo, UploadStatus, VideoMetadata, VideoType
 from .errors import (
@@ -38,10 +35,17 @@ from .errors import (
     SlotUnavailableError,
     StorageError,
 )
-from .manager import ScheduleManager
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .manager import ScheduleManager
     from .processor import ProcessorEvent
+
+# Start-up time: SQLAlchemy (via the manager), rich, alembic and googleapiclient are imported
+# inside the functions that need them, so `--help`, `--version` and usage errors stay fast
+# (benchmarks/bench_cli.py measures it).
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +66,21 @@ class _State:
     config_file: Path | None
     as_json: bool
     verbose: bool
-    out: Console
-    err: Console
     _config: SchedulerConfig | None = None
+    _out: Console | None = None
+    _err: Console | None = None
+
+    @property
+    def out(self) -> Console:
+        if self._out is None:
+            self._out = _console(stderr=False)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        if self._err is None:
+            self._err = _console(stderr=True)
+        return self._err
 
     @property
     def config(self) -> SchedulerConfig:
@@ -74,13 +90,36 @@ class _State:
 
     @contextmanager
     def manager(self) -> Iterator[ScheduleManager]:
+        from .manager import ScheduleManager
+
         with ScheduleManager(self.config) as m:
             yield m
 
 
+#: Console width when the output is not a terminal (a pipe, a file, a cron log): wide enough
+#: that rich never wraps a line or cuts a table; tables still size to their content.
+_NO_WRAP_WIDTH = 100_000
+
+
+def _console(*, stderr: bool) -> Console:
+    """A rich console; without a terminal it never hard-wraps (pipes and logs get whole lines)."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, width=_NO_WRAP_WIDTH, soft_wrap=True)
+
+
+def _new_table(**kwargs: Any) -> Table:
+    from rich.table import Table
+
+    return Table(**kwargs)
+
+
 def _fail(state: _State | None, exc: BaseException) -> NoReturn:
     code = EXIT_UNAVAILABLE if isinstance(exc, LockTimeoutError | StorageError) else EXIT_USER_ERROR
-    err = state.err if state else Console(stderr=True)
+    err = state.err if state else _console(stderr=True)
     if state and state.verbose:
         err.print_exception()
     if state and state.as_json:
@@ -164,7 +203,7 @@ def _env_help(name: str, text: str) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="langflix-scheduler")
+@click.version_option(package_name="langflix-scheduler", prog_name="langflix-scheduler")
 @click.option(
     "--config",
     "config_file",
@@ -217,8 +256,6 @@ def cli(
         config_file=config_file,
         as_json=as_json,
         verbose=verbose,
-        out=Console(highlight=False),
-        err=Console(stderr=True, highlight=False),
     )
 
 
@@ -390,7 +427,7 @@ def next_slot(state: _State, video_type: str, after: str | None) -> None:
 
 
 def _schedules_table(state: _State, rows: list[ScheduledVideo], title: str) -> Table:
-    table = Table(title=title)
+    table = _new_table(title=title)
     for col in ("id", "publish (local)", "type", "status", "title", "attempts", "video id"):
         table.add_column(col, overflow="fold")
     for s in rows:
@@ -448,7 +485,7 @@ def show(state: _State, schedule_id: int) -> None:
     if state.as_json:
         _emit_json(_schedule_json(s))
         return
-    table = Table(show_header=False, title=f"schedule #{s.id}")
+    table = _new_table(show_header=False, title=f"schedule #{s.id}")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     data = _schedule_json(s)
@@ -496,7 +533,9 @@ def quota(state: _State, day: str | None, days: int) -> None:
     if state.as_json:
         _emit_json(statuses)
         return
-    table = Table(title=f"channel {cfg.channel} ({cfg.timezone}), API project {cfg.api_project}")
+    table = _new_table(
+        title=f"channel {cfg.channel} ({cfg.timezone}), API project {cfg.api_project}"
+    )
     table.add_column("day")
     for vt in VideoType:
         table.add_column(f"{vt.value} used/limit", justify="right")
@@ -537,7 +576,7 @@ def recalculate_quota(state: _State, from_: str | None, to: str | None) -> None:
     if not report.corrections:
         state.out.print(f"counters consistent ({report.rows_checked} schedules checked)")
         return
-    table = Table(title=f"{len(report.corrections)} counter(s) corrected")
+    table = _new_table(title=f"{len(report.corrections)} counter(s) corrected")
     for col in ("table", "key", "column", "old", "new"):
         table.add_column(col)
     for c in report.corrections:
@@ -686,7 +725,7 @@ def _dry_run(state: _State) -> None:
     if not results:
         state.out.print(f"dry run: nothing is due on channel {cfg.channel}")
         return
-    table = Table(title=f"dry run: {len(results)} due upload(s) on channel {cfg.channel}")
+    table = _new_table(title=f"dry run: {len(results)} due upload(s) on channel {cfg.channel}")
     for col in ("id", "title", "would send", "result"):
         table.add_column(col, overflow="fold")
     for r in results:
@@ -979,7 +1018,7 @@ def status(state: _State, n_runs: int, limit: int) -> None:
             }
         )
         return
-    table = Table(title=f"last {len(runs)} processor run(s), newest first")
+    table = _new_table(title=f"last {len(runs)} processor run(s), newest first")
     for col in ("started", "worker", "outcome", "secs", "what happened"):
         table.add_column(col, overflow="fold")
     for r in runs:
@@ -1017,7 +1056,7 @@ def status(state: _State, n_runs: int, limit: int) -> None:
     )
     if not rows:
         return
-    table = Table(title="schedules that need attention")
+    table = _new_table(title="schedules that need attention")
     for col in ("id", "channel", "publish (local)", "state", "attempts", "title", "why"):
         table.add_column(col, overflow="fold")
     for kind, s in rows:
