@@ -30,7 +30,6 @@ from .domain import ScheduledVideo, UploadStatus, VideoMetadata, VideoType
 from .errors import (
     ConfigurationError,
     InvalidScheduleError,
-    LockTimeoutError,
     SchedulerError,
     SlotUnavailableError,
     StorageError,
@@ -89,9 +88,13 @@ class _State:
         return self._config
 
     @contextmanager
-    def manager(self) -> Iterator[ScheduleManager]:
+    def manager(self, *, create: bool = False) -> Iterator[ScheduleManager]:
+        """The manager; only ``create=True`` (init-db) may create a new SQLite file."""
+        from ._cli_db import require_existing
         from .manager import ScheduleManager
 
+        if not create:
+            require_existing(self.config)
         with ScheduleManager(self.config) as m:
             yield m
 
@@ -117,19 +120,28 @@ def _new_table(**kwargs: Any) -> Table:
     return Table(**kwargs)
 
 
-def _fail(state: _State | None, exc: BaseException) -> NoReturn:
-    code = EXIT_UNAVAILABLE if isinstance(exc, LockTimeoutError | StorageError) else EXIT_USER_ERROR
+def _fail(state: _State | None, exc: SchedulerError) -> NoReturn:
+    from ._cli_db import classify
+
+    verdict = classify(exc, _config_or_none(state))
     err = state.err if state else _console(stderr=True)
     if state and state.verbose:
         err.print_exception()
     if state and state.as_json:
-        payload = {"error": type(exc).__name__, "message": str(exc)}
+        payload = {"error": type(exc).__name__, "message": verdict.message}
         if isinstance(exc, SlotUnavailableError) and exc.next_available:
             payload["next_available"] = exc.next_available.isoformat()
         click.echo(json.dumps(payload), err=True)
     else:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-    raise SystemExit(code)
+        err.print(f"error: {verdict.message}", markup=False, highlight=False, soft_wrap=True)
+    raise SystemExit(verdict.code)
+
+
+def _config_or_none(state: _State | None) -> SchedulerConfig | None:
+    try:
+        return state.config if state else None
+    except SchedulerError:
+        return None
 
 
 def _json_default(value: Any) -> Any:
@@ -284,7 +296,7 @@ def _run(fn: Callable[..., None]) -> Callable[..., None]:
 @_run
 def init_db(state: _State) -> None:
     """Create or upgrade the database schema (idempotent)."""
-    with state.manager() as m:
+    with state.manager(create=True) as m:
         m.init_db()
     if state.as_json:
         _emit_json({"ok": True, "database_url": _safe_url(state.config.database_url)})
