@@ -110,6 +110,11 @@ class DemoRun:
     def ok(self) -> bool:
         return bool(self.checks) and all(self.checks.values())
 
+    # What the demo's database is configured for (the `--keep` hint repeats them as flags).
+    timezone: str = TIMEZONE
+    channel: str = CHANNEL
+    api_project: str = API_PROJECT
+
 
 class _DropOnce:
     """Wraps the uploader: when the chosen upload is ``FAULT_AT_FRACTION`` done, tell the fake

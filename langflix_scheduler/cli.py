@@ -681,19 +681,12 @@ def _event_json(e: ProcessorEvent) -> dict[str, Any]:
 
 
 def _due_now(m: ScheduleManager, cfg: SchedulerConfig) -> list[ScheduledVideo]:
-    """What a processor run would claim now for this channel (the processor's due rule)."""
-    now = m.now()
-    rows = m.list_schedules(
-        status=UploadStatus.SCHEDULED,
-        channel=cfg.channel,
-        end=now + cfg.upload_lead_time + timedelta(microseconds=1),
-    )
-    return [
-        s
-        for s in rows
-        if s.api_project == cfg.api_project
-        and (s.next_attempt_at is None or s.next_attempt_at <= now)
-    ]
+    """What a processor run would claim now for this channel and project (the library's rule)."""
+    return m.due_schedules(channel=cfg.channel, api_project=cfg.api_project)
+
+
+def _looked_at(cfg: SchedulerConfig) -> str:
+    return f"channel {cfg.channel}, API project {cfg.api_project}"
 
 
 def _dry_run(state: _State) -> None:
@@ -732,12 +725,19 @@ def _dry_run(state: _State) -> None:
                 )
             results.append(entry)
     if state.as_json:
-        _emit_json({"dry_run": True, "channel": cfg.channel, "due": results})
+        _emit_json(
+            {
+                "dry_run": True,
+                "channel": cfg.channel,
+                "api_project": cfg.api_project,
+                "due": results,
+            }
+        )
         return
     if not results:
-        state.out.print(f"dry run: nothing is due on channel {cfg.channel}")
+        state.out.print(f"dry run: nothing is due on {_looked_at(cfg)}")
         return
-    table = _new_table(title=f"dry run: {len(results)} due upload(s) on channel {cfg.channel}")
+    table = _new_table(title=f"dry run: {len(results)} due upload(s) on {_looked_at(cfg)}")
     for col in ("id", "title", "would send", "result"):
         table.add_column(col, overflow="fold")
     for r in results:
@@ -961,11 +961,13 @@ def _attention(m: ScheduleManager, cfg: SchedulerConfig, limit: int) -> dict[str
     )
     overdue = [s for s in soon if s.scheduled_publish_time < now]
     waiting = [s for s in soon if s.next_attempt_at is not None and s.next_attempt_at > now]
-    due = [
-        s
-        for s in soon
-        if s.scheduled_publish_time - cfg.upload_lead_time <= now and s not in waiting
-    ]
+    due_anywhere = m.due_schedules(now)
+    due = [s for s in due_anywhere if (s.channel_id, s.api_project) == _key(cfg)]
+    elsewhere: dict[str, int] = {}
+    for s in due_anywhere:
+        if (s.channel_id, s.api_project) != _key(cfg):
+            where = f"--channel {s.channel_id} --api-project {s.api_project}"
+            elsewhere[where] = elsewhere.get(where, 0) + 1
     return {
         "now": now,
         "stuck": stuck,
@@ -975,7 +977,12 @@ def _attention(m: ScheduleManager, cfg: SchedulerConfig, limit: int) -> dict[str
         "overdue": overdue,
         "waiting": waiting,
         "due": due,
+        "due_elsewhere": elsewhere,
     }
+
+
+def _key(cfg: SchedulerConfig) -> tuple[str, str]:
+    return (cfg.channel, cfg.api_project)
 
 
 def _problem(s: ScheduledVideo, kind: str, cfg: SchedulerConfig) -> str:
@@ -1027,6 +1034,9 @@ def status(state: _State, n_runs: int, limit: int) -> None:
                     for k in ("stuck", "in_flight", "failed", "overdue", "waiting", "due")
                 },
                 "failed_total": att["failed_total"],
+                "channel": cfg.channel,
+                "api_project": cfg.api_project,
+                "due_elsewhere": att["due_elsewhere"],
             }
         )
         return
@@ -1060,9 +1070,12 @@ def status(state: _State, n_runs: int, limit: int) -> None:
         state.out.print(
             f"{skipped} of the last {len(runs)} runs SKIPPED (previous run still in progress)"
         )
+    for where, n in sorted(att["due_elsewhere"].items()):
+        state.out.print(f"also due: {n} with {where}")
     rows = [(kind, s) for kind in ("stuck", "failed", "overdue", "waiting") for s in att[kind]]
     state.out.print(
-        f"{len(att['in_flight'])} uploading now, {len(att['due'])} due for the next run, "
+        f"{len(att['in_flight'])} uploading now, "
+        f"{len(att['due'])} due for the next run on {_looked_at(cfg)}, "
         f"{len(att['stuck'])} stuck, {att['failed_total']} failed, "
         f"{len(att['overdue'])} overdue, {len(att['waiting'])} waiting to retry"
     )
@@ -1110,11 +1123,15 @@ def demo(state: _State, keep: bool) -> None:
     if state.as_json:
         _emit_json(demo_json(run, kept=keep))
     elif keep:
+        flags = (
+            f"--database-url {run.database_url} --timezone {run.timezone} "
+            f"--channel {run.channel} --api-project {run.api_project}"
+        )
         state.out.print(
             f"kept {run.workdir}; look around with:\n"
-            f"  langflix-scheduler --database-url {run.database_url} --timezone Asia/Seoul "
-            "--channel korean-daily list\n"
-            f"  langflix-scheduler --database-url {run.database_url} status",
+            f"  langflix-scheduler {flags} list\n"
+            f"  langflix-scheduler {flags} status\n"
+            f"  langflix-scheduler {flags} process --dry-run",
             markup=False,
             soft_wrap=True,
         )

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from .config import SchedulerConfig
 from .db import migrate
+from .db.due import due_condition
 from .db.engine import Database, create_engine
 from .db.locking import (
     add_to_day_count,
@@ -598,6 +599,39 @@ class ScheduleManager:
             stmt = stmt.limit(limit)
         return self._db.run(
             "list schedules",
+            lambda s: [_to_domain(r) for r in s.execute(stmt).scalars()],
+            read_only=True,
+        )
+
+    def due_schedules(
+        self,
+        now: datetime | None = None,
+        *,
+        channel: str | None = None,
+        api_project: str | None = None,
+    ) -> list[ScheduledVideo]:
+        """What a processor run would claim at ``now`` (default: the clock), by due time.
+
+        The same rule as the processor's claim (:func:`langflix_scheduler.db.due.due_condition`):
+        ``scheduled``, publish time minus ``upload_lead_time`` reached, not waiting for a retry.
+        ``channel`` / ``api_project`` filter (``None``: every channel / every project).
+        """
+        at = self.now() if now is None else _aware(now, "now")
+        stmt = (
+            select(Schedule)
+            .where(
+                due_condition(
+                    Schedule,
+                    now=at,
+                    horizon=at + self.config.upload_lead_time,
+                    api_project=api_project,
+                    channels=None if channel is None else [self._channel(channel)],
+                )
+            )
+            .order_by(Schedule.scheduled_publish_time, Schedule.id)
+        )
+        return self._db.run(
+            "list due schedules",
             lambda s: [_to_domain(r) for r in s.execute(stmt).scalars()],
             read_only=True,
         )

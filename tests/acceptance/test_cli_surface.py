@@ -1,0 +1,69 @@
+"""Issue 11, the CLI's surface: status and process agree on what is due, options after the
+command, no hard wrapping without a terminal, the offline example never touches a real DB."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from langflix_scheduler.config import SchedulerConfig
+from langflix_scheduler.domain import VideoMetadata
+from langflix_scheduler.manager import ScheduleManager
+
+from ._cli import CliResult
+
+pytestmark = pytest.mark.usefixtures("db_url")
+
+Run = Callable[..., CliResult]
+
+
+def _book_due(db_url: str, tmp_path: Path, n: int, *, api_project: str) -> list[int]:
+    """n shorts of channel 'main' booked two days ago under ``api_project``: due now."""
+    past = datetime.now(UTC) - timedelta(days=2)
+    config = SchedulerConfig(database_url=db_url, channel="main", api_project=api_project)
+    ids = []
+    with ScheduleManager(config, clock=lambda: past) as manager:
+        for i in range(n):
+            video = tmp_path / f"due-{api_project}-{i}.mp4"
+            video.write_bytes(os.urandom(2048))
+            meta = VideoMetadata(title=f"Lesson {i}")
+            ids.append(manager.schedule_video(video, "short", metadata=meta).id)
+    return ids
+
+
+def test_status_and_dry_run_agree_on_what_is_due(
+    run_cli: Run, db_url: str, tmp_path: Path, engine_name: str
+) -> None:
+    if engine_name == "mysql":
+        pytest.skip("one rule, two engines are enough")
+    mine = _book_due(db_url, tmp_path, 2, api_project="proj-a")
+    _book_due(db_url, tmp_path, 1, api_project="proj-b")
+    flags = ("--channel", "main", "--api-project", "proj-a", "--json")
+    status = run_cli(*flags, "status", check=True).json()
+    dry = run_cli(*flags, "process", "--dry-run", check=True).json()
+    assert sorted(s["id"] for s in status["due"]) == sorted(mine)
+    assert sorted(d["id"] for d in dry["due"]) == sorted(mine)
+    assert (status["api_project"], dry["api_project"]) == ("proj-a", "proj-a")
+    assert status["due_elsewhere"] == {"--channel main --api-project proj-b": 1}
+    human = run_cli("--channel", "main", "--api-project", "proj-a", "status", check=True)
+    assert "2 due for the next run on channel main, API project proj-a" in human.stdout
+    assert "also due: 1 with --channel main --api-project proj-b" in human.stdout
+    nothing = run_cli("--channel", "main", "process", "--dry-run", check=True)
+    assert "nothing is due on channel main, API project default" in nothing.stdout
+
+
+def test_demo_keep_hint_names_the_api_project(run_cli: Run, engine_name: str) -> None:
+    if engine_name != "sqlite":
+        pytest.skip("the demo uses its own SQLite database")
+    result = run_cli("demo", "--keep", check=True)
+    hint = [line for line in result.stdout.splitlines() if "process --dry-run" in line]
+    assert hint, result.stdout
+    assert "--api-project langflix-demo" in hint[0]
+    flags = hint[0].split("langflix-scheduler", 1)[1].split()[:-2]
+    dry = run_cli(*flags, "--json", "process", "--dry-run", check=True).json()
+    status = run_cli(*flags, "--json", "status", check=True).json()
+    assert [d["id"] for d in dry["due"]] == [s["id"] for s in status["due"]]
