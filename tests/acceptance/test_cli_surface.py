@@ -4,6 +4,8 @@ command, no hard wrapping without a terminal, the offline example never touches 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -67,3 +69,32 @@ def test_demo_keep_hint_names_the_api_project(run_cli: Run, engine_name: str) ->
     dry = run_cli(*flags, "--json", "process", "--dry-run", check=True).json()
     status = run_cli(*flags, "--json", "status", check=True).json()
     assert [d["id"] for d in dry["due"]] == [s["id"] for s in status["due"]]
+
+
+def test_offline_processor_job_never_touches_the_real_database(
+    run_cli: Run, tmp_path: Path, engine_name: str
+) -> None:
+    if engine_name != "sqlite":
+        pytest.skip("the default database is a SQLite file in the working directory")
+    real = tmp_path / "langflix-scheduler.db"  # what the default URL finds in this directory
+    with ScheduleManager(SchedulerConfig(database_url=f"sqlite:///{real}")) as m:
+        m.init_db()
+    (due_id,) = _book_due(f"sqlite:///{real}", tmp_path, 1, api_project="default")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LANGFLIX_SCHEDULER_")}
+    example = Path(__file__).resolve().parents[2] / "examples" / "processor_job.py"
+    result = subprocess.run(
+        [sys.executable, str(example), "--fake-youtube", "--channel", "main"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "throwaway database" in result.stderr
+    assert str(real) not in result.stderr
+    with ScheduleManager(SchedulerConfig(database_url=f"sqlite:///{real}")) as m:
+        untouched = m.get(due_id)
+    assert untouched.status.value == "scheduled"
+    assert untouched.youtube_video_id is None
