@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from .config import SchedulerConfig
 from .errors import (
     ConfigurationError,
     DatabaseTimeoutError,
+    InvalidScheduleError,
     LockTimeoutError,
     OutcomeUnknownError,
     SchedulerError,
@@ -68,7 +70,7 @@ def classify(exc: SchedulerError, config: SchedulerConfig | None) -> Verdict:
     if isinstance(exc, _RETRYABLE_TYPES):
         return Verdict(EXIT_UNAVAILABLE, f"{exc} (temporary: retry later)")
     if not isinstance(exc, StorageError):
-        return Verdict(EXIT_USER_ERROR, str(exc))
+        return Verdict(EXIT_USER_ERROR, humane(exc, config))
     text = str(exc)
     kind = next((k for pattern, k in _RULES if pattern.search(text)), None)
     if kind == "retry":
@@ -76,6 +78,45 @@ def classify(exc: SchedulerError, config: SchedulerConfig | None) -> Verdict:
     if kind is None:
         return Verdict(EXIT_USER_ERROR, text)
     return Verdict(EXIT_USER_ERROR, f"{_advice(kind, config)} ({text})")
+
+
+#: Library parameter names -> the CLI options a person typed.
+_OPTION_OF_FIELD = {
+    "preferred_time": "--at",
+    "new_time": "--at",
+    "after": "--after",
+    "video_type": "--type",
+    "video_path": "PATH",
+    "schedule_id": "ID",
+    "channel": "--channel",
+}
+_ISO_INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:[+-]\d\d:\d\d|Z)")
+
+
+def humane(exc: SchedulerError, config: SchedulerConfig | None) -> str:
+    """The message a person reads: CLI option names instead of Python parameters, and every
+    instant in the channel's local time with its zone, without microseconds."""
+    text = str(exc)
+    if isinstance(exc, InvalidScheduleError) and exc.field in _OPTION_OF_FIELD:
+        text = f"invalid {_OPTION_OF_FIELD[exc.field]}: {exc.reason}"
+    return local_times(text, config)
+
+
+def local_times(text: str, config: SchedulerConfig | None) -> str:
+    """Rewrite ISO 8601 instants in ``text`` as ``2026-05-01 18:00 KST`` in the channel zone."""
+    if config is None:
+        return text
+
+    def local(match: re.Match[str]) -> str:
+        try:
+            when = datetime.fromisoformat(match.group(0).replace("Z", "+00:00"))
+        except ValueError:
+            return match.group(0)
+        moment = when.astimezone(config.zone)
+        fmt = "%Y-%m-%d %H:%M:%S %Z" if moment.second else "%Y-%m-%d %H:%M %Z"
+        return moment.strftime(fmt)
+
+    return _ISO_INSTANT.sub(local, text)
 
 
 def _sqlite_path(config: SchedulerConfig | None) -> Path | None:

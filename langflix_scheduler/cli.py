@@ -214,7 +214,57 @@ def _env_help(name: str, text: str) -> str:
     return f"{text} [env: {ENV}{name.upper()}]"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """Global options are also accepted after the command (``list --json``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _hoist_global_options(self, ctx, args))
+
+
+def _hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
+    """Move the group's options found after the command name to before it, unless the command
+    has an option of that name itself (``auth --channel``); values of the command's own
+    options and everything after ``--`` stay where they are."""
+    takes_value = {
+        n: not p.is_flag
+        for p in group.params
+        if isinstance(p, click.Option)
+        for n in p.opts + p.secondary_opts
+    }
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        name = args[i].split("=", 1)[0]
+        i += 2 if takes_value.get(name) and "=" not in args[i] else 1
+    command = group.get_command(ctx, args[i]) if i < len(args) else None
+    if command is None:
+        return args
+    own = {
+        n: not p.is_flag
+        for p in command.params
+        if isinstance(p, click.Option)
+        for n in p.opts + p.secondary_opts
+    }
+    head, tail, rest = args[:i], [args[i]], args[i + 1 :]
+    j = 0
+    while j < len(rest):
+        arg = rest[j]
+        name = arg.split("=", 1)[0]
+        if arg == "--":
+            tail += rest[j:]
+            break
+        width = 2 if "=" not in arg and (own.get(name) or takes_value.get(name)) else 1
+        if name in takes_value and name not in own and name not in ("-h", "--help"):
+            head += rest[j : j + width]
+        else:
+            tail += rest[j : j + width]
+        j += width
+    return head + tail
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="langflix-scheduler", prog_name="langflix-scheduler")
 @click.option(
     "--config",
@@ -313,6 +363,36 @@ def _safe_url(url: str) -> str:
         return "<database>"
 
 
+def _read_metadata_file(metadata_file: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(metadata_file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(
+            "--metadata", f"cannot read {metadata_file}: {exc.strerror}"
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError("--metadata", f"{metadata_file} is not valid JSON: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigurationError("--metadata", "must contain a JSON object")
+    return loaded
+
+
+def _type_and_time(
+    metadata_file: Path | None, video_type: str | None, at: str | None
+) -> tuple[str, str | None]:
+    """--type/--at, else the metadata file's "type"/"at" keys (the batch example's format)."""
+    data = _read_metadata_file(metadata_file) if metadata_file is not None else {}
+    video_type = video_type or data.get("type")
+    if video_type is None:
+        raise click.UsageError("Missing option '--type' (or a \"type\" key in --metadata).")
+    if video_type not in {v.value for v in VideoType}:
+        raise ConfigurationError("--metadata", f'"type" must be final or short: {video_type!r}')
+    at = at or data.get("at")
+    if at is not None and not isinstance(at, str):
+        raise ConfigurationError("--metadata", '"at" must be an ISO 8601 string')
+    return video_type, at
+
+
 def _build_metadata(
     path: Path,
     *,
@@ -326,19 +406,8 @@ def _build_metadata(
 ) -> VideoMetadata:
     data: dict[str, Any] = {}
     if metadata_file is not None:
-        try:
-            loaded = json.loads(metadata_file.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigurationError(
-                "--metadata", f"cannot read {metadata_file}: {exc.strerror}"
-            ) from exc
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(
-                "--metadata", f"{metadata_file} is not valid JSON: {exc}"
-            ) from exc
-        if not isinstance(loaded, dict):
-            raise ConfigurationError("--metadata", "must contain a JSON object")
-        data.update(loaded)
+        loaded = _read_metadata_file(metadata_file)
+        data.update({k: v for k, v in loaded.items() if k not in ("type", "at")})
     flags = {
         "title": title,
         "description": description,
@@ -360,15 +429,18 @@ def _print_schedule(state: _State, s: ScheduledVideo, verb: str) -> None:
         return
     state.out.print(
         f"{verb} #{s.id} {s.video_type} {s.metadata.title!r} for "
-        f"{_fmt_local(s.scheduled_publish_time, state.config)} "
-        f"({s.scheduled_publish_time.isoformat()}) on channel {s.channel_id}"
+        f"{_fmt_local(s.scheduled_publish_time, state.config)} on channel {s.channel_id}"
     )
 
 
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option(
-    "--type", "video_type", required=True, type=click.Choice([v.value for v in VideoType])
+    "--type",
+    "video_type",
+    type=click.Choice([v.value for v in VideoType]),
+    help="final (long video, slots per day as configured) or short (YouTube Short); "
+    'required unless the --metadata file has a "type" key.',
 )
 @click.option(
     "--at", "at", help="Exact publish time, ISO 8601 with offset (default: next free slot)."
@@ -378,18 +450,23 @@ def _print_schedule(state: _State, s: ScheduledVideo, verb: str) -> None:
 @click.option("--tags", help="Comma-separated tags.")
 @click.option("--thumbnail", type=click.Path(path_type=Path), help="Thumbnail JPEG/PNG.")
 @click.option("--playlist", help="Playlist id to add the video to.")
-@click.option("--privacy", type=click.Choice(["public", "unlisted", "private"]))
+@click.option(
+    "--privacy",
+    type=click.Choice(["public", "unlisted", "private"]),
+    help="Visibility once published (default: public; uploaded private until the publish time).",
+)
 @click.option(
     "--metadata",
     "metadata_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="JSON file with metadata (flags override its keys).",
+    help='JSON file with metadata: VideoMetadata keys plus optional "type" and "at" (the '
+    "same format as examples/batch_schedule.py); flags override its keys.",
 )
 @_run
 def schedule(
     state: _State,
     path: Path,
-    video_type: str,
+    video_type: str | None,
     at: str | None,
     title: str | None,
     description: str | None,
@@ -400,6 +477,7 @@ def schedule(
     metadata_file: Path | None,
 ) -> None:
     """Book a publish slot for the video at PATH."""
+    video_type, at = _type_and_time(metadata_file, video_type, at)
     when = _parse_instant(at, "--at") if at else None
     meta = _build_metadata(
         path,
@@ -418,7 +496,11 @@ def schedule(
 
 @cli.command("next-slot")
 @click.option(
-    "--type", "video_type", required=True, type=click.Choice([v.value for v in VideoType])
+    "--type",
+    "video_type",
+    required=True,
+    type=click.Choice([v.value for v in VideoType]),
+    help="final or short (each type has its own slots and daily limit).",
 )
 @click.option("--after", help="Search after this time (ISO 8601 with offset).")
 @_run
@@ -433,9 +515,7 @@ def next_slot(state: _State, video_type: str, after: str | None) -> None:
             {"video_type": video_type, "slot": slot, "local": _fmt_local(slot, state.config)}
         )
     else:
-        state.out.print(
-            f"next {video_type} slot: {_fmt_local(slot, state.config)} ({slot.isoformat()})"
-        )
+        state.out.print(f"next {video_type} slot: {_fmt_local(slot, state.config)}")
 
 
 def _schedules_table(state: _State, rows: list[ScheduledVideo], title: str) -> Table:
@@ -456,7 +536,12 @@ def _schedules_table(state: _State, rows: list[ScheduledVideo], title: str) -> T
 
 
 @cli.command("list")
-@click.option("--status", type=click.Choice([s.value for s in UploadStatus]), multiple=True)
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in UploadStatus]),
+    multiple=True,
+    help="Only schedules in this status (repeat for several; default: all).",
+)
 @click.option("--from", "from_", help="First channel day (YYYY-MM-DD), inclusive.")
 @click.option("--to", help="Last channel day (YYYY-MM-DD), inclusive.")
 @click.option("--all-channels", is_flag=True, help="Do not filter by --channel.")
@@ -534,7 +619,13 @@ def reschedule(state: _State, schedule_id: int, at: str) -> None:
 
 @cli.command()
 @click.option("--date", "day", help="First channel day (default: today in the channel zone).")
-@click.option("--days", type=click.IntRange(1, 366), default=7, show_default=True)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 366),
+    default=7,
+    show_default=True,
+    help="How many channel days to show from --date on.",
+)
 @_run
 def quota(state: _State, day: str | None, days: int) -> None:
     """Per-day use of the daily limits and of the API quota (reserved vs used)."""

@@ -4,6 +4,7 @@ command, no hard wrapping without a terminal, the offline example never touches 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -98,3 +99,74 @@ def test_offline_processor_job_never_touches_the_real_database(
         untouched = m.get(due_id)
     assert untouched.status.value == "scheduled"
     assert untouched.youtube_video_id is None
+
+
+@pytest.fixture
+def video(tmp_path: Path) -> Path:
+    path = tmp_path / "lesson.mp4"
+    path.write_bytes(os.urandom(4096))
+    return path
+
+
+def test_global_options_after_the_command(run_cli: Run, video: Path) -> None:
+    run_cli("schedule", str(video), "--type", "final", "--channel", "late", check=True)
+    listed = run_cli("list", "--json", "--channel", "late", check=True).json()
+    assert [s["channel_id"] for s in listed] == ["late"]
+    assert run_cli("list", "--channel", "other", "--json", check=True).json() == []
+
+
+def test_errors_name_cli_options_and_local_times(run_cli: Run, video: Path) -> None:
+    far = (datetime.now(UTC) + timedelta(days=400)).replace(microsecond=0)
+    result = run_cli(
+        "--timezone",
+        "Asia/Seoul",
+        "schedule",
+        str(video),
+        "--type",
+        "final",
+        "--at",
+        far.isoformat(),
+    )
+    assert result.code == 1
+    line = result.stderr.strip()
+    assert line.startswith("error: invalid --at:"), line
+    assert "preferred_time" not in line
+    assert "KST" in line
+    assert "+00:00" not in line
+
+
+def test_no_hard_wrap_without_a_terminal(run_cli: Run, video: Path) -> None:
+    title = "A very long lesson title that goes on and on " * 2
+    run_cli("schedule", str(video), "--type", "final", "--title", title.strip(), check=True)
+    listed = run_cli("list", env={"COLUMNS": "80"}, check=True)
+    assert any(title.strip() in line for line in listed.stdout.splitlines()), listed.stdout
+
+
+def test_metadata_file_accepts_type_and_at(run_cli: Run, video: Path, tmp_path: Path) -> None:
+    at = (datetime.now(UTC) + timedelta(days=3)).replace(hour=7, minute=30, second=0, microsecond=0)
+    meta = tmp_path / "ep.json"
+    meta.write_text(f'{{"type": "short", "at": "{at.isoformat()}", "title": "From JSON"}}')
+    booked = run_cli("--json", "schedule", str(video), "--metadata", str(meta), check=True).json()
+    assert booked["video_type"] == "short"
+    assert datetime.fromisoformat(booked["scheduled_publish_time"]) == at
+    assert booked["metadata"]["title"] == "From JSON"
+
+
+def test_option_help_texts(run_cli: Run) -> None:
+    schedule = run_cli("schedule", "--help", check=True).stdout
+    assert "default: public" in schedule
+    assert "final (long video" in schedule
+    assert "Only schedules in this status" in run_cli("list", "--help", check=True).stdout
+    assert "How many channel days" in run_cli("quota", "--help", check=True).stdout
+
+
+def test_demo_times_have_a_zone_and_columns_read_honestly(run_cli: Run, engine_name: str) -> None:
+    if engine_name != "sqlite":
+        pytest.skip("the demo uses its own SQLite database")
+    out = run_cli("demo", check=True).stdout
+    assert "Why legacy" in out
+    header = next(line for line in out.splitlines() if "publish (Seoul)" in line)
+    assert "retries" in header
+    assert "attempts" not in header
+    assert "KST" in out
+    assert re.search(r"\b\d\d-\d\d \d\d:\d\d(?! KST)(?!:\d\d KST)\b", out) is None, out
