@@ -677,9 +677,13 @@ class ScheduleManager:
         ch = self._channel(channel)
         tz = self.config.zone
         now = self.now()
+        # A slot whose upload time has passed spent (or would have spent) its quota on the
+        # Pacific day of that upload time, not today: past days show their own quota days.
         qdays = sorted(
             {
                 self.quota_date_for(slot, now=now)
+                if slot - self.config.upload_lead_time >= now
+                else quota_date_of(slot - self.config.upload_lead_time, self.config.quota_timezone)
                 for vt in VideoType
                 for slot in slots_on_day(target_date, self.config.publish_times[vt], tz)
             }

@@ -170,3 +170,24 @@ def test_demo_times_have_a_zone_and_columns_read_honestly(run_cli: Run, engine_n
     assert "attempts" not in header
     assert "KST" in out
     assert re.search(r"\b\d\d-\d\d \d\d:\d\d(?! KST)(?!:\d\d KST)\b", out) is None, out
+
+
+def test_quota_of_a_past_day_shows_that_days_quota_date(run_cli: Run, engine_name: str) -> None:
+    if engine_name == "mysql":
+        pytest.skip("pure date arithmetic, two engines are enough")
+    past = (datetime.now(UTC) - timedelta(days=30)).date()
+    days = run_cli(
+        "--timezone",
+        "UTC",
+        "--json",
+        "quota",
+        "--date",
+        past.isoformat(),
+        "--days",
+        "1",
+        check=True,
+    ).json()
+    quota_days = {q["quota_date"] for q in days[0]["quota"]}
+    today = datetime.now(UTC).date().isoformat()
+    assert today not in quota_days
+    assert quota_days <= {(past - timedelta(days=1)).isoformat(), past.isoformat()}
