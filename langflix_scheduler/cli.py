@@ -3,8 +3,10 @@
 Configuration precedence: flags > environment (``LANGFLIX_SCHEDULER_*``) > config file
 (``--config``, default ``./langflix-scheduler.toml`` when present) > defaults.
 
-Exit codes: 0 ok; 1 a user error (the message says what to fix); 2 a usage error; 3 a lock
-timeout or an unreachable database (retry later); 130 interrupted.
+Exit codes: 0 ok; 1 a problem a retry will not fix (the message says what to do: bad input, no
+or an out-of-date schema, not a database, a missing directory, permissions, credentials); 2 a
+usage error; 3 a condition a retry can fix (lock or database timeout, unreachable server, lost
+connection, unknown commit outcome); 130 interrupted. ``_cli_db.classify`` decides.
 """
 
 from __future__ import annotations
