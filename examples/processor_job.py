@@ -22,6 +22,10 @@ Logs go to stderr (one line per event, then a summary). Exit codes: 0 ok or skip
 must be re-authorised or the configuration is wrong, 3 the database failed (retry later).
 
 Settings come from ``--database-url`` and the ``LANGFLIX_SCHEDULER_*`` environment variables.
+With ``--fake-youtube`` and no database given explicitly (neither ``--database-url`` nor
+``LANGFLIX_SCHEDULER_DATABASE_URL``), the job uses a throwaway SQLite database in a temporary
+directory: an offline run never uploads (and marks completed) the due schedules of a real
+``langflix-scheduler.db`` it happens to find. Every run logs which database it uses.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,6 +80,22 @@ def uploader_for(channel: str, token_dir: str, fake: bool) -> Iterator[Any]:
         log.info("FakeYouTube received %d video(s)", len(server.videos))
 
 
+@contextlib.contextmanager
+def database_for(explicit: str | None, fake: bool) -> Iterator[str | None]:
+    """The database URL to use: the explicit one; with --fake-youtube and none given, a
+    throwaway SQLite database (created, migrated, deleted afterwards); else the default."""
+    explicit = explicit or os.environ.get("LANGFLIX_SCHEDULER_DATABASE_URL")
+    if explicit or not fake:
+        yield explicit
+        return
+    with tempfile.TemporaryDirectory(prefix="processor-job-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'offline.db'}"
+        with ScheduleManager(SchedulerConfig(database_url=url)) as manager:
+            manager.init_db()
+        log.info("offline run: throwaway database %s (give --database-url to use yours)", url)
+        yield url
+
+
 def on_event(event: ProcessorEvent) -> None:
     log.info(
         "%s schedule %d%s%s",
@@ -103,23 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     # One line per event from on_event below; set INFO here for the library's step-by-step log.
     logging.getLogger("langflix_scheduler").setLevel(logging.WARNING)
     try:
-        config = SchedulerConfig.from_env(database_url=args.database_url, channel=args.channel)
-        with (
-            ScheduleManager(config) as manager,
-            uploader_for(config.channel, args.token_dir, args.fake_youtube) as uploader,
-            UploadProcessor(
-                manager,
-                uploader,
-                channels=[config.channel],
-                max_concurrent_uploads=args.max_concurrent,
-                per_channel_limit=args.max_concurrent,
-                exclusive=True,
-                on_event=on_event,
-            ) as processor,
-        ):
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda _signum, _frame: processor.request_stop())
-            report = processor.run_once()
+        with database_for(args.database_url, args.fake_youtube) as url:
+            config = SchedulerConfig.from_env(database_url=url, channel=args.channel)
+            log.info("database: %s", _safe(config.database_url))
+            report = run(config, args)
     except (AuthorizationError, ConfigurationError) as exc:
         log.error("%s", exc)
         return 1
@@ -140,6 +148,32 @@ def main(argv: list[str] | None = None) -> int:
         log.error("re-authorise the channel: langflix-scheduler auth --channel %s", config.channel)
         return 1
     return 3 if report.outcome is RunOutcome.ERROR else 0
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def run(config: SchedulerConfig, args: argparse.Namespace) -> Any:
+    """One exclusive processor run; returns its report."""
+    with (
+        ScheduleManager(config) as manager,
+        uploader_for(config.channel, args.token_dir, args.fake_youtube) as uploader,
+        UploadProcessor(
+            manager,
+            uploader,
+            channels=[config.channel],
+            max_concurrent_uploads=args.max_concurrent,
+            per_channel_limit=args.max_concurrent,
+            exclusive=True,
+            on_event=on_event,
+        ) as processor,
+    ):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda _signum, _frame: processor.request_stop())
+        return processor.run_once()
 
 
 if __name__ == "__main__":

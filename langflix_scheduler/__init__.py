@@ -3,7 +3,7 @@
 The public API is what ``__all__`` lists; everything else is internal and may change.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from .config import SchedulerConfig
 from .domain import (
@@ -41,20 +41,58 @@ from .errors import (
     UploadError,
     UploadLimitExceededError,
 )
-from .manager import ScheduleManager
-from .processor import (
-    ProcessorEvent,
-    ProcessorEventKind,
-    ProcessReport,
-    RunOutcome,
-    UploadProcessor,
-)
 from .quota import QuotaPolicy
 
-try:
-    __version__ = version("langflix-scheduler")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0"
+if TYPE_CHECKING:
+    from .manager import ScheduleManager
+    from .processor import (
+        ProcessorEvent,
+        ProcessorEventKind,
+        ProcessReport,
+        RunOutcome,
+        UploadProcessor,
+    )
+
+    __version__: str
+
+# The manager and the processor pull in SQLAlchemy (most of the start-up time of every CLI
+# call, `--help` included), and the version lookup reads package metadata: they are resolved
+# on first access (PEP 562), so `import langflix_scheduler.cli` stays cheap.
+_LAZY = {
+    "ScheduleManager": "manager",
+    "ProcessorEvent": "processor",
+    "ProcessorEventKind": "processor",
+    "ProcessReport": "processor",
+    "RunOutcome": "processor",
+    "UploadProcessor": "processor",
+}
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("langflix-scheduler")
+    except PackageNotFoundError:  # pragma: no cover - a source tree without install
+        return "0.0.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value: Any = _package_version()
+    elif name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "AuthorizationError",

@@ -111,6 +111,11 @@ class DemoRun:
     def ok(self) -> bool:
         return bool(self.checks) and all(self.checks.values())
 
+    # What the demo's database is configured for (the `--keep` hint repeats them as flags).
+    timezone: str = TIMEZONE
+    channel: str = CHANNEL
+    api_project: str = API_PROJECT
+
 
 class _DropOnce:
     """Wraps the uploader: when the chosen upload is ``FAULT_AT_FRACTION`` done, tell the fake
@@ -220,7 +225,7 @@ class Demo:
             self.console.print(table)
 
     def local(self, when: datetime) -> str:
-        return when.astimezone(self.zone).strftime("%a %m-%d %H:%M")
+        return when.astimezone(self.zone).strftime("%a %m-%d %H:%M %Z")
 
     # -- the story -------------------------------------------------------------------------------
 
@@ -228,13 +233,16 @@ class Demo:
         t0 = time.monotonic()
         self.say(
             f"[bold]langflix-scheduler demo[/bold]: channel [cyan]{CHANNEL}[/cyan] ({TIMEZONE}), "
-            f"simulated clock starting {START:%a %Y-%m-%d %H:%M} Seoul time"
+            f"simulated clock starting {START:%a %Y-%m-%d %H:%M %Z} (Seoul time)"
         )
         self.say(f"Temporary database {self.run.database_url}, videos in {self.run.workdir}/videos")
         self.say(
             f"API project {API_PROJECT} on the [bold]{QUOTA_PRESET}[/bold] quota model: 10,000 "
             "units per Pacific-time day, 1,600 per upload, 50 per thumbnail or playlist insert "
-            "(about 6 uploads a day), so the quota binds before the daily limits do."
+            "(about 6 uploads a day), so the quota binds before the daily limits do. "
+            "Why legacy: the demo week is in November 2025, when YouTube still charged 1,600 "
+            "units per upload (until 2025-12-04); real use today takes the default, "
+            "granular-2026."
         )
         videos = _make_videos(self.run.workdir / "videos")
         with ScheduleManager(self.config, clock=self.clock) as manager:
@@ -384,7 +392,7 @@ class Demo:
             self.console,
             live=None if not self.quiet else False,
             describe=lambda sid: repr(titles.get(sid, "?")),
-            fmt_time=lambda t: f"{t.astimezone(self.zone):%a %m-%d %H:%M:%S}",
+            fmt_time=lambda t: f"{t.astimezone(self.zone):%a %m-%d %H:%M:%S %Z}",
         )
         real = YouTubeUploader(
             Credentials(token="demo-access-token"),  # type: ignore[no-untyped-call]  # noqa: S106
@@ -487,7 +495,8 @@ class Demo:
 
     def show_final(self) -> None:
         table = Table(title="5. Final status of the due schedules")
-        for col in ("id", "publish (Seoul)", "video", "status", "attempts", "video id"):
+        # `attempts` counts the tries that failed: 0 for a first-try success, hence "retries".
+        for col in ("id", "publish (Seoul)", "video", "status", "retries", "video id"):
             table.add_column(col, overflow="fold")
         for s in self.run.final:
             table.add_row(

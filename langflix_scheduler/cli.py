@@ -3,8 +3,10 @@
 Configuration precedence: flags > environment (``LANGFLIX_SCHEDULER_*``) > config file
 (``--config``, default ``./langflix-scheduler.toml`` when present) > defaults.
 
-Exit codes: 0 ok; 1 a user error (the message says what to fix); 2 a usage error; 3 a lock
-timeout or an unreachable database (retry later); 130 interrupted.
+Exit codes: 0 ok; 1 a problem a retry will not fix (the message says what to do: bad input, no
+or an out-of-date schema, not a database, a missing directory, permissions, credentials); 2 a
+usage error; 3 a condition a retry can fix (lock or database timeout, unreachable server, lost
+connection, unknown commit outcome); 130 interrupted. ``_cli_db.classify`` decides.
 """
 
 from __future__ import annotations
@@ -24,25 +26,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from . import __version__
 from .config import SchedulerConfig
 from .domain import Booking, ScheduledVideo, UploadStatus, VideoMetadata, VideoType
 from .errors import (
     ConfigurationError,
     DuplicateVideoError,
     InvalidScheduleError,
-    LockTimeoutError,
     SchedulerError,
     SlotUnavailableError,
     StorageError,
 )
-from .manager import ScheduleManager
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .manager import ScheduleManager
     from .processor import ProcessorEvent
+
+# Start-up time: SQLAlchemy (via the manager), rich, alembic and googleapiclient are imported
+# inside the functions that need them, so `--help`, `--version` and usage errors stay fast
+# (benchmarks/bench_cli.py measures it).
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +68,21 @@ class _State:
     config_file: Path | None
     as_json: bool
     verbose: bool
-    out: Console
-    err: Console
     _config: SchedulerConfig | None = None
+    _out: Console | None = None
+    _err: Console | None = None
+
+    @property
+    def out(self) -> Console:
+        if self._out is None:
+            self._out = _console(stderr=False)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        if self._err is None:
+            self._err = _console(stderr=True)
+        return self._err
 
     @property
     def config(self) -> SchedulerConfig:
@@ -74,7 +91,13 @@ class _State:
         return self._config
 
     @contextmanager
-    def manager(self) -> Iterator[ScheduleManager]:
+    def manager(self, *, create: bool = False) -> Iterator[ScheduleManager]:
+        """The manager; only ``create=True`` (init-db) may create a new SQLite file."""
+        from ._cli_db import require_existing
+        from .manager import ScheduleManager
+
+        if not create:
+            require_existing(self.config)
         with ScheduleManager(self.config) as m:
             yield m
 
@@ -86,12 +109,35 @@ class _State:
         return value if isinstance(value, str) else None
 
 
-def _fail(state: _State | None, exc: BaseException) -> NoReturn:
-    code = EXIT_UNAVAILABLE if isinstance(exc, LockTimeoutError | StorageError) else EXIT_USER_ERROR
-    err = state.err if state else Console(stderr=True)
+#: Console width when the output is not a terminal (a pipe, a file, a cron log): wide enough
+#: that rich never wraps a line or cuts a table; tables still size to their content.
+_NO_WRAP_WIDTH = 100_000
+
+
+def _console(*, stderr: bool) -> Console:
+    """A rich console; without a terminal it never hard-wraps (pipes and logs get whole lines)."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, width=_NO_WRAP_WIDTH, soft_wrap=True)
+
+
+def _new_table(**kwargs: Any) -> Table:
+    from rich.table import Table
+
+    return Table(**kwargs)
+
+
+def _fail(state: _State | None, exc: SchedulerError) -> NoReturn:
+    from ._cli_db import classify
+
+    verdict = classify(exc, _config_or_none(state))
+    err = state.err if state else _console(stderr=True)
     if state and state.verbose:
         err.print_exception()
-    message = str(exc)
+    message = verdict.message
     if isinstance(exc, DuplicateVideoError):
         message = message.replace("pass allow_duplicate=True", "add --allow-duplicate")
     if state and state.as_json:
@@ -103,7 +149,14 @@ def _fail(state: _State | None, exc: BaseException) -> NoReturn:
         click.echo(json.dumps(payload), err=True)
     else:
         err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise SystemExit(code)
+    raise SystemExit(verdict.code)
+
+
+def _config_or_none(state: _State | None) -> SchedulerConfig | None:
+    try:
+        return state.config if state else None
+    except SchedulerError:
+        return None
 
 
 def _json_default(value: Any) -> Any:
@@ -176,8 +229,58 @@ def _env_help(name: str, text: str) -> str:
     return f"{text} [env: {ENV}{name.upper()}]"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="langflix-scheduler")
+class _Group(click.Group):
+    """Global options are also accepted after the command (``list --json``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _hoist_global_options(self, ctx, args))
+
+
+def _hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
+    """Move the group's options found after the command name to before it, unless the command
+    has an option of that name itself (``auth --channel``); values of the command's own
+    options and everything after ``--`` stay where they are."""
+    takes_value = {
+        n: not p.is_flag
+        for p in group.params
+        if isinstance(p, click.Option)
+        for n in p.opts + p.secondary_opts
+    }
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        name = args[i].split("=", 1)[0]
+        i += 2 if takes_value.get(name) and "=" not in args[i] else 1
+    command = group.get_command(ctx, args[i]) if i < len(args) else None
+    if command is None:
+        return args
+    own = {
+        n: not p.is_flag
+        for p in command.params
+        if isinstance(p, click.Option)
+        for n in p.opts + p.secondary_opts
+    }
+    head, tail, rest = args[:i], [args[i]], args[i + 1 :]
+    j = 0
+    while j < len(rest):
+        arg = rest[j]
+        name = arg.split("=", 1)[0]
+        if arg == "--":
+            tail += rest[j:]
+            break
+        width = 2 if "=" not in arg and (own.get(name) or takes_value.get(name)) else 1
+        if name in takes_value and name not in own and name not in ("-h", "--help"):
+            head += rest[j : j + width]
+        else:
+            tail += rest[j : j + width]
+        j += width
+    return head + tail
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(package_name="langflix-scheduler", prog_name="langflix-scheduler")
 @click.option(
     "--config",
     "config_file",
@@ -237,8 +340,6 @@ def cli(
         config_file=config_file,
         as_json=as_json,
         verbose=verbose,
-        out=Console(highlight=False),
-        err=Console(stderr=True, highlight=False),
     )
 
 
@@ -267,7 +368,7 @@ def _run(fn: Callable[..., None]) -> Callable[..., None]:
 @_run
 def init_db(state: _State) -> None:
     """Create or upgrade the database schema (idempotent)."""
-    with state.manager() as m:
+    with state.manager(create=True) as m:
         m.init_db()
     if state.as_json:
         _emit_json({"ok": True, "database_url": _safe_url(state.config.database_url)})
@@ -284,6 +385,36 @@ def _safe_url(url: str) -> str:
         return "<database>"
 
 
+def _read_metadata_file(metadata_file: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(metadata_file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(
+            "--metadata", f"cannot read {metadata_file}: {exc.strerror}"
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError("--metadata", f"{metadata_file} is not valid JSON: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigurationError("--metadata", "must contain a JSON object")
+    return loaded
+
+
+def _type_and_time(
+    metadata_file: Path | None, video_type: str | None, at: str | None
+) -> tuple[str, str | None]:
+    """--type/--at, else the metadata file's "type"/"at" keys (the batch example's format)."""
+    data = _read_metadata_file(metadata_file) if metadata_file is not None else {}
+    video_type = video_type or data.get("type")
+    if video_type is None:
+        raise click.UsageError("Missing option '--type' (or a \"type\" key in --metadata).")
+    if video_type not in {v.value for v in VideoType}:
+        raise ConfigurationError("--metadata", f'"type" must be final or short: {video_type!r}')
+    at = at or data.get("at")
+    if at is not None and not isinstance(at, str):
+        raise ConfigurationError("--metadata", '"at" must be an ISO 8601 string')
+    return video_type, at
+
+
 def _build_metadata(
     path: Path,
     *,
@@ -297,19 +428,8 @@ def _build_metadata(
 ) -> VideoMetadata:
     data: dict[str, Any] = {}
     if metadata_file is not None:
-        try:
-            loaded = json.loads(metadata_file.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigurationError(
-                "--metadata", f"cannot read {metadata_file}: {exc.strerror}"
-            ) from exc
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(
-                "--metadata", f"{metadata_file} is not valid JSON: {exc}"
-            ) from exc
-        if not isinstance(loaded, dict):
-            raise ConfigurationError("--metadata", "must contain a JSON object")
-        data.update(loaded)
+        loaded = _read_metadata_file(metadata_file)
+        data.update({k: v for k, v in loaded.items() if k not in ("type", "at")})
     flags = {
         "title": title,
         "description": description,
@@ -331,15 +451,18 @@ def _print_schedule(state: _State, s: ScheduledVideo, verb: str) -> None:
         return
     state.out.print(
         f"{verb} #{s.id} {s.video_type} {s.metadata.title!r} for "
-        f"{_fmt_local(s.scheduled_publish_time, state.config)} "
-        f"({s.scheduled_publish_time.isoformat()}) on channel {s.channel_id}"
+        f"{_fmt_local(s.scheduled_publish_time, state.config)} on channel {s.channel_id}"
     )
 
 
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option(
-    "--type", "video_type", required=True, type=click.Choice([v.value for v in VideoType])
+    "--type",
+    "video_type",
+    type=click.Choice([v.value for v in VideoType]),
+    help="final (long video, slots per day as configured) or short (YouTube Short); "
+    'required unless the --metadata file has a "type" key.',
 )
 @click.option(
     "--at", "at", help="Exact publish time, ISO 8601 with offset (default: next free slot)."
@@ -349,12 +472,17 @@ def _print_schedule(state: _State, s: ScheduledVideo, verb: str) -> None:
 @click.option("--tags", help="Comma-separated tags.")
 @click.option("--thumbnail", type=click.Path(path_type=Path), help="Thumbnail JPEG/PNG.")
 @click.option("--playlist", help="Playlist id to add the video to.")
-@click.option("--privacy", type=click.Choice(["public", "unlisted", "private"]))
+@click.option(
+    "--privacy",
+    type=click.Choice(["public", "unlisted", "private"]),
+    help="Visibility once published (default: public; uploaded private until the publish time).",
+)
 @click.option(
     "--metadata",
     "metadata_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="JSON file with metadata (flags override its keys).",
+    help='JSON file with metadata: VideoMetadata keys plus optional "type" and "at" (the '
+    "same format as examples/batch_schedule.py); flags override its keys.",
 )
 @click.option(
     "--idempotency-key",
@@ -370,7 +498,7 @@ def _print_schedule(state: _State, s: ScheduledVideo, verb: str) -> None:
 def schedule(
     state: _State,
     path: Path,
-    video_type: str,
+    video_type: str | None,
     at: str | None,
     title: str | None,
     description: str | None,
@@ -387,6 +515,7 @@ def schedule(
     Running the same command again is safe: it prints "already scheduled as #N" and exits 0.
     The same file with other metadata or type exits 1 naming the schedule that holds it.
     """
+    video_type, at = _type_and_time(metadata_file, video_type, at)
     when = _parse_instant(at, "--at") if at else None
     meta = _build_metadata(
         path,
@@ -425,7 +554,11 @@ def _print_booking(state: _State, booking: Booking) -> None:
 
 @cli.command("next-slot")
 @click.option(
-    "--type", "video_type", required=True, type=click.Choice([v.value for v in VideoType])
+    "--type",
+    "video_type",
+    required=True,
+    type=click.Choice([v.value for v in VideoType]),
+    help="final or short (each type has its own slots and daily limit).",
 )
 @click.option("--after", help="Search after this time (ISO 8601 with offset).")
 @_run
@@ -440,13 +573,11 @@ def next_slot(state: _State, video_type: str, after: str | None) -> None:
             {"video_type": video_type, "slot": slot, "local": _fmt_local(slot, state.config)}
         )
     else:
-        state.out.print(
-            f"next {video_type} slot: {_fmt_local(slot, state.config)} ({slot.isoformat()})"
-        )
+        state.out.print(f"next {video_type} slot: {_fmt_local(slot, state.config)}")
 
 
 def _schedules_table(state: _State, rows: list[ScheduledVideo], title: str) -> Table:
-    table = Table(title=title)
+    table = _new_table(title=title)
     for col in ("id", "publish (local)", "type", "status", "title", "attempts", "video id"):
         table.add_column(col, overflow="fold")
     for s in rows:
@@ -463,7 +594,12 @@ def _schedules_table(state: _State, rows: list[ScheduledVideo], title: str) -> T
 
 
 @cli.command("list")
-@click.option("--status", type=click.Choice([s.value for s in UploadStatus]), multiple=True)
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in UploadStatus]),
+    multiple=True,
+    help="Only schedules in this status (repeat for several; default: all).",
+)
 @click.option("--from", "from_", help="First channel day (YYYY-MM-DD), inclusive.")
 @click.option("--to", help="Last channel day (YYYY-MM-DD), inclusive.")
 @click.option("--all-channels", is_flag=True, help="Do not filter by --channel.")
@@ -504,7 +640,7 @@ def show(state: _State, schedule_id: int) -> None:
     if state.as_json:
         _emit_json(_schedule_json(s))
         return
-    table = Table(show_header=False, title=f"schedule #{s.id}")
+    table = _new_table(show_header=False, title=f"schedule #{s.id}")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     data = _schedule_json(s)
@@ -541,7 +677,13 @@ def reschedule(state: _State, schedule_id: int, at: str) -> None:
 
 @cli.command()
 @click.option("--date", "day", help="First channel day (default: today in the channel zone).")
-@click.option("--days", type=click.IntRange(1, 366), default=7, show_default=True)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 366),
+    default=7,
+    show_default=True,
+    help="How many channel days to show from --date on.",
+)
 @_run
 def quota(state: _State, day: str | None, days: int) -> None:
     """Per-day use of the daily limits and of the API quota (reserved vs used)."""
@@ -552,7 +694,9 @@ def quota(state: _State, day: str | None, days: int) -> None:
     if state.as_json:
         _emit_json(statuses)
         return
-    table = Table(title=f"channel {cfg.channel} ({cfg.timezone}), API project {cfg.api_project}")
+    table = _new_table(
+        title=f"channel {cfg.channel} ({cfg.timezone}), API project {cfg.api_project}"
+    )
     table.add_column("day")
     for vt in VideoType:
         table.add_column(f"{vt.value} used/limit", justify="right")
@@ -593,7 +737,7 @@ def recalculate_quota(state: _State, from_: str | None, to: str | None) -> None:
     if not report.corrections:
         state.out.print(f"counters consistent ({report.rows_checked} schedules checked)")
         return
-    table = Table(title=f"{len(report.corrections)} counter(s) corrected")
+    table = _new_table(title=f"{len(report.corrections)} counter(s) corrected")
     for col in ("table", "key", "column", "old", "new"):
         table.add_column(col)
     for c in report.corrections:
@@ -686,19 +830,12 @@ def _event_json(e: ProcessorEvent) -> dict[str, Any]:
 
 
 def _due_now(m: ScheduleManager, cfg: SchedulerConfig) -> list[ScheduledVideo]:
-    """What a processor run would claim now for this channel (the processor's due rule)."""
-    now = m.now()
-    rows = m.list_schedules(
-        status=UploadStatus.SCHEDULED,
-        channel=cfg.channel,
-        end=now + cfg.upload_lead_time + timedelta(microseconds=1),
-    )
-    return [
-        s
-        for s in rows
-        if s.api_project == cfg.api_project
-        and (s.next_attempt_at is None or s.next_attempt_at <= now)
-    ]
+    """What a processor run would claim now for this channel and project (the library's rule)."""
+    return m.due_schedules(channel=cfg.channel, api_project=cfg.api_project)
+
+
+def _looked_at(cfg: SchedulerConfig) -> str:
+    return f"channel {cfg.channel}, API project {cfg.api_project}"
 
 
 def _dry_run(state: _State) -> None:
@@ -737,12 +874,19 @@ def _dry_run(state: _State) -> None:
                 )
             results.append(entry)
     if state.as_json:
-        _emit_json({"dry_run": True, "channel": cfg.channel, "due": results})
+        _emit_json(
+            {
+                "dry_run": True,
+                "channel": cfg.channel,
+                "api_project": cfg.api_project,
+                "due": results,
+            }
+        )
         return
     if not results:
-        state.out.print(f"dry run: nothing is due on channel {cfg.channel}")
+        state.out.print(f"dry run: nothing is due on {_looked_at(cfg)}")
         return
-    table = Table(title=f"dry run: {len(results)} due upload(s) on channel {cfg.channel}")
+    table = _new_table(title=f"dry run: {len(results)} due upload(s) on {_looked_at(cfg)}")
     for col in ("id", "title", "would send", "result"):
         table.add_column(col, overflow="fold")
     for r in results:
@@ -967,11 +1111,13 @@ def _attention(m: ScheduleManager, cfg: SchedulerConfig, limit: int) -> dict[str
     )
     overdue = [s for s in soon if s.scheduled_publish_time < now]
     waiting = [s for s in soon if s.next_attempt_at is not None and s.next_attempt_at > now]
-    due = [
-        s
-        for s in soon
-        if s.scheduled_publish_time - cfg.upload_lead_time <= now and s not in waiting
-    ]
+    due_anywhere = m.due_schedules(now)
+    due = [s for s in due_anywhere if (s.channel_id, s.api_project) == _key(cfg)]
+    elsewhere: dict[str, int] = {}
+    for s in due_anywhere:
+        if (s.channel_id, s.api_project) != _key(cfg):
+            where = f"--channel {s.channel_id} --api-project {s.api_project}"
+            elsewhere[where] = elsewhere.get(where, 0) + 1
     return {
         "now": now,
         "needs_review": m.list_schedules(status=UploadStatus.NEEDS_REVIEW),
@@ -982,7 +1128,12 @@ def _attention(m: ScheduleManager, cfg: SchedulerConfig, limit: int) -> dict[str
         "overdue": overdue,
         "waiting": waiting,
         "due": due,
+        "due_elsewhere": elsewhere,
     }
+
+
+def _key(cfg: SchedulerConfig) -> tuple[str, str]:
+    return (cfg.channel, cfg.api_project)
 
 
 def _problem(s: ScheduledVideo, kind: str, cfg: SchedulerConfig) -> str:
@@ -1043,10 +1194,13 @@ def status(state: _State, n_runs: int, limit: int) -> None:
                     )
                 },
                 "failed_total": att["failed_total"],
+                "channel": cfg.channel,
+                "api_project": cfg.api_project,
+                "due_elsewhere": att["due_elsewhere"],
             }
         )
         return
-    table = Table(title=f"last {len(runs)} processor run(s), newest first")
+    table = _new_table(title=f"last {len(runs)} processor run(s), newest first")
     for col in ("started", "worker", "outcome", "secs", "what happened"):
         table.add_column(col, overflow="fold")
     for r in runs:
@@ -1082,17 +1236,20 @@ def status(state: _State, n_runs: int, limit: int) -> None:
             f"{lost} of the last {len(runs)} runs LOST: their heartbeat stopped (the process died, "
             "hangs, or lost its database)"
         )
+    for where, n in sorted(att["due_elsewhere"].items()):
+        state.out.print(f"also due: {n} with {where}")
     kinds = ("needs_review", "stuck", "failed", "overdue", "waiting")
     rows = [(kind, s) for kind in kinds for s in att[kind]]
     state.out.print(
         f"{len(att['needs_review'])} need review, "
-        f"{len(att['in_flight'])} uploading now, {len(att['due'])} due for the next run, "
+        f"{len(att['in_flight'])} uploading now, "
+        f"{len(att['due'])} due for the next run on {_looked_at(cfg)}, "
         f"{len(att['stuck'])} stuck, {att['failed_total']} failed, "
         f"{len(att['overdue'])} overdue, {len(att['waiting'])} waiting to retry"
     )
     if not rows:
         return
-    table = Table(title="schedules that need attention")
+    table = _new_table(title="schedules that need attention")
     for col in ("id", "channel", "publish (local)", "state", "attempts", "title", "why"):
         table.add_column(col, overflow="fold")
     for kind, s in rows:
@@ -1134,11 +1291,15 @@ def demo(state: _State, keep: bool) -> None:
     if state.as_json:
         _emit_json(demo_json(run, kept=keep))
     elif keep:
+        flags = (
+            f"--database-url {run.database_url} --timezone {run.timezone} "
+            f"--channel {run.channel} --api-project {run.api_project}"
+        )
         state.out.print(
             f"kept {run.workdir}; look around with:\n"
-            f"  langflix-scheduler --database-url {run.database_url} --timezone Asia/Seoul "
-            "--channel korean-daily list\n"
-            f"  langflix-scheduler --database-url {run.database_url} status",
+            f"  langflix-scheduler {flags} list\n"
+            f"  langflix-scheduler {flags} status\n"
+            f"  langflix-scheduler {flags} process --dry-run",
             markup=False,
             soft_wrap=True,
         )

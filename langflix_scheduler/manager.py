@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 from .booking import BookingRequest, check_idempotency_key, decide
 from .config import SchedulerConfig
 from .db import bookings, migrate
+from .db.due import due_condition
 from .db.engine import Database, create_engine
 from .db.locking import (
     add_to_day_count,
@@ -682,6 +683,39 @@ class ScheduleManager:
             read_only=True,
         )
 
+    def due_schedules(
+        self,
+        now: datetime | None = None,
+        *,
+        channel: str | None = None,
+        api_project: str | None = None,
+    ) -> list[ScheduledVideo]:
+        """What a processor run would claim at ``now`` (default: the clock), by due time.
+
+        The same rule as the processor's claim (:func:`langflix_scheduler.db.due.due_condition`):
+        ``scheduled``, publish time minus ``upload_lead_time`` reached, not waiting for a retry.
+        ``channel`` / ``api_project`` filter (``None``: every channel / every project).
+        """
+        at = self.now() if now is None else _aware(now, "now")
+        stmt = (
+            select(Schedule)
+            .where(
+                due_condition(
+                    Schedule,
+                    now=at,
+                    horizon=at + self.config.upload_lead_time,
+                    api_project=api_project,
+                    channels=None if channel is None else [self._channel(channel)],
+                )
+            )
+            .order_by(Schedule.scheduled_publish_time, Schedule.id)
+        )
+        return self._db.run(
+            "list due schedules",
+            lambda s: [_to_domain(r) for r in s.execute(stmt).scalars()],
+            read_only=True,
+        )
+
     def processor_runs(self, *, limit: int = 20) -> list[ProcessorRunRecord]:
         """The most recent upload-processor runs (every worker), newest first; a run still
         ``running`` whose heartbeat lease passed is reported as ``lost``."""
@@ -739,9 +773,13 @@ class ScheduleManager:
         ch = self._channel(channel)
         tz = self.config.zone
         now = self.now()
+        # A slot whose upload time has passed spent (or would have spent) its quota on the
+        # Pacific day of that upload time, not today: past days show their own quota days.
         qdays = sorted(
             {
                 self.quota_date_for(slot, now=now)
+                if slot - self.config.upload_lead_time >= now
+                else quota_date_of(slot - self.config.upload_lead_time, self.config.quota_timezone)
                 for vt in VideoType
                 for slot in slots_on_day(target_date, self.config.publish_times[vt], tz)
             }

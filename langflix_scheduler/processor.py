@@ -157,6 +157,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ._backoff import backoff_delay, retry_until
 from ._give_up import GiveUp, Verdict, decide_give_up
+from .db.due import due_condition
 from .db.engine import Database
 from .db.locking import (
     insert_if_absent,
@@ -1051,30 +1052,26 @@ class UploadProcessor:
     # -- claim ---------------------------------------------------------------------------------
 
     def _due(self, now: datetime) -> ColumnElement[bool]:
-        conds: list[ColumnElement[bool]] = [
-            Schedule.api_project == self.api_project,
-            Schedule.upload_status == _SCHEDULED,
-            Schedule.scheduled_publish_time <= now + self.upload_lead_time,
-            or_(Schedule.next_attempt_at.is_(None), Schedule.next_attempt_at <= now),
-        ]
-        if self.channels is not None:
-            conds.append(Schedule.channel_id.in_(self.channels))
-        return and_(*conds)
+        return due_condition(
+            Schedule,
+            now=now,
+            horizon=now + self.upload_lead_time,
+            api_project=self.api_project,
+            channels=self.channels,
+        )
 
     def _claim_sql(self) -> dict[str, Any]:
         """The claim path's statements, built once per processor (bound values as parameters)."""
         key = (self.api_project, self.channels, self.worker_id)
         if self._claim_sql_cache is not None and self._claim_sql_cache[0] == key:
             return self._claim_sql_cache[1]
-        conds: list[ColumnElement[bool]] = [
-            _S.c.api_project == self.api_project,
-            _S.c.upload_status == _SCHEDULED,
-            _S.c.scheduled_publish_time <= bindparam("k_horizon"),
-            or_(_S.c.next_attempt_at.is_(None), _S.c.next_attempt_at <= bindparam("k_now")),
-        ]
-        if self.channels is not None:
-            conds.append(_S.c.channel_id.in_(self.channels))
-        due = and_(*conds)
+        due = due_condition(
+            _S.c,
+            now=bindparam("k_now"),
+            horizon=bindparam("k_horizon"),
+            api_project=self.api_project,
+            channels=self.channels,
+        )
         by_due = (_S.c.scheduled_publish_time, _S.c.id)
         first = (
             select(_S.c.channel_id)

@@ -425,28 +425,57 @@ _PG_SET_TIMEOUTS = text(
 
 @contextlib.contextmanager
 def _file_lock(path: Path, wait: float) -> Iterator[bool]:
-    import fcntl
-
+    """``flock`` on ``path``. The holder removes the file before it unlocks, so no lock file is
+    left beside the database; a waiter that was granted the lock on a file removed meanwhile
+    (its path is gone or names a newer file) drops it and locks the current file instead."""
+    deadline = time.monotonic() + wait
+    while True:
+        fd = _open_lock_file(path)
+        got = _flock_until(fd, deadline)
+        if not got or _still_at(fd, path):
+            break
+        os.close(fd)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        yield got
+    finally:
+        if got:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            _unlock(fd)
+        os.close(fd)
+
+
+def _open_lock_file(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise StorageError(f"lock file {path}", exc.strerror or str(exc)) from exc
-    try:
-        deadline = time.monotonic() + wait
-        got = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                got = True
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(_SQLITE_LOCK_POLL_SECONDS)
+
+
+def _flock_until(fd: int, deadline: float) -> bool:
+    import fcntl
+
+    while True:
         try:
-            yield got
-        finally:
-            if got:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_SQLITE_LOCK_POLL_SECONDS)
+
+
+def _unlock(fd: int) -> None:
+    import fcntl
+
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _still_at(fd: int, path: Path) -> bool:
+    """True when ``path`` still names the file open as ``fd``."""
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)

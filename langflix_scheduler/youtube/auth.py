@@ -26,7 +26,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +225,46 @@ def load_credentials(
     return credentials
 
 
+#: Loggers that print the redirect request line (``GET /?code=...``), the token request body or
+#: its URL at INFO/DEBUG level: silenced below WARNING while the flow runs, so ``--verbose``
+#: never logs an authorization code.
+_OAUTH_LOGGERS = (
+    "google_auth_oauthlib",
+    "requests_oauthlib",
+    "oauthlib",
+    "urllib3",
+    "requests",
+    "google.auth.transport",
+)
+
+
+@contextlib.contextmanager
+def _oauth_loggers_quiet() -> Iterator[None]:
+    saved = {name: logging.getLogger(name).level for name in _OAUTH_LOGGERS}
+    for name in _OAUTH_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _warn_if_shared(client_secrets: Path) -> None:
+    """The client secret is a secret: say so when group or others can read the file."""
+    try:
+        mode = stat.S_IMODE(client_secrets.stat().st_mode)
+    except OSError:
+        return  # from_client_secrets_file reports a missing file
+    if mode & 0o077:
+        logger.warning(
+            "client secrets file %s is readable by group or others (mode %04o): run `chmod 600 %s`",
+            client_secrets,
+            mode,
+            client_secrets,
+        )
+
+
 def authorize(
     client_secrets: str | os.PathLike[str],
     token_path: str | os.PathLike[str],
@@ -264,6 +304,7 @@ def authorize(
     """
     from google_auth_oauthlib.flow import InstalledAppFlow
 
+    _warn_if_shared(Path(os.fspath(client_secrets)))
     try:
         flow = InstalledAppFlow.from_client_secrets_file(os.fspath(client_secrets), list(scopes))
     except (OSError, ValueError, KeyError) as exc:
@@ -288,15 +329,16 @@ def authorize(
 
     flow.authorization_url = authorization_url
     try:
-        credentials: Credentials = flow.run_local_server(
-            host=host,
-            port=port,
-            open_browser=open_browser and not headless,
-            authorization_prompt_message="",
-            timeout_seconds=timeout_seconds,
-            access_type="offline",
-            prompt="consent",
-        )
+        with _oauth_loggers_quiet():
+            credentials: Credentials = flow.run_local_server(
+                host=host,
+                port=port,
+                open_browser=open_browser and not headless,
+                authorization_prompt_message="",
+                timeout_seconds=timeout_seconds,
+                access_type="offline",
+                prompt="consent",
+            )
     except OSError as exc:
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise AuthorizationError(

@@ -14,6 +14,10 @@ def test_all_is_sorted_and_unique() -> None:
 
 
 def test_all_matches_public_names() -> None:
+    # Some names are resolved on first access (PEP 562, to keep the CLI's start-up cheap):
+    # resolve them all, then the module's public names must be exactly __all__.
+    for name in langflix_scheduler.__all__:
+        getattr(langflix_scheduler, name)
     public = {
         name
         for name, value in vars(langflix_scheduler).items()
@@ -60,3 +64,17 @@ def test_booking_is_exported() -> None:
     assert langflix_scheduler.Booking is domain.Booking
     assert langflix_scheduler.Booking.__dataclass_params__.frozen  # type: ignore[attr-defined]
     assert callable(langflix_scheduler.ScheduleManager.book)
+
+
+def test_importing_the_cli_does_not_import_sqlalchemy() -> None:
+    """`--help` and `--version` must not pay for SQLAlchemy, googleapiclient or rich."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, langflix_scheduler.cli; "
+        "print(sorted(m for m in ('sqlalchemy', 'googleapiclient', 'rich', 'alembic') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
