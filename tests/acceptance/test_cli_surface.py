@@ -16,6 +16,7 @@ import pytest
 from langflix_scheduler.config import SchedulerConfig
 from langflix_scheduler.domain import VideoMetadata
 from langflix_scheduler.manager import ScheduleManager
+from langflix_scheduler.testing.media import write_mp4
 
 from ._cli import CliResult
 
@@ -103,9 +104,10 @@ def test_offline_processor_job_never_touches_the_real_database(
 
 @pytest.fixture
 def video(tmp_path: Path) -> Path:
-    path = tmp_path / "lesson.mp4"
-    path.write_bytes(os.urandom(4096))
-    return path
+    """A real landscape episode, so the Shorts check reads it and stderr holds only the error."""
+    return write_mp4(
+        tmp_path / "lesson.mp4", width=1920, height=1080, seconds=600, payload=os.urandom(4096)
+    )
 
 
 def test_global_options_after_the_command(run_cli: Run, video: Path) -> None:
@@ -142,7 +144,8 @@ def test_no_hard_wrap_without_a_terminal(run_cli: Run, video: Path) -> None:
     assert any(title.strip() in line for line in listed.stdout.splitlines()), listed.stdout
 
 
-def test_metadata_file_accepts_type_and_at(run_cli: Run, video: Path, tmp_path: Path) -> None:
+def test_metadata_file_accepts_type_and_at(run_cli: Run, tmp_path: Path) -> None:
+    video = write_mp4(tmp_path / "short.mp4", width=1080, height=1920, seconds=30)
     at = (datetime.now(UTC) + timedelta(days=3)).replace(hour=7, minute=30, second=0, microsecond=0)
     meta = tmp_path / "ep.json"
     meta.write_text(f'{{"type": "short", "at": "{at.isoformat()}", "title": "From JSON"}}')
