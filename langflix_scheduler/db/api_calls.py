@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import and_, bindparam, func, insert, literal, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
 from .locking import lock_quota_counts
@@ -38,6 +38,7 @@ __all__ = [
     "attempted_operations",
     "call_exists",
     "cost_by_schedule",
+    "insert_rows",
     "new_call_key",
     "record_call",
     "record_calls",
@@ -48,8 +49,8 @@ __all__ = [
 SENT = "sent"
 REFUSED = "refused"
 
-_CALLS = ApiCall.__table__
-_QUOTA = QuotaUsage.__table__
+_CALLS: Table = ApiCall.__table__  # type: ignore[assignment]
+_QUOTA: Table = QuotaUsage.__table__  # type: ignore[assignment]
 _CALL_KEY_BYTES = 16  # 32 hex characters, the column's width
 
 
@@ -127,6 +128,25 @@ def record_calls(
     for project in sorted(projects):
         mine = [c for c in calls if c.api_project == project]
         lock_quota_counts(conn, dialect, project, {(c.quota_date, c.bucket) for c in mine}, limits)
+    insert_rows(conn, calls)
+    totals: dict[tuple[str, date, str], int] = {}
+    for c in calls:
+        key = (c.api_project, c.quota_date, c.bucket)
+        totals[key] = totals.get(key, 0) + c.cost
+    for (project, qday, bucket), amount in sorted(totals.items()):
+        if amount:
+            conn.execute(
+                _ADD_USED,
+                {"k_project": project, "k_qday": qday, "k_bucket": bucket, "k_amount": amount},
+            )
+
+
+def insert_rows(conn: Connection, calls: Iterable[CallRecord]) -> None:
+    """Append ledger rows only: for a caller that adds their cost to ``used`` itself, in the
+    same transaction, under the quota-row locks it already holds."""
+    calls = list(calls)
+    if not calls:
+        return
     conn.execute(
         insert(_CALLS),
         [
@@ -146,16 +166,6 @@ def record_calls(
             for c in calls
         ],
     )
-    totals: dict[tuple[str, date, str], int] = {}
-    for c in calls:
-        key = (c.api_project, c.quota_date, c.bucket)
-        totals[key] = totals.get(key, 0) + c.cost
-    for (project, qday, bucket), amount in sorted(totals.items()):
-        if amount:
-            conn.execute(
-                _ADD_USED,
-                {"k_project": project, "k_qday": qday, "k_bucket": bucket, "k_amount": amount},
-            )
 
 
 def call_exists(conn: Connection, call_key: str) -> bool:

@@ -338,7 +338,7 @@ class _MeteredHttp:
                 on_call(
                     ApiCallReport(operation=operation, phase=CallPhase.SENDING, call_id=call_id)
                 )
-            except BaseException as exc:
+            except Exception as exc:
                 raise _CallbackFailed(exc) from exc
         resp, content = self._inner.request(uri, method, body=body, headers=headers, **kwargs)
         if on_call is not None and operation is not None and _refused_for_quota(resp, content):
@@ -346,7 +346,7 @@ class _MeteredHttp:
                 on_call(
                     ApiCallReport(operation=operation, phase=CallPhase.REFUSED, call_id=call_id)
                 )
-            except BaseException as exc:
+            except Exception as exc:
                 raise _CallbackFailed(exc) from exc
         return resp, content
 
