@@ -30,6 +30,7 @@ How it uses the client, and why (see ``YOUTUBE_FACTS.md`` for the reproduced pit
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import http.client
 import json
@@ -310,15 +311,72 @@ def _refused_for_quota(resp: Any, content: Any) -> bool:
 class _MeteredHttp:
     """Wraps the raw http object of one thread (under ``AuthorizedHttp``, so a request re-sent
     after a token refresh is seen too): reports each quota-bearing request to ``on_call`` before
-    sending it, and a quota refusal after."""
+    it is sent, and a quota refusal after.
+
+    "Sent" is counted where the bytes go out, on the connection (``conn.request`` inside
+    ``httplib2.Http._conn_request``). httplib2 silently sends a request a second time when the
+    first answer was lost on a kept-alive connection (``BadStatusLine`` on the first try,
+    whatever ``httplib2.RETRIES`` says); for a quota-bearing request that second send is refused
+    with a ``ConnectionResetError``, so our own retry loop (counted, backed off, and checking
+    ``playlistItems.list`` first) decides instead. When that hook is missing (another http
+    object), each ``request`` counts once.
+    """
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
         self.on_call: CallCallback | None = None
         self._next_id = 0
+        self._operation: str | None = None
+        self._sends = 0
+        self._per_connection = callable(getattr(inner, "_conn_request", None))
+        if self._per_connection:
+            original: Callable[..., Any] = inner._conn_request
+
+            def conn_request(conn: Any, *args: Any, **kwargs: Any) -> Any:
+                operation = self._operation
+                if operation is None:
+                    return original(conn, *args, **kwargs)
+                send = conn.request
+                sends = 0
+
+                def metered_send(*a: Any, **k: Any) -> Any:
+                    nonlocal sends
+                    sends += 1
+                    if sends > 1:
+                        # httplib2 re-sending on its own after a lost answer: the first send
+                        # may have taken effect (a second playlist entry, a second session).
+                        # Refuse; our retry loop decides, and checks before re-sending.
+                        raise ConnectionResetError(
+                            f"the answer to {operation} was lost; not re-sent blindly"
+                        )
+                    self._report_sending(operation)
+                    return send(*a, **k)
+
+                conn.request = metered_send
+                try:
+                    return original(conn, *args, **kwargs)
+                finally:
+                    with contextlib.suppress(AttributeError):
+                        del conn.request
+
+            inner._conn_request = conn_request
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+    def _report(self, report: ApiCallReport) -> None:
+        assert self.on_call is not None
+        try:
+            self.on_call(report)
+        except Exception as exc:
+            raise _CallbackFailed(exc) from exc
+
+    def _report_sending(self, operation: str) -> None:
+        self._next_id += 1
+        self._sends = self._next_id
+        self._report(
+            ApiCallReport(operation=operation, phase=CallPhase.SENDING, call_id=self._next_id)
+        )
 
     def request(
         self,
@@ -328,26 +386,21 @@ class _MeteredHttp:
         headers: Any = None,
         **kwargs: Any,
     ) -> tuple[Any, bytes]:
-        on_call = self.on_call
-        operation = _metered_operation(uri, method) if on_call is not None else None
-        call_id = 0
-        if on_call is not None and operation is not None:
-            self._next_id += 1
-            call_id = self._next_id
-            try:
-                on_call(
-                    ApiCallReport(operation=operation, phase=CallPhase.SENDING, call_id=call_id)
-                )
-            except Exception as exc:
-                raise _CallbackFailed(exc) from exc
-        resp, content = self._inner.request(uri, method, body=body, headers=headers, **kwargs)
-        if on_call is not None and operation is not None and _refused_for_quota(resp, content):
-            try:
-                on_call(
-                    ApiCallReport(operation=operation, phase=CallPhase.REFUSED, call_id=call_id)
-                )
-            except Exception as exc:
-                raise _CallbackFailed(exc) from exc
+        operation = _metered_operation(uri, method) if self.on_call is not None else None
+        if operation is None:
+            return self._inner.request(uri, method, body=body, headers=headers, **kwargs)  # type: ignore[no-any-return]
+        self._sends = 0
+        if not self._per_connection:
+            self._report_sending(operation)
+        self._operation = operation
+        try:
+            resp, content = self._inner.request(uri, method, body=body, headers=headers, **kwargs)
+        finally:
+            self._operation = None
+        if self._sends and _refused_for_quota(resp, content):
+            self._report(
+                ApiCallReport(operation=operation, phase=CallPhase.REFUSED, call_id=self._sends)
+            )
         return resp, content
 
 
