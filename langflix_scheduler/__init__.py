@@ -41,6 +41,7 @@ from .errors import (
     UploadError,
     UploadLimitExceededError,
 )
+from .overview import Attention
 from .quota import QuotaPolicy
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Attention",
     "AuthorizationError",
     "Booking",
     "BucketUsage",

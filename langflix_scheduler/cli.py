@@ -37,6 +37,7 @@ from .errors import (
     SlotUnavailableError,
     StorageError,
 )
+from .overview import format_local
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -217,9 +218,7 @@ def _local_midnight(day: date, config: SchedulerConfig) -> datetime:
 
 
 def _fmt_local(when: datetime | None, config: SchedulerConfig) -> str:
-    if when is None:
-        return "-"
-    return when.astimezone(config.zone).strftime("%Y-%m-%d %H:%M %Z")
+    return format_local(when, config.zone)
 
 
 # -- the group ---------------------------------------------------------------------------------
@@ -1096,61 +1095,6 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
 # -- status ------------------------------------------------------------------------------------
 
 
-def _attention(m: ScheduleManager, cfg: SchedulerConfig, limit: int) -> dict[str, Any]:
-    """Schedules that need a look: needs review (outcome on YouTube unknown), stuck (lease
-    expired), failed, overdue, waiting to retry."""
-    now = m.now()
-    uploading = m.list_schedules(status=UploadStatus.UPLOADING)
-    stuck = [s for s in uploading if s.lease_expires_at is None or s.lease_expires_at < now]
-    in_flight = [s for s in uploading if s not in stuck]
-    failed = sorted(
-        m.list_schedules(status=UploadStatus.FAILED), key=lambda s: s.updated_at, reverse=True
-    )
-    soon = m.list_schedules(
-        status=UploadStatus.SCHEDULED, end=now + cfg.upload_lead_time + timedelta(days=1)
-    )
-    overdue = [s for s in soon if s.scheduled_publish_time < now]
-    waiting = [s for s in soon if s.next_attempt_at is not None and s.next_attempt_at > now]
-    due_anywhere = m.due_schedules(now)
-    due = [s for s in due_anywhere if (s.channel_id, s.api_project) == _key(cfg)]
-    elsewhere: dict[str, int] = {}
-    for s in due_anywhere:
-        if (s.channel_id, s.api_project) != _key(cfg):
-            where = f"--channel {s.channel_id} --api-project {s.api_project}"
-            elsewhere[where] = elsewhere.get(where, 0) + 1
-    return {
-        "now": now,
-        "needs_review": m.list_schedules(status=UploadStatus.NEEDS_REVIEW),
-        "stuck": stuck,
-        "in_flight": in_flight,
-        "failed": failed[:limit],
-        "failed_total": len(failed),
-        "overdue": overdue,
-        "waiting": waiting,
-        "due": due,
-        "due_elsewhere": elsewhere,
-    }
-
-
-def _key(cfg: SchedulerConfig) -> tuple[str, str]:
-    return (cfg.channel, cfg.api_project)
-
-
-def _problem(s: ScheduledVideo, kind: str, cfg: SchedulerConfig) -> str:
-    if kind == "stuck":
-        return (
-            f"lease of {s.lease_owner or '?'} expired {_fmt_local(s.lease_expires_at, cfg)}; "
-            "the next processor run takes it back"
-        )
-    if kind in ("failed", "needs_review"):
-        return s.last_error or kind
-    if kind == "waiting":
-        return f"retry/deferred until {_fmt_local(s.next_attempt_at, cfg)}: {s.last_error or ''}"
-    return "publish time passed and not uploaded yet" + (
-        f" ({s.last_error})" if s.last_error else ""
-    )
-
-
 @cli.command()
 @click.option(
     "--runs",
@@ -1171,18 +1115,24 @@ def _problem(s: ScheduledVideo, kind: str, cfg: SchedulerConfig) -> str:
 def status(state: _State, n_runs: int, limit: int) -> None:
     """Recent processor runs (skips and lost runs included) and schedules that need review, are
     stuck, failed, overdue or retrying."""
+    from .overview import explain
+
     cfg = state.config
     with state.manager() as m:
         runs = m.processor_runs(limit=n_runs)
-        att = _attention(m, cfg, limit)
+        att = m.attention(limit=limit)
+    elsewhere = {
+        f"--channel {channel} --api-project {project}": n
+        for (channel, project), n in att.due_elsewhere.items()
+    }
     if state.as_json:
         _emit_json(
             {
-                "now": att["now"],
+                "now": att.now,
                 "runs": runs,
                 "skipped_runs": sum(r.skipped_overlap for r in runs),
                 **{
-                    k: [_schedule_json(s) for s in att[k]]
+                    k: [_schedule_json(s) for s in getattr(att, k)]
                     for k in (
                         "needs_review",
                         "stuck",
@@ -1193,10 +1143,10 @@ def status(state: _State, n_runs: int, limit: int) -> None:
                         "due",
                     )
                 },
-                "failed_total": att["failed_total"],
+                "failed_total": att.failed_total,
                 "channel": cfg.channel,
                 "api_project": cfg.api_project,
-                "due_elsewhere": att["due_elsewhere"],
+                "due_elsewhere": elsewhere,
             }
         )
         return
@@ -1236,16 +1186,15 @@ def status(state: _State, n_runs: int, limit: int) -> None:
             f"{lost} of the last {len(runs)} runs LOST: their heartbeat stopped (the process died, "
             "hangs, or lost its database)"
         )
-    for where, n in sorted(att["due_elsewhere"].items()):
+    for where, n in sorted(elsewhere.items()):
         state.out.print(f"also due: {n} with {where}")
-    kinds = ("needs_review", "stuck", "failed", "overdue", "waiting")
-    rows = [(kind, s) for kind in kinds for s in att[kind]]
+    rows = att.problems()
     state.out.print(
-        f"{len(att['needs_review'])} need review, "
-        f"{len(att['in_flight'])} uploading now, "
-        f"{len(att['due'])} due for the next run on {_looked_at(cfg)}, "
-        f"{len(att['stuck'])} stuck, {att['failed_total']} failed, "
-        f"{len(att['overdue'])} overdue, {len(att['waiting'])} waiting to retry"
+        f"{len(att.needs_review)} need review, "
+        f"{len(att.in_flight)} uploading now, "
+        f"{len(att.due)} due for the next run on {_looked_at(cfg)}, "
+        f"{len(att.stuck)} stuck, {att.failed_total} failed, "
+        f"{len(att.overdue)} overdue, {len(att.waiting)} waiting to retry"
     )
     if not rows:
         return
@@ -1260,7 +1209,7 @@ def status(state: _State, n_runs: int, limit: int) -> None:
             kind,
             str(s.attempts),
             s.metadata.title,
-            _problem(s, kind, cfg),
+            explain(kind, s, cfg.zone),
         )
     state.out.print(table)
 

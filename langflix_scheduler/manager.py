@@ -40,6 +40,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from . import overview
 from .booking import BookingRequest, check_idempotency_key, decide
 from .config import SchedulerConfig
 from .db import api_calls, bookings, migrate
@@ -82,6 +83,7 @@ from .errors import (
 )
 from .fingerprint import Fingerprint, fingerprint_file
 from .media import check_video_type
+from .overview import Attention
 from .quota import quota_date_of
 from .slots import channel_date_of, ensure_aware, slots_on_day
 
@@ -715,6 +717,16 @@ class ScheduleManager:
             lambda s: [_to_domain(r) for r in s.execute(stmt).scalars()],
             read_only=True,
         )
+
+    def attention(self, *, limit: int = 20, now: datetime | None = None) -> Attention:
+        """Schedules that need a look at ``now`` (default: the clock): needs review, stuck,
+        failed (newest ``limit``), overdue, waiting to retry, plus what is in flight and due.
+
+        The one classification that ``status``, the dashboard and apps share; see
+        :mod:`langflix_scheduler.overview`.
+        """
+        at = self.now() if now is None else _aware(now, "now")
+        return overview.attention(self, limit=limit, now=at)
 
     def processor_runs(self, *, limit: int = 20) -> list[ProcessorRunRecord]:
         """The most recent upload-processor runs (every worker), newest first; a run still

@@ -635,11 +635,14 @@ def test_rescue_returns_expired_rows_or_fails_them_when_attempts_are_spent(
 ) -> None:
     ids = schedule_many(mgr, video_file, 3, start=SOON)
     hung = Gate()
+    arrived: list[str] = []
 
     def hang(stub: StubUploader, request: UploadRequest, progress: Any, on_step: Any) -> Any:
         progress(0, 2048, f"stub://{Path(request.video_path).name}")
         if request.video_path.endswith(Path(peek.row(ids[2])["video_path"]).name):
             on_step(UploadStep.INSERT, "vid-known")
+        with stub.lock:
+            arrived.append(request.video_path)
         hung.pause()
         raise TransientUploadError("never gets here in time")
 
@@ -654,8 +657,11 @@ def test_rescue_returns_expired_rows_or_fails_them_when_attempts_are_spent(
     runner = threading.Thread(target=dead.run_once)
     runner.start()
     try:
-        wait_for(lambda: peek.statuses(ids) == {"uploading": 3} and len(dead._active) == 3)
-        wait_for(lambda: peek.row(ids[2])["youtube_video_id"] == "vid-known")
+        # All three uploads stored their session and hang (none is still before its first
+        # progress report, where a stop request would release it instead).
+        wait_for(lambda: len(arrived) == 3)
+        assert peek.statuses(ids) == {"uploading": 3}
+        assert peek.row(ids[2])["youtube_video_id"] == "vid-known"
         # Two of them have spent their attempts already.
         with peek.engine.begin() as conn:
             from sqlalchemy import update
@@ -663,6 +669,9 @@ def test_rescue_returns_expired_rows_or_fails_them_when_attempts_are_spent(
             from langflix_scheduler.db.models import Schedule
 
             conn.execute(update(Schedule).where(Schedule.id.in_(ids[1:])).values(attempts=2))
+        # The dead worker must neither heartbeat past the clock jump nor claim the rescued rows
+        # again when it wakes: stop it before time moves (its uploads stay hung until released).
+        dead.request_stop()
         clock.advance(minutes=2)
         events: list[ProcessorEvent] = []
         # The sessions answer "incomplete": the server confirms the videos are not there.
@@ -671,7 +680,7 @@ def test_rescue_returns_expired_rows_or_fails_them_when_attempts_are_spent(
         )
         report = rescuer.run_once()
     finally:
-        dead.request_stop()  # it must not claim the rescued rows again when it wakes
+        dead.request_stop()
         hung.release.set()
         runner.join(WAIT)
     assert (report.rescued, report.failed) == (3, 1)

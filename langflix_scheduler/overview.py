@@ -1,0 +1,130 @@
+"""What needs a look: the one classification of schedules that every front end shares.
+
+The CLI's ``status``, the web dashboard and any app ask :meth:`ScheduleManager.attention` and get
+an :class:`Attention`; none of them classifies rows itself. The classes:
+
+``needs_review``
+    The outcome on YouTube is unknown; the row keeps its slot and quota until someone looks.
+``stuck``
+    ``uploading`` with an expired (or missing) lease: the worker died or stalled; the next
+    processor run takes it back.
+``in_flight``
+    ``uploading`` under a live lease (not a problem, shown for context).
+``failed``
+    Gave up (newest first, at most ``limit``; ``failed_total`` counts all of them).
+``overdue``
+    ``scheduled`` and its publish time has passed.
+``waiting``
+    ``scheduled`` with a retry or deferral time still in the future.
+``due``
+    What the next processor run would claim for the configured channel and API project;
+    ``due_elsewhere`` counts due schedules of other channel/project pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+from zoneinfo import ZoneInfo
+
+from .domain import ScheduledVideo, UploadStatus
+
+if TYPE_CHECKING:
+    from .manager import ScheduleManager
+
+ProblemKind = Literal["needs_review", "stuck", "failed", "overdue", "waiting"]
+PROBLEM_KINDS: tuple[ProblemKind, ...] = ("needs_review", "stuck", "failed", "overdue", "waiting")
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Schedules that need a look at one instant (see the module docstring for each class)."""
+
+    now: datetime
+    channel: str
+    api_project: str
+    needs_review: tuple[ScheduledVideo, ...]
+    stuck: tuple[ScheduledVideo, ...]
+    in_flight: tuple[ScheduledVideo, ...]
+    failed: tuple[ScheduledVideo, ...]
+    failed_total: int
+    overdue: tuple[ScheduledVideo, ...]
+    waiting: tuple[ScheduledVideo, ...]
+    due: tuple[ScheduledVideo, ...]
+    due_elsewhere: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+    def problems(self) -> list[tuple[ProblemKind, ScheduledVideo]]:
+        """Every (class, schedule) pair that needs a look, in :data:`PROBLEM_KINDS` order."""
+        return [(kind, s) for kind in PROBLEM_KINDS for s in getattr(self, kind)]
+
+    @property
+    def is_clear(self) -> bool:
+        """True when nothing needs a look (in-flight and due schedules are not problems)."""
+        return not self.problems()
+
+
+def attention(
+    manager: ScheduleManager, *, limit: int = 20, now: datetime | None = None
+) -> Attention:
+    """Classify the manager's schedules at ``now`` (default: its clock). See :class:`Attention`."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    cfg = manager.config
+    at = manager.now() if now is None else now
+    uploading = manager.list_schedules(status=UploadStatus.UPLOADING)
+    stuck = [s for s in uploading if s.lease_expires_at is None or s.lease_expires_at < at]
+    failed = sorted(
+        manager.list_schedules(status=UploadStatus.FAILED),
+        key=lambda s: s.updated_at,
+        reverse=True,
+    )
+    soon = manager.list_schedules(
+        status=UploadStatus.SCHEDULED, end=at + cfg.upload_lead_time + timedelta(days=1)
+    )
+    here = (cfg.channel, cfg.api_project)
+    due_anywhere = manager.due_schedules(at)
+    elsewhere: dict[tuple[str, str], int] = {}
+    for s in due_anywhere:
+        key = (s.channel_id, s.api_project)
+        if key != here:
+            elsewhere[key] = elsewhere.get(key, 0) + 1
+    return Attention(
+        now=at,
+        channel=cfg.channel,
+        api_project=cfg.api_project,
+        needs_review=tuple(manager.list_schedules(status=UploadStatus.NEEDS_REVIEW)),
+        stuck=tuple(stuck),
+        in_flight=tuple(s for s in uploading if s not in stuck),
+        failed=tuple(failed[:limit]),
+        failed_total=len(failed),
+        overdue=tuple(s for s in soon if s.scheduled_publish_time < at),
+        waiting=tuple(s for s in soon if s.next_attempt_at is not None and s.next_attempt_at > at),
+        due=tuple(s for s in due_anywhere if (s.channel_id, s.api_project) == here),
+        due_elsewhere=elsewhere,
+    )
+
+
+def explain(kind: ProblemKind, schedule: ScheduledVideo, zone: ZoneInfo) -> str:
+    """One line saying why ``schedule`` is in class ``kind`` and what happens next."""
+    s = schedule
+    if kind == "stuck":
+        return (
+            f"lease of {s.lease_owner or '?'} expired {format_local(s.lease_expires_at, zone)}; "
+            "the next processor run takes it back"
+        )
+    if kind in ("failed", "needs_review"):
+        return s.last_error or kind
+    if kind == "waiting":
+        return f"retry/deferred until {format_local(s.next_attempt_at, zone)}: {s.last_error or ''}"
+    return "publish time passed and not uploaded yet" + (
+        f" ({s.last_error})" if s.last_error else ""
+    )
+
+
+def format_local(when: datetime | None, zone: ZoneInfo) -> str:
+    """``when`` in ``zone`` as ``YYYY-MM-DD HH:MM TZ`` (``-`` for None)."""
+    if when is None:
+        return "-"
+    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
