@@ -43,9 +43,16 @@ write requires ``upload_status = 'uploading'`` and the current lease token.
 Outcomes:
 
 * success: ``completed``; video id, ``uploaded_at``; the reserved quota is released from the
-  planned quota day and the consumed quota (one insert, plus each follow-up step done, plus one
-  insert per extra session the uploader had to open) is recorded as ``used`` on the quota day the
-  upload actually finished on (``quota_date`` moves there).
+  planned quota day (``quota_date`` moves to the day the upload finished). Quota spent is the
+  quota ledger's (:mod:`langflix_scheduler.db.api_calls`): an uploader that reports its calls
+  (``on_call``, see :func:`~langflix_scheduler.youtube.uploader.reports_calls`) has each call
+  written, with ``used += cost`` on the Pacific day it is sent, in its own short transaction
+  before the call is sent (a call that cannot be written is not sent: the attempt fails as
+  transient); a quota refusal is taken back off. For another uploader the calls it lists in
+  ``UploadResult.operations`` are recorded at completion, on that day, as before. Either way the
+  row's ``consumed_quota`` becomes the ledger's total for the schedule, every attempt included.
+  A ``playlistItems.insert`` the ledger shows an earlier attempt sent is passed on as
+  ``UploadRequest.attempted_steps`` (the uploader checks the playlist before re-sending).
 * A new resumable session's URI is stored before any of its bytes are sent; when that write
   fails, the upload stops there and the attempt counts as a transient failure (an unrecorded
   session that completed could not be found again, and the next attempt would upload twice).

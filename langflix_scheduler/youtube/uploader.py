@@ -50,6 +50,7 @@ __all__ = [
     "format_rfc3339",
     "publication_status",
     "reports_calls",
+    "upload_passing_calls",
     "video_resource",
 ]
 
@@ -128,7 +129,14 @@ YouTube refuses it for quota). Optional: an uploader accepts it when its ``uploa
 
 def reports_calls(uploader: object) -> bool:
     """Does ``uploader.upload`` accept an ``on_call`` keyword (so it reports each API call it
-    sends)? Checked by signature: uploaders written before it keep working without it."""
+    sends)? Checked by signature: uploaders written before it keep working without it.
+
+    A wrapper whose ``upload`` takes ``on_call`` only to pass it on says whether its inner
+    uploader reports calls with a boolean ``reports_api_calls`` attribute, which wins.
+    """
+    flag = getattr(uploader, "reports_api_calls", None)
+    if isinstance(flag, bool):
+        return flag
     upload = getattr(uploader, "upload", None)
     if upload is None:
         return False
@@ -141,6 +149,23 @@ def reports_calls(uploader: object) -> bool:
         inspect.Parameter.KEYWORD_ONLY,
         inspect.Parameter.POSITIONAL_OR_KEYWORD,
     )
+
+
+def upload_passing_calls(
+    inner: Uploader,
+    request: UploadRequest,
+    *,
+    progress: ProgressCallback | None,
+    on_step: StepCallback | None,
+    on_call: CallCallback | None,
+) -> UploadResult:
+    """``inner.upload(...)`` for a wrapping uploader: ``on_call`` is passed on only when
+    ``inner`` reports calls (see :func:`reports_calls`)."""
+    if on_call is not None and reports_calls(inner):
+        return inner.upload(  # type: ignore[call-arg]
+            request, progress=progress, on_step=on_step, on_call=on_call
+        )
+    return inner.upload(request, progress=progress, on_step=on_step)
 
 
 @dataclass(frozen=True, kw_only=True)
