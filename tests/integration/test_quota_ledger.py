@@ -341,3 +341,47 @@ def test_a_lost_playlist_answer_then_a_failed_attempt_checks_before_resending(
     assert fake.charged()["playlistItems.list"] == 1
     assert fake.charged()["playlistItems.insert"] == 50
     assert_ledger_matches(ledger, fake, mgr)
+
+
+def test_a_call_the_ledger_cannot_record_is_not_sent(
+    mgr: ScheduleManager,
+    youtube: Any,
+    processors: Any,
+    video_file: Any,
+    ledger: Ledger,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from langflix_scheduler.db import api_calls
+    from langflix_scheduler.errors import StorageError
+
+    (sid,) = schedule_many(
+        mgr, video_file, 1, start=SOON, size=SIZE, metadata={"title": "t", "playlist_id": PLAYLIST}
+    )
+    fake, uploader = youtube()
+    real = api_calls.record_call
+
+    def failing(conn: Any, dialect: str, call: Any, limits: Any) -> None:
+        if call.operation == "playlistItems.insert":
+            raise StorageError("record an API call", "the database is unreachable")
+        real(conn, dialect, call, limits)
+
+    monkeypatch.setattr(api_calls, "record_call", failing)
+    processor = processors(
+        mgr, uploader, lease=timedelta(seconds=3), heartbeat_interval=timedelta(seconds=1)
+    )
+    assert processor.run_once().retried == 1
+    assert fake.charged() == {"videos.insert": 1}  # the playlist insert was never sent
+    with ledger.engine.connect() as conn:
+        error = conn.execute(
+            text("SELECT last_error FROM youtube_schedules WHERE id = :i"), {"i": sid}
+        ).scalar_one()
+    assert "quota ledger" in error
+    assert_ledger_matches(ledger, fake, mgr)
+    monkeypatch.setattr(api_calls, "record_call", real)
+    clock.advance(timedelta(minutes=1))
+    assert processor.run_once().uploaded == 1
+    (video,) = fake.videos.values()
+    assert video.playlist_ids == (PLAYLIST,)
+    assert "playlistItems.list" not in fake.charged()  # never recorded, so never sent: no check
+    assert_ledger_matches(ledger, fake, mgr)
