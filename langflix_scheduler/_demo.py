@@ -46,11 +46,14 @@ from .quota import QuotaPolicy
 from .testing import FakeClock, FakeYouTube
 from .testing.media import write_mp4
 from .youtube.uploader import (
+    CallCallback,
     ProgressCallback,
     StepCallback,
     Uploader,
     UploadRequest,
     UploadResult,
+    reports_calls,
+    upload_passing_calls,
 )
 
 CHANNEL = "korean-daily"
@@ -127,12 +130,18 @@ class _DropOnce:
         self.target_path = target_path
         self.injected = False
 
+    @property
+    def reports_api_calls(self) -> bool:
+        """Whether the wrapped uploader reports its API calls (``on_call`` is passed on)."""
+        return reports_calls(self.inner)
+
     def upload(
         self,
         request: UploadRequest,
         *,
         progress: ProgressCallback | None = None,
         on_step: StepCallback | None = None,
+        on_call: CallCallback | None = None,
     ) -> UploadResult:
         def report(sent: int, total: int, uri: str | None) -> None:
             if progress is not None:
@@ -146,7 +155,9 @@ class _DropOnce:
                 self.injected = True
                 self.fake.fail_next(1, 503, target="chunk")
 
-        return self.inner.upload(request, progress=report, on_step=on_step)
+        return upload_passing_calls(
+            self.inner, request, progress=report, on_step=on_step, on_call=on_call
+        )
 
 
 def _sha256(path: str) -> str:

@@ -32,12 +32,15 @@ from rich.table import Column
 
 from .processor import ProcessorEvent, ProcessorEventKind
 from .youtube.uploader import (
+    CallCallback,
     ProgressCallback,
     SessionProbe,
     StepCallback,
     Uploader,
     UploadRequest,
     UploadResult,
+    reports_calls,
+    upload_passing_calls,
 )
 
 _LABEL_CHARS = 40
@@ -186,12 +189,18 @@ class DisplayingUploader:
         self._lock = threading.Lock()
         self._next_key = 0
 
+    @property
+    def reports_api_calls(self) -> bool:
+        """Whether the wrapped uploader reports its API calls (``on_call`` is passed on)."""
+        return reports_calls(self.inner)
+
     def upload(
         self,
         request: UploadRequest,
         *,
         progress: ProgressCallback | None = None,
         on_step: StepCallback | None = None,
+        on_call: CallCallback | None = None,
     ) -> UploadResult:
         """Upload with ``inner``, showing its progress."""
         with self._lock:
@@ -205,7 +214,9 @@ class DisplayingUploader:
             self.display.advanced(key, sent, total)
 
         try:
-            result = self.inner.upload(request, progress=report, on_step=on_step)
+            result = upload_passing_calls(
+                self.inner, request, progress=report, on_step=on_step, on_call=on_call
+            )
         except BaseException as exc:
             self.display.finished(key, request, exc)
             raise

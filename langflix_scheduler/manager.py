@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from . import overview
 from .booking import BookingRequest, check_idempotency_key, decide
 from .config import SchedulerConfig
-from .db import bookings, migrate
+from .db import api_calls, bookings, migrate
 from .db.due import due_condition
 from .db.engine import Database, create_engine
 from .db.locking import (
@@ -1571,7 +1571,11 @@ class ScheduleManager:
     def recalculate_quota(
         self, *, start: date | None = None, end: date | None = None
     ) -> RecalculationReport:
-        """Rebuild the counter rows from the schedules themselves; idempotent.
+        """Rebuild the counter rows from the schedules and the quota ledger; idempotent.
+
+        Day counts and ``reserved`` are recounted from the schedules; ``used`` is the sum of the
+        quota ledger (``youtube_api_calls``: every API call sent, on the Pacific day it was
+        sent, whatever happened to its upload afterwards).
 
         ``start``/``end`` (inclusive) bound the channel days and quota days examined. Counters are
         locked (day rows, then quota rows, sorted) before the schedules are recounted, so the
@@ -1619,7 +1623,6 @@ class ScheduleManager:
                 Schedule.quota_date,
                 Schedule.upload_status,
                 Schedule.reserved_quota,
-                Schedule.consumed_quota,
             ).where(
                 or_(
                     self._in_range(Schedule.publish_date, start, end),
@@ -1631,18 +1634,18 @@ class ScheduleManager:
         def in_range(d: date) -> bool:
             return (start is None or d >= start) and (end is None or d <= end)
 
-        for ch, pday, vtype, slot_key, project, qday, status, reserved, consumed in rows:
+        for ch, pday, vtype, slot_key, project, qday, status, reserved in rows:
             if in_range(pday) and slot_key is not None:
                 counts = day_counts.setdefault((ch, pday), {"final_count": 0, "short_count": 0})
                 counts[_COUNT_COLUMN[VideoType(vtype)]] += 1
-            if in_range(qday):
-                if status in _RESERVING:
-                    for bucket, amount in (reserved or {}).items():
-                        q = quota.setdefault((project, qday, bucket), {"reserved": 0, "used": 0})
-                        q["reserved"] += int(amount)
-                for bucket, amount in (consumed or {}).items():
+            if in_range(qday) and status in _RESERVING:
+                for bucket, amount in (reserved or {}).items():
                     q = quota.setdefault((project, qday, bucket), {"reserved": 0, "used": 0})
-                    q["used"] += int(amount)
+                    q["reserved"] += int(amount)
+        # ``used`` is what the quota ledger holds: every call sent, on the day it was sent
+        # (including those of attempts that died and of schedules that later failed).
+        for key, amount in api_calls.used_by_quota_day(session.connection(), start, end).items():
+            quota.setdefault(key, {"reserved": 0, "used": 0})["used"] += amount
         return day_counts, quota, len(rows)
 
     def _recalculate(

@@ -43,9 +43,16 @@ write requires ``upload_status = 'uploading'`` and the current lease token.
 Outcomes:
 
 * success: ``completed``; video id, ``uploaded_at``; the reserved quota is released from the
-  planned quota day and the consumed quota (one insert, plus each follow-up step done, plus one
-  insert per extra session the uploader had to open) is recorded as ``used`` on the quota day the
-  upload actually finished on (``quota_date`` moves there).
+  planned quota day (``quota_date`` moves to the day the upload finished). Quota spent is the
+  quota ledger's (:mod:`langflix_scheduler.db.api_calls`): an uploader that reports its calls
+  (``on_call``, see :func:`~langflix_scheduler.youtube.uploader.reports_calls`) has each call
+  written, with ``used += cost`` on the Pacific day it is sent, in its own short transaction
+  before the call is sent (a call that cannot be written is not sent: the attempt fails as
+  transient); a quota refusal is taken back off. For another uploader the calls it lists in
+  ``UploadResult.operations`` are recorded at completion, on that day, as before. Either way the
+  row's ``consumed_quota`` becomes the ledger's total for the schedule, every attempt included.
+  A ``playlistItems.insert`` the ledger shows an earlier attempt sent is passed on as
+  ``UploadRequest.attempted_steps`` (the uploader checks the playlist before re-sending).
 * A new resumable session's URI is stored before any of its bytes are sent; when that write
   fails, the upload stops there and the attempt counts as a transient failure (an unrecorded
   session that completed could not be found again, and the next attempt would upload twice).
@@ -157,6 +164,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ._backoff import backoff_delay, retry_until
 from ._give_up import GiveUp, Verdict, decide_give_up
+from .db import api_calls
 from .db.due import due_condition
 from .db.engine import Database
 from .db.locking import (
@@ -185,12 +193,16 @@ from .manager import _COUNT_COLUMN, ScheduleManager
 from .quota import next_quota_reset, quota_date_of
 from .slots import ensure_aware
 from .youtube.uploader import (
+    ApiCallReport,
+    CallCallback,
+    CallPhase,
     SessionProbe,
     SessionProber,
     Uploader,
     UploadRequest,
     UploadResult,
     UploadStep,
+    reports_calls,
 )
 
 __all__ = [
@@ -412,6 +424,10 @@ class _Attempt:
     content_sha256: str | None = None
     file_size: int | None = None
     file_mtime_ns: int | None = None
+    #: Follow-up steps an earlier attempt may have sent (read from the quota ledger).
+    attempted_steps: frozenset[UploadStep] = frozenset()
+    #: The ledger key of each call this attempt reported (``ApiCallReport.call_id`` -> key).
+    call_keys: dict[int, str] = field(default_factory=dict)
 
     def progress_snapshot(self) -> tuple[str | None, int, int | None]:
         with self.lock:
@@ -566,6 +582,9 @@ class UploadProcessor:
             uploader if callable(getattr(uploader, "probe_session", None)) else None  # type: ignore[assignment]
         )
         self._record_budget = min(lease / 3, _MAX_RECORD_BUDGET)
+        # The quota ledger is written call by call when the uploader reports its calls
+        # (``on_call``); otherwise the calls are recorded when the upload completes.
+        self._metered = reports_calls(uploader)
         self._sleep: Callable[[float], None] = time.sleep
         self._last_run_id = 0
         self._state_lock = threading.Lock()
@@ -1481,6 +1500,147 @@ class UploadProcessor:
 
         return on_step
 
+    # -- quota ledger (upload thread) ----------------------------------------------------------
+
+    def _attempted_steps(self, attempt: _Attempt) -> frozenset[UploadStep]:
+        """Follow-up steps not done whose call an earlier attempt sent (or may have sent): the
+        ledger row is written before a call is sent, so it is the "attempted" marker. When the
+        ledger cannot be read, every pending follow-up counts as attempted (a check costs one
+        unit; a duplicate playlist entry cannot be taken back)."""
+        pending = {UploadStep.PLAYLIST} - attempt.steps_done
+        if not attempt.metadata.get("playlist_id") or not pending:
+            return frozenset()
+        try:
+            sent = self._retry(
+                "read the quota ledger",
+                lambda: self._db.run_core(
+                    "read the quota ledger",
+                    lambda c: api_calls.attempted_operations(c, attempt.schedule_id),
+                    read_only=True,
+                ),
+                self._record_deadline(),
+                idempotent=True,
+            )
+        except SchedulerError as exc:
+            logger.warning(
+                "could not read the quota ledger of schedule %d (%s); checking the playlist "
+                "before inserting",
+                attempt.schedule_id,
+                exc,
+            )
+            return frozenset(pending)
+        return frozenset(s for s in pending if s.value in sent)
+
+    def _call_callback(self, attempt: _Attempt) -> CallCallback:
+        """``on_call`` for one attempt: each quota-bearing call is written to the ledger (and
+        ``used``) before it is sent; a quota refusal is taken back off. A call that cannot be
+        written is not sent (the upload stops as a transient failure)."""
+
+        def on_call(report: ApiCallReport) -> None:
+            if report.phase is CallPhase.SENDING:
+                if attempt.lost.is_set():
+                    raise _LeaseLost
+                self._ledger_record(attempt, report)
+            elif report.phase is CallPhase.REFUSED:
+                self._ledger_refuse(attempt, report)
+
+        return on_call
+
+    def _ledger_record(self, attempt: _Attempt, report: ApiCallReport) -> None:
+        priced = self._policy.costs.get(report.operation)
+        if priced is None:
+            logger.warning(
+                "quota policy %s has no cost for %s; the call is not counted",
+                self._policy.name,
+                report.operation,
+            )
+            return
+        now = self._now()
+        call = api_calls.CallRecord(
+            api_project=attempt.api_project,
+            quota_date=quota_date_of(now, self._quota_tz),
+            bucket=priced[0],
+            operation=report.operation,
+            cost=priced[1],
+            sent_at=now,
+            call_key=api_calls.new_call_key(),
+            schedule_id=attempt.schedule_id,
+            channel_id=attempt.channel_id,
+            worker_id=attempt.token,
+        )
+        limits = self._policy.buckets
+        deadline = self._record_deadline()
+        while True:
+            try:
+                self._retry(
+                    "record an API call",
+                    lambda: self._db.run_core(
+                        "record an API call",
+                        lambda c: api_calls.record_call(c, self._db.dialect, call, limits),
+                    ),
+                    deadline,
+                )
+                break
+            except OutcomeUnknownError as exc:
+                # The answer to the COMMIT was lost: the call key tells whether it committed.
+                try:
+                    written = self._retry(
+                        "read the quota ledger",
+                        lambda: self._db.run_core(
+                            "read the quota ledger",
+                            lambda c: api_calls.call_exists(c, call.call_key),
+                            read_only=True,
+                        ),
+                        deadline,
+                        idempotent=True,
+                    )
+                except SchedulerError as read_exc:
+                    raise TransientUploadError(
+                        f"could not record {report.operation} in the quota ledger: {read_exc}",
+                        reason="storageError",
+                    ) from exc
+                if written:
+                    break
+                if time.monotonic() >= deadline:
+                    raise TransientUploadError(
+                        f"could not record {report.operation} in the quota ledger: {exc}",
+                        reason="storageError",
+                    ) from exc
+            except SchedulerError as exc:
+                # Not counted, so not sent: an uncounted call would let the scheduler book
+                # more than YouTube allows that day.
+                raise TransientUploadError(
+                    f"could not record {report.operation} in the quota ledger: {exc}",
+                    reason="storageError",
+                ) from exc
+        with attempt.lock:
+            attempt.call_keys[report.call_id] = call.call_key
+
+    def _ledger_refuse(self, attempt: _Attempt, report: ApiCallReport) -> None:
+        with attempt.lock:
+            key = attempt.call_keys.get(report.call_id)
+        if key is None:
+            return
+        limits = self._policy.buckets
+        try:
+            self._retry(
+                "refund a refused API call",
+                lambda: self._db.run_core(
+                    "refund a refused API call",
+                    lambda c: api_calls.refuse_call(c, self._db.dialect, key, limits),
+                ),
+                self._record_deadline(),
+                idempotent=True,  # setting cost 0 on a 'sent' row twice changes nothing
+            )
+        except SchedulerError as exc:
+            # Over-counting is safe (it can only refuse a booking YouTube would have taken).
+            logger.warning(
+                "could not mark %s of schedule %d as refused (%s); the ledger over-counts it",
+                report.operation,
+                attempt.schedule_id,
+                exc,
+            )
+
     # -- one upload (upload thread) ------------------------------------------------------------
 
     def _request(self, attempt: _Attempt) -> UploadRequest:
@@ -1491,6 +1651,7 @@ class UploadProcessor:
             session_uri=attempt.session_uri,
             video_id=attempt.video_id,
             completed_steps=frozenset(attempt.steps_done),
+            attempted_steps=attempt.attempted_steps,
         )
 
     def _upload(self, attempt: _Attempt) -> _Outcome:
@@ -1541,13 +1702,26 @@ class UploadProcessor:
         if changed:
             attempt.finished.set()
             return self._record_failure(attempt, changed, permanent=True)
+        if self._metered:
+            attempted = self._attempted_steps(attempt)
+            if attempted:
+                attempt.attempted_steps = attempted
+                request = self._request(attempt)
         try:
             try:
-                result = self.uploader.upload(
-                    request,
-                    progress=self._progress_callback(attempt),
-                    on_step=self._step_callback(attempt),
-                )
+                if self._metered:
+                    result = self.uploader.upload(  # type: ignore[call-arg]
+                        request,
+                        progress=self._progress_callback(attempt),
+                        on_step=self._step_callback(attempt),
+                        on_call=self._call_callback(attempt),
+                    )
+                else:
+                    result = self.uploader.upload(
+                        request,
+                        progress=self._progress_callback(attempt),
+                        on_step=self._step_callback(attempt),
+                    )
             finally:
                 # From here on the outcome is recorded by this thread; the run thread's
                 # heartbeats leave the row alone (they would only race the final write).
@@ -1689,9 +1863,51 @@ class UploadProcessor:
     # -- recording outcomes --------------------------------------------------------------------
 
     def _consumed(self, steps: Iterable[UploadStep], inserts: int) -> dict[str, int]:
+        return self._policy.cost(self._operations(steps, inserts))
+
+    @staticmethod
+    def _operations(steps: Iterable[UploadStep], inserts: int) -> list[str]:
         ops = [UploadStep.INSERT.value] * max(1, inserts)
         ops += [s.value for s in _FOLLOW_UPS if s in set(steps)]
-        return self._policy.cost(ops)
+        return ops
+
+    def _counted_at_completion(self, consumed: Mapping[str, int]) -> dict[str, int]:
+        """What a completion adds to ``used``: nothing when the uploader reported each call to
+        the ledger as it was sent (already counted), else ``consumed``."""
+        return {} if self._metered else dict(consumed)
+
+    def _completion_calls(
+        self,
+        schedule_id: int,
+        channel_id: str | None,
+        operations: Iterable[str],
+        *,
+        qday: date,
+        now: datetime,
+        worker: str | None,
+    ) -> list[api_calls.CallRecord]:
+        """Ledger rows for an uploader that does not report its calls: what the upload says it
+        did, on the day it completed (as ``used`` always counted them)."""
+        if self._metered:
+            return []
+        out = []
+        for op in operations:
+            bucket, cost = self._policy.costs[op]
+            out.append(
+                api_calls.CallRecord(
+                    api_project=self.api_project,
+                    quota_date=qday,
+                    bucket=bucket,
+                    operation=op,
+                    cost=cost,
+                    sent_at=now,
+                    call_key=api_calls.new_call_key(),
+                    schedule_id=schedule_id,
+                    channel_id=channel_id,
+                    worker_id=worker,
+                )
+            )
+        return out
 
     def _with_counter_locks(
         self,
@@ -1786,12 +2002,22 @@ class UploadProcessor:
         now = self._now()
         qday = quota_date_of(now, self._quota_tz)
         plans: dict[int, tuple[_Attempt, UploadResult, dict[str, int], list[str], int | None]] = {}
+        ledger_rows: dict[int, list[api_calls.CallRecord]] = {}
         for attempt, result in done:
             with attempt.lock:
                 steps = set(attempt.steps_done)
                 steps |= {UploadStep(op) for op in result.operations if op in _FOLLOW_UP_VALUES}
                 total = attempt.reported_total
-            consumed = self._consumed(steps, result.operations.count(UploadStep.INSERT.value))
+            inserts = result.operations.count(UploadStep.INSERT.value)
+            consumed = self._counted_at_completion(self._consumed(steps, inserts))
+            ledger_rows[attempt.schedule_id] = self._completion_calls(
+                attempt.schedule_id,
+                attempt.channel_id,
+                self._operations(steps, inserts),
+                qday=qday,
+                now=now,
+                worker=attempt.token,
+            )
             step_values = sorted(s.value for s in steps if s in _FOLLOW_UPS)
             plans[attempt.schedule_id] = (attempt, result, consumed, step_values, total)
 
@@ -1862,12 +2088,15 @@ class UploadProcessor:
                     drop.add(row.id)
             if drop:
                 raise _Regroup(drop)  # roll the counters back; record the others without them
+            # The quota rows are locked (and ``used`` raised) above: append the ledger rows of
+            # an uploader that does not report its calls, then record what each schedule's
+            # calls cost, every attempt's, from the ledger.
+            api_calls.insert_rows(conn, [c for i in sorted(ids) for c in ledger_rows[i]])
+            costs = api_calls.cost_by_schedule(conn, ids)
             params: list[dict[str, Any]] = []
             for row in rows:
-                attempt, result, consumed, step_values, total = plans[row.id]
-                merged = dict(row.consumed_quota or {})
-                for bucket, amount in consumed.items():
-                    merged[bucket] = merged.get(bucket, 0) + amount
+                attempt, result, _counted, step_values, total = plans[row.id]
+                merged = costs.get(row.id, {})
                 final_total = total if total is not None else row.bytes_total
                 uploaded = row.bytes_uploaded
                 if final_total is not None:
@@ -1979,7 +2208,8 @@ class UploadProcessor:
             steps = set(attempt.steps_done)
             steps |= {UploadStep(op) for op in result.operations if op in _FOLLOW_UP_VALUES}
             total = attempt.reported_total
-        consumed = self._consumed(steps, result.operations.count(UploadStep.INSERT.value))
+        inserts = result.operations.count(UploadStep.INSERT.value)
+        consumed = self._consumed(steps, inserts)
         done = self._durable(
             "record completed upload",
             attempt.schedule_id,
@@ -1987,6 +2217,7 @@ class UploadProcessor:
                 attempt,
                 video_id=result.video_id,
                 consumed=consumed,
+                inserts=inserts,
                 steps=steps,
                 total=total,
                 qday=qday,
@@ -2033,8 +2264,12 @@ class UploadProcessor:
         schedule_id: int | None = None,
         allowed: Callable[[Schedule], bool] | None = None,
         attempts: int | None = None,
+        inserts: int = 1,
     ) -> Schedule | None:
+        steps = set(steps)
         step_values = sorted(s.value for s in steps if s in _FOLLOW_UPS)
+        counted = self._counted_at_completion(consumed)
+        operations = self._operations(steps, inserts)
 
         def apply(
             session: Session, row: Schedule, day: Any, quota: Mapping[tuple[date, str], QuotaUsage]
@@ -2042,11 +2277,21 @@ class UploadProcessor:
             for bucket, amount in (row.reserved_quota or {}).items():
                 q = quota[(row.quota_date, bucket)]
                 q.reserved = max(0, q.reserved - int(amount))
-            for bucket, amount in consumed.items():
+            for bucket, amount in counted.items():
                 quota[(qday, bucket)].used += amount
-            merged = dict(row.consumed_quota or {})
-            for bucket, amount in consumed.items():
-                merged[bucket] = merged.get(bucket, 0) + amount
+            conn = session.connection()
+            api_calls.insert_rows(
+                conn,
+                self._completion_calls(
+                    row.id,
+                    row.channel_id,
+                    operations,
+                    qday=qday,
+                    now=now,
+                    worker=row.lease_owner,
+                ),
+            )
+            merged = api_calls.cost_by_schedule(conn, [row.id])[row.id]
             row.quota_date = qday
             row.reserved_quota = {}
             row.consumed_quota = merged
@@ -2076,7 +2321,7 @@ class UploadProcessor:
             "record completed upload",
             schedule_id,
             allowed=allowed,
-            new_keys=lambda _row: [(qday, b) for b in consumed],
+            new_keys=lambda _row: [(qday, b) for b in counted],
             apply=apply,
         )
 

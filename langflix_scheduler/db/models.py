@@ -47,6 +47,7 @@ NAMING_CONVENTION = {
 
 VIDEO_TYPES = ("final", "short")
 UPLOAD_STATUSES = ("scheduled", "uploading", "completed", "failed", "cancelled", "needs_review")
+CALL_OUTCOMES = ("sent", "refused")
 ACTIVE_STATUSES = ("scheduled", "uploading", "completed", "needs_review")
 
 
@@ -244,8 +245,11 @@ class ApiCall(Base):
     """The quota ledger: one row per YouTube API request that YouTube charges for.
 
     Written *before* the request is sent (a request that may have been sent is counted), on the
-    Pacific-time quota day it was sent. ``youtube_quota_usage.used`` is the sum of these rows per
+    Pacific-time quota day it was sent, together with ``youtube_quota_usage.used += cost``; see
+    :mod:`langflix_scheduler.db.api_calls`. ``used`` is the sum of ``cost`` per
     (api_project, quota_date, bucket), which is what ``recalculate_quota`` recounts.
+    ``outcome`` is ``sent`` or ``refused`` (YouTube answered "quota spent": not charged, cost 0);
+    ``call_key`` is unique per call, so a write whose answer was lost is found, not repeated.
     """
 
     __tablename__ = "youtube_api_calls"
@@ -253,6 +257,8 @@ class ApiCall(Base):
         Index("ix_youtube_api_calls_quota_day", "api_project", "quota_date", "bucket"),
         Index("ix_youtube_api_calls_schedule", "schedule_id"),
         CheckConstraint("cost >= 0", name="cost"),
+        CheckConstraint(f"outcome IN ({_in(CALL_OUTCOMES)})", name="outcome"),
+        UniqueConstraint("call_key"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -265,3 +271,5 @@ class ApiCall(Base):
     channel_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     worker_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    outcome: Mapped[str] = mapped_column(String(16), default="sent", server_default="sent")
+    call_key: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -27,7 +27,9 @@ What it speaks:
   status query (``308`` + ``Range``, or the resource when complete). Unknown or expired session:
   ``404``.
 * ``POST /upload/youtube/v3/thumbnails/set?videoId=...`` (simple or multipart),
-  ``POST /youtube/v3/playlistItems?part=snippet``, ``GET /youtube/v3/videos?id=...``.
+  ``POST /youtube/v3/playlistItems?part=snippet``,
+  ``GET /youtube/v3/playlistItems?part=id&playlistId=...&videoId=...`` (1 unit),
+  ``GET /youtube/v3/videos?id=...``.
 * ``POST /token``: an OAuth token endpoint (refresh and authorization-code grants), for testing
   credential refresh offline (``load_credentials(path, token_uri=fake.token_uri)``).
 
@@ -47,14 +49,17 @@ faults are answered before the request is counted or charged.
 Faults on demand (all thread-safe): :meth:`FakeYouTube.fail_next`, ``error_rate`` (fraction of
 chunk PUTs answered 503, seeded), :meth:`~FakeYouTube.drop_next_chunk` (read part of a chunk, then
 close the connection without answering; the fake keeps the part received, rounded down to
-256 KiB, like a server that persisted it), ``latency``, :meth:`~FakeYouTube.quota_exceeded_next`,
+256 KiB, like a server that persisted it), :meth:`~FakeYouTube.drop_reply_next` (carry a
+request out, charge it, then close the connection without answering: a lost answer),
+``latency``, :meth:`~FakeYouTube.quota_exceeded_next`,
 :meth:`~FakeYouTube.upload_limit_next`, :meth:`~FakeYouTube.unauthorized_next`,
 :meth:`~FakeYouTube.expire_sessions`, :meth:`~FakeYouTube.revoke_refresh_tokens`.
 
 What it records, for exactly-once and integrity assertions: ``videos`` (id -> :class:`FakeVideo`
 with metadata, ``sha256`` and ``size`` of the received bytes, thumbnail, playlists),
 ``insert_calls``, ``bytes_received`` (every media byte read, re-sends included),
-``chunks_received``, ``status_queries``, ``sessions``, ``requests`` and ``quota_used()``.
+``chunks_received``, ``status_queries``, ``sessions``, ``requests``, ``quota_used()`` and
+``charged()`` (units charged per quota day and method, every initiation included).
 
 Any bearer token is accepted unless ``required_token`` is given; a request without one gets 401.
 """
@@ -99,14 +104,22 @@ THUMBNAIL_MAX_BYTES = 50 * 1024 * 1024
 VALID_CATEGORY_IDS = frozenset({"1", "2", "10", "15", "17", *(str(i) for i in range(18, 45))})
 UPLOADS_BUCKET = "uploads"
 _PRIVACY = frozenset({"public", "unlisted", "private"})
-_TARGETS = frozenset({"any", "insert", "chunk", "status", "thumbnails", "playlistItems", "list"})
+_TARGETS = frozenset(
+    {"any", "insert", "chunk", "status", "thumbnails", "playlistItems", "playlistList", "list"}
+)
 _VIDEO_UPLOAD_PATH = "/upload/youtube/v3/videos"
 _THUMBNAIL_PATH = "/upload/youtube/v3/thumbnails/set"
 _PLAYLIST_ITEMS_PATH = "/youtube/v3/playlistItems"
 _VIDEOS_PATH = "/youtube/v3/videos"
 _TOKEN_PATH = "/token"  # noqa: S105 - a URL path, not a secret
 _CONTENT_RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)$")
-_COSTS = {"videos.insert", "thumbnails.set", "playlistItems.insert", "videos.list"}
+_COSTS = {
+    "videos.insert",
+    "thumbnails.set",
+    "playlistItems.insert",
+    "playlistItems.list",
+    "videos.list",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -381,6 +394,8 @@ class FakeYouTube:
         self._latency = float(latency)
         self._faults: list[_Fault] = []
         self._drops: list[int | None] = []
+        self._reply_drops: list[list[Any]] = []  # [target, count]
+        self._charged: dict[tuple[date, str], int] = {}
         self._sessions: dict[str, _Session] = {}
         self._videos: dict[str, FakeVideo] = {}
         self._usage: dict[tuple[date, str], int] = {}
@@ -462,7 +477,8 @@ class FakeYouTube:
         unless another status is given).
 
         ``target``: ``"any"`` (every API request), ``"insert"`` (session initiation), ``"chunk"``,
-        ``"status"`` (status queries), ``"thumbnails"``, ``"playlistItems"``, ``"list"``.
+        ``"status"`` (status queries), ``"thumbnails"``, ``"playlistItems"``,
+        ``"playlistList"`` (``playlistItems.list``), ``"list"`` (``videos.list``).
         """
         reason = "backendError" if status >= 500 else "badRequest"
         self._add_fault(target, status, reason, n)
@@ -484,6 +500,27 @@ class FakeYouTube:
         them rounded down to 256 KiB, then close the connection without an answer."""
         with self._lock:
             self._drops.extend([after_bytes] * n)
+
+    def drop_reply_next(self, n: int = 1, *, target: str = "any") -> None:
+        """Carry out the next ``n`` requests of ``target`` (charged, committed: a session opened,
+        a playlist item added), then close the connection without answering, as when an answer
+        is lost on the way back. ``target`` as for :meth:`fail_next` (not ``"chunk"``: see
+        :meth:`drop_next_chunk`)."""
+        if target not in _TARGETS or target == "chunk":
+            raise ValueError(
+                f"unknown target {target!r}; choose from {sorted(_TARGETS - {'chunk'})}"
+            )
+        with self._lock:
+            self._reply_drops.append([target, n])
+
+    def _take_reply_drop(self, kind: str) -> bool:
+        with self._lock:
+            for drop in self._reply_drops:
+                if drop[1] > 0 and drop[0] in ("any", kind):
+                    drop[1] -= 1
+                    self._reply_drops = [d for d in self._reply_drops if d[1] > 0]
+                    return True
+        return False
 
     def expire_sessions(self) -> None:
         """Expire every resumable session: further requests to them get 404."""
@@ -593,6 +630,27 @@ class FakeYouTube:
         with self._lock:
             return self._usage.get((day or self._quota_day(), bucket), 0)
 
+    def charged(self, day: date | None = None) -> dict[str, int]:
+        """Units charged per API method on quota ``day`` (default: every day summed): every
+        request YouTube would charge, including initiations whose session was never used and
+        requests whose answer was dropped; not injected faults or quota refusals."""
+        with self._lock:
+            out: dict[str, int] = {}
+            for (d, operation), units in self._charged.items():
+                if day is None or d == day:
+                    out[operation] = out.get(operation, 0) + units
+            return dict(sorted(out.items()))
+
+    def charged_by_bucket(self) -> dict[tuple[date, str], int]:
+        """Units charged per (quota day, bucket), like :meth:`quota_used` but without the
+        usage set by :meth:`exhaust_quota`."""
+        with self._lock:
+            out: dict[tuple[date, str], int] = {}
+            for (d, operation), units in self._charged.items():
+                key = (d, self._costs[operation][0])
+                out[key] = out.get(key, 0) + units
+            return dict(sorted(out.items()))
+
     def wait_until(
         self, predicate: Callable[[FakeYouTube], bool], *, timeout: float = 10.0
     ) -> None:
@@ -652,9 +710,15 @@ class FakeYouTube:
                 "status": self._status,
                 "thumbnails": self._thumbnail,
                 "playlistItems": self._playlist_item,
+                "playlistList": self._playlist_list,
                 "list": self._list,
             }[kind]
             status, payload, headers = handler(h, params, body)
+            if self._take_reply_drop(kind):
+                h.close_connection = True
+                with contextlib.suppress(OSError):
+                    h.connection.shutdown(socket.SHUT_RDWR)
+                raise _Dropped(len(body))
             self._answer(h, kind, status, payload, len(body), headers)
         except _ApiError as err:
             self._answer(h, kind, err.status, err.body(), len(body))
@@ -673,6 +737,8 @@ class FakeYouTube:
             return "thumbnails"
         if method == "POST" and path == _PLAYLIST_ITEMS_PATH:
             return "playlistItems"
+        if method == "GET" and path == _PLAYLIST_ITEMS_PATH:
+            return "playlistList"
         if method == "GET" and path == _VIDEOS_PATH:
             return "list"
         return "unknown"
@@ -738,6 +804,8 @@ class FakeYouTube:
             if used + amount > self._limits[bucket]:
                 raise _quota_error(bucket)
             self._usage[key] = used + amount
+            charged_key = (key[0], operation)
+            self._charged[charged_key] = self._charged.get(charged_key, 0) + amount
 
     def _session_uri(self, session_id: str) -> str:
         return f"{self.url}{_VIDEO_UPLOAD_PATH}?uploadType=resumable&upload_id={session_id}"
@@ -1059,6 +1127,38 @@ class FakeYouTube:
                 "position": len(video.playlist_ids) - 1,
                 "resourceId": {"kind": "youtube#video", "videoId": video_id},
             },
+        }
+        return 200, payload, {}
+
+    def _playlist_list(
+        self, h: _Handler, params: Mapping[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        """``playlistItems.list(part=id, playlistId=..., videoId=...)``: that video's items in
+        that playlist (duplicates included)."""
+        self._charge("playlistItems.list")
+        playlist_id = params.get("playlistId", "")
+        if not playlist_id:
+            raise _ApiError(400, "playlistIdRequired", "The request does not specify a playlist.")
+        if self._known_playlists is not None and playlist_id not in self._known_playlists:
+            raise _ApiError(
+                404,
+                "playlistNotFound",
+                "The playlist identified with the request's playlistId parameter cannot be found.",
+                domain="youtube.playlistItem",
+            )
+        wanted = params.get("videoId")
+        with self._lock:
+            videos = [v for v in self._videos.values() if wanted is None or v.id == wanted]
+            items = [
+                {"kind": "youtube#playlistItem", "id": f"{playlist_id}.{v.id}.{n + 1}"}
+                for v in videos
+                for n, p in enumerate(v.playlist_ids)
+                if p == playlist_id
+            ]
+        payload = {
+            "kind": "youtube#playlistItemListResponse",
+            "items": items,
+            "pageInfo": {"totalResults": len(items), "resultsPerPage": len(items)},
         }
         return 200, payload, {}
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .uploader import (
+    ApiCallReport,
+    CallCallback,
+    CallPhase,
     DryRunUploader,
     ProgressCallback,
     SessionProbe,
@@ -31,6 +34,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SCOPES",
+    "ApiCallReport",
+    "CallCallback",
+    "CallPhase",
     "DryRunUploader",
     "ProgressCallback",
     "SessionProbe",

@@ -16,12 +16,21 @@ How it uses the client, and why (see ``YOUTUBE_FACTS.md`` for the reproduced pit
   is sent. A stored session is probed with ``Content-Range: bytes */size`` first: a 200/201 means
   the upload already completed (its video id is taken, nothing re-sent, no second insert); a 308
   says where to continue; a 404 means the session expired and a new insert starts.
+* Every quota-bearing request actually sent (a ``videos.insert`` initiation, re-sent ones
+  included; ``thumbnails.set``; ``playlistItems.insert``/``.list``; ``videos.list``) is reported
+  through ``on_call`` *before* it is sent, by a thin wrapper around the http object
+  (:class:`_MeteredHttp`), so a quota ledger counts what YouTube counts; a report that raises
+  stops that request. A ``quotaExceeded`` answer is reported as refused (not charged).
+* ``playlistItems.insert`` is not blindly re-sent: after a failure whose outcome is unknown (or
+  when an earlier attempt sent it, ``UploadRequest.attempted_steps``), ``playlistItems.list``
+  (``part=id``, 1 unit) asks whether the video is in the playlist already.
 * Every failure leaves as an :class:`~langflix_scheduler.errors.UploadError` subclass
   (:func:`classify_error`), with the original exception as ``__cause__``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import http.client
 import json
@@ -33,6 +42,7 @@ import socket
 import ssl
 import threading
 import time
+import urllib.parse
 import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -61,6 +71,9 @@ from .auth import classify_refresh_error
 from .uploader import (
     CHUNK_GRANULARITY,
     DEFAULT_CHUNK_SIZE,
+    ApiCallReport,
+    CallCallback,
+    CallPhase,
     ProgressCallback,
     SessionProbe,
     SessionState,
@@ -92,6 +105,9 @@ RETRY_MAX_DELAY_S = 64.0
 
 VIDEO_PARTS = "snippet,status"
 PLAYLIST_ITEM_PARTS = "snippet"
+#: ``playlistItems.list`` asks only for ids: is the video in the playlist already?
+PLAYLIST_CHECK_PARTS = "id"
+PLAYLIST_LIST = "playlistItems.list"
 _DISCOVERY_SERVICE = ("youtube", "v3")
 _VIDEO_FALLBACK_MIMETYPE = "application/octet-stream"
 _THUMBNAIL_MIMETYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
@@ -251,6 +267,143 @@ def classify_error(
     return err
 
 
+class _CallbackFailed(Exception):
+    """Carries an exception raised by the caller's ``on_call`` out of the client's frames
+    unchanged (the request was not sent); never retried or classified."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(f"on_call raised {type(original).__name__}")
+        self.original = original
+
+
+_METERED_PATHS = (
+    # (HTTP method, path suffix, operation); the upload of a media chunk or a status query
+    # (a PUT to the session URI) is not a call of its own and costs nothing.
+    ("POST", "/upload/youtube/v3/videos", UploadStep.INSERT.value),
+    ("POST", "/upload/youtube/v3/thumbnails/set", UploadStep.THUMBNAIL.value),
+    ("POST", "/youtube/v3/playlistItems", UploadStep.PLAYLIST.value),
+    ("GET", "/youtube/v3/playlistItems", PLAYLIST_LIST),
+    ("GET", "/youtube/v3/videos", "videos.list"),
+)
+
+
+def _metered_operation(uri: str, method: str) -> str | None:
+    """The quota-bearing operation a request is, or None (chunks, status queries, tokens)."""
+    split = urllib.parse.urlsplit(uri)
+    if "upload_id=" in split.query:
+        return None  # a chunk or status query of an open session
+    for verb, suffix, operation in _METERED_PATHS:
+        if method.upper() == verb and split.path.endswith(suffix):
+            return operation
+    return None
+
+
+def _refused_for_quota(resp: Any, content: Any) -> bool:
+    status = int(getattr(resp, "status", 0) or 0)
+    if status not in (403, 429):
+        return False
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else str(content)
+    if status == 429:
+        return _UPLOADS_PER_DAY.lower() in text.lower()
+    return any(f'"{reason}"' in text for reason in _QUOTA_REASONS)
+
+
+class _MeteredHttp:
+    """Wraps the raw http object of one thread (under ``AuthorizedHttp``, so a request re-sent
+    after a token refresh is seen too): reports each quota-bearing request to ``on_call`` before
+    it is sent, and a quota refusal after.
+
+    "Sent" is counted where the bytes go out, on the connection (``conn.request`` inside
+    ``httplib2.Http._conn_request``). httplib2 silently sends a request a second time when the
+    first answer was lost on a kept-alive connection (``BadStatusLine`` on the first try,
+    whatever ``httplib2.RETRIES`` says); for a quota-bearing request that second send is refused
+    with a ``ConnectionResetError``, so our own retry loop (counted, backed off, and checking
+    ``playlistItems.list`` first) decides instead. When that hook is missing (another http
+    object), each ``request`` counts once.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.on_call: CallCallback | None = None
+        self._next_id = 0
+        self._operation: str | None = None
+        self._sends = 0
+        self._per_connection = callable(getattr(inner, "_conn_request", None))
+        if self._per_connection:
+            original: Callable[..., Any] = inner._conn_request
+
+            def conn_request(conn: Any, *args: Any, **kwargs: Any) -> Any:
+                operation = self._operation
+                if operation is None:
+                    return original(conn, *args, **kwargs)
+                send = conn.request
+                sends = 0
+
+                def metered_send(*a: Any, **k: Any) -> Any:
+                    nonlocal sends
+                    sends += 1
+                    if sends > 1:
+                        # httplib2 re-sending on its own after a lost answer: the first send
+                        # may have taken effect (a second playlist entry, a second session).
+                        # Refuse; our retry loop decides, and checks before re-sending.
+                        raise ConnectionResetError(
+                            f"the answer to {operation} was lost; not re-sent blindly"
+                        )
+                    self._report_sending(operation)
+                    return send(*a, **k)
+
+                conn.request = metered_send
+                try:
+                    return original(conn, *args, **kwargs)
+                finally:
+                    with contextlib.suppress(AttributeError):
+                        del conn.request
+
+            inner._conn_request = conn_request
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _report(self, report: ApiCallReport) -> None:
+        assert self.on_call is not None
+        try:
+            self.on_call(report)
+        except Exception as exc:
+            raise _CallbackFailed(exc) from exc
+
+    def _report_sending(self, operation: str) -> None:
+        self._next_id += 1
+        self._sends = self._next_id
+        self._report(
+            ApiCallReport(operation=operation, phase=CallPhase.SENDING, call_id=self._next_id)
+        )
+
+    def request(
+        self,
+        uri: str,
+        method: str = "GET",
+        body: Any = None,
+        headers: Any = None,
+        **kwargs: Any,
+    ) -> tuple[Any, bytes]:
+        operation = _metered_operation(uri, method) if self.on_call is not None else None
+        if operation is None:
+            return self._inner.request(uri, method, body=body, headers=headers, **kwargs)  # type: ignore[no-any-return]
+        self._sends = 0
+        if not self._per_connection:
+            self._report_sending(operation)
+        self._operation = operation
+        try:
+            resp, content = self._inner.request(uri, method, body=body, headers=headers, **kwargs)
+        finally:
+            self._operation = None
+        if self._sends and _refused_for_quota(resp, content):
+            self._report(
+                ApiCallReport(operation=operation, phase=CallPhase.REFUSED, call_id=self._sends)
+            )
+        return resp, content
+
+
 class _SessionOpened(Exception):
     """Raised by :class:`_InitiationGuard` right after a resumable session is opened, so the
     session URI can be handed to the caller before chunk 0 is sent."""
@@ -406,13 +559,20 @@ class YouTubeUploader:
         """This thread's ``(service, http)``, built on first use (no network)."""
         service = getattr(self._local, "service", None)
         if service is None:
-            authed = google_auth_httplib2.AuthorizedHttp(self._credentials, http=build_http())
+            meter = _MeteredHttp(build_http())
+            authed = google_auth_httplib2.AuthorizedHttp(self._credentials, http=meter)
             service = build_from_document(self._discovery, http=authed)
             with self._lock:
                 self._transports.add(authed)
             self._local.service = service
             self._local.http = authed
+            self._local.meter = meter
         return service, self._local.http
+
+    def _meter(self) -> _MeteredHttp:
+        self._client()
+        meter: _MeteredHttp = self._local.meter
+        return meter
 
     def _now(self) -> datetime:
         return self._clock()
@@ -426,6 +586,8 @@ class YouTubeUploader:
 
     def _retry_or_raise(self, exc: Exception, failures: int, what: str) -> None:
         """Raise the classified error unless it is transient and retries remain; else back off."""
+        if isinstance(exc, _CallbackFailed):
+            raise exc  # the caller's own error: unwrapped by upload(), never retried
         err = self._classify(exc)
         if not isinstance(err, TransientUploadError) or failures >= self._max_retries:
             raise err from exc
@@ -455,16 +617,36 @@ class YouTubeUploader:
         *,
         progress: ProgressCallback | None = None,
         on_step: StepCallback | None = None,
+        on_call: CallCallback | None = None,
     ) -> UploadResult:
         """Perform the remaining steps of ``request`` (see
         :class:`~langflix_scheduler.youtube.uploader.Uploader`).
 
-        Exceptions raised by ``progress`` or ``on_step`` propagate unchanged (the upload stops).
+        ``on_call`` is told about every quota-bearing request before it is sent (see
+        :class:`~langflix_scheduler.youtube.uploader.ApiCallReport`). Exceptions raised by
+        ``progress``, ``on_step`` or ``on_call`` propagate unchanged (the upload stops; a request
+        whose ``on_call`` raised is not sent).
 
         Raises:
             UploadError: classified (see :func:`classify_error`); files are checked before any
                 quota is spent (:class:`PermanentUploadError`).
         """
+        meter = self._meter()
+        meter.on_call = on_call
+        try:
+            return self._upload(request, progress=progress, on_step=on_step)
+        except _CallbackFailed as exc:
+            raise exc.original from None
+        finally:
+            meter.on_call = None
+
+    def _upload(
+        self,
+        request: UploadRequest,
+        *,
+        progress: ProgressCallback | None,
+        on_step: StepCallback | None,
+    ) -> UploadResult:
         steps = remaining_steps(request)
         size = check_video_file(request.video_path) if UploadStep.INSERT in steps else 0
         if UploadStep.THUMBNAIL in steps:
@@ -497,10 +679,11 @@ class YouTubeUploader:
         if UploadStep.PLAYLIST in steps:
             playlist = request.metadata.playlist_id
             assert playlist is not None
-            self._call_with_retries(
-                "playlistItems.insert", lambda: self._add_to_playlist(video_id, playlist)
+            operations.extend(
+                self._add_to_playlist_once(
+                    video_id, playlist, ambiguous=UploadStep.PLAYLIST in request.attempted_steps
+                )
             )
-            operations.append(UploadStep.PLAYLIST.value)
             if on_step is not None:
                 on_step(UploadStep.PLAYLIST, video_id)
         return UploadResult(
@@ -684,6 +867,45 @@ class YouTubeUploader:
             service.thumbnails().set(videoId=video_id, media_body=media).execute(num_retries=0)
         finally:
             media.stream().close()
+
+    def _add_to_playlist_once(
+        self, video_id: str, playlist_id: str, *, ambiguous: bool
+    ) -> list[str]:
+        """``playlistItems.insert``, never twice: once an insert may have taken effect without
+        us learning it (its answer was lost, or an earlier attempt sent it), ask
+        ``playlistItems.list`` first. Returns the operations sent."""
+        operations: list[str] = []
+        failures = 0
+        while True:
+            try:
+                if ambiguous:
+                    operations.append(PLAYLIST_LIST)
+                    if self._in_playlist(video_id, playlist_id):
+                        logger.info(
+                            "video %s is in playlist %s already (an earlier insert took effect); "
+                            "not inserted again",
+                            video_id,
+                            playlist_id,
+                        )
+                        return operations
+                operations.append(UploadStep.PLAYLIST.value)
+                self._add_to_playlist(video_id, playlist_id)
+                return operations
+            except Exception as exc:
+                self._retry_or_raise(exc, failures, "playlistItems.insert")
+                failures += 1
+                # A failure other than an answer refusing it may have been a lost answer.
+                ambiguous = True
+
+    def _in_playlist(self, video_id: str, playlist_id: str) -> bool:
+        service, _ = self._client()
+        answer = (
+            service.playlistItems()
+            .list(part=PLAYLIST_CHECK_PARTS, playlistId=playlist_id, videoId=video_id)
+            .execute(num_retries=0)
+        )
+        items = answer.get("items") if isinstance(answer, dict) else None
+        return bool(items)
 
     def _add_to_playlist(self, video_id: str, playlist_id: str) -> None:
         service, _ = self._client()

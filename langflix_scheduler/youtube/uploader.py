@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import inspect
 import logging
 import os
 import stat
@@ -30,6 +31,9 @@ from ..domain import Privacy, VideoMetadata
 from ..errors import InvalidScheduleError, PermanentUploadError
 
 __all__ = [
+    "ApiCallReport",
+    "CallCallback",
+    "CallPhase",
     "DEFAULT_CHUNK_SIZE",
     "DryRunUploader",
     "PUBLISH_AT_MIN_LEAD",
@@ -45,6 +49,8 @@ __all__ = [
     "check_video_file",
     "format_rfc3339",
     "publication_status",
+    "reports_calls",
+    "upload_passing_calls",
     "video_resource",
 ]
 
@@ -86,6 +92,82 @@ StepCallback = Callable[[UploadStep, str], None]
 completes), so the caller can persist it and never repeat the step."""
 
 
+class CallPhase(enum.StrEnum):
+    """What an :class:`ApiCallReport` says about one API request."""
+
+    #: The request is about to be sent (once this report returns). Count it: YouTube charges a
+    #: request that reached it whatever happens after. A report that raises stops the request.
+    SENDING = "sending"
+    #: YouTube answered that the quota is spent (403 ``quotaExceeded``, 429 "Video Uploads per
+    #: day"): this request was not charged.
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiCallReport:
+    """One quota-bearing API request, reported through ``on_call``.
+
+    Attributes:
+        operation: the API method, also its quota-cost key (``videos.insert`` for a resumable
+            initiation, re-sent ones included; ``thumbnails.set``; ``playlistItems.insert``;
+            ``playlistItems.list``).
+        phase: :class:`CallPhase`.
+        call_id: ties a ``REFUSED`` report to the ``SENDING`` report of the same request
+            (unique within one :meth:`Uploader.upload` call).
+    """
+
+    operation: str
+    phase: CallPhase
+    call_id: int
+
+
+CallCallback = Callable[[ApiCallReport], None]
+"""Called with an :class:`ApiCallReport` before each quota-bearing request is sent (and again if
+YouTube refuses it for quota). Optional: an uploader accepts it when its ``upload`` has an
+``on_call`` keyword (see :func:`reports_calls`)."""
+
+
+def reports_calls(uploader: object) -> bool:
+    """Does ``uploader.upload`` accept an ``on_call`` keyword (so it reports each API call it
+    sends)? Checked by signature: uploaders written before it keep working without it.
+
+    A wrapper whose ``upload`` takes ``on_call`` only to pass it on says whether its inner
+    uploader reports calls with a boolean ``reports_api_calls`` attribute, which wins.
+    """
+    flag = getattr(uploader, "reports_api_calls", None)
+    if isinstance(flag, bool):
+        return flag
+    upload = getattr(uploader, "upload", None)
+    if upload is None:
+        return False
+    try:
+        params = inspect.signature(upload).parameters
+    except (TypeError, ValueError):
+        return False
+    param = params.get("on_call")
+    return param is not None and param.kind in (
+        inspect.Parameter.KEYWORD_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    )
+
+
+def upload_passing_calls(
+    inner: Uploader,
+    request: UploadRequest,
+    *,
+    progress: ProgressCallback | None,
+    on_step: StepCallback | None,
+    on_call: CallCallback | None,
+) -> UploadResult:
+    """``inner.upload(...)`` for a wrapping uploader: ``on_call`` is passed on only when
+    ``inner`` reports calls (see :func:`reports_calls`)."""
+    if on_call is not None and reports_calls(inner):
+        return inner.upload(  # type: ignore[call-arg]
+            request, progress=progress, on_step=on_step, on_call=on_call
+        )
+    return inner.upload(request, progress=progress, on_step=on_step)
+
+
 @dataclass(frozen=True, kw_only=True)
 class UploadRequest:
     """What to upload, and how far an earlier attempt got.
@@ -98,6 +180,9 @@ class UploadRequest:
             is never started over while the session lives).
         video_id: set when the insert already completed earlier; only follow-ups remain.
         completed_steps: follow-up steps already done; they are skipped.
+        attempted_steps: follow-up steps an earlier attempt sent (or may have sent) without
+            learning the answer: before sending one again, the uploader checks whether it took
+            effect (``playlistItems.list`` before a second ``playlistItems.insert``).
     """
 
     video_path: str
@@ -106,6 +191,7 @@ class UploadRequest:
     session_uri: str | None = None
     video_id: str | None = None
     completed_steps: frozenset[UploadStep] = frozenset()
+    attempted_steps: frozenset[UploadStep] = frozenset()
 
     def __post_init__(self) -> None:
         if self.publish_at is not None and (
@@ -113,6 +199,7 @@ class UploadRequest:
         ):
             raise InvalidScheduleError("publish_at", "must be timezone-aware")
         object.__setattr__(self, "completed_steps", frozenset(self.completed_steps))
+        object.__setattr__(self, "attempted_steps", frozenset(self.attempted_steps))
 
 
 @dataclass(frozen=True, kw_only=True)

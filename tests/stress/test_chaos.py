@@ -11,7 +11,10 @@ afterwards, against the fake's own records and the tables:
   exact bytes (size and SHA-256), and that video's id on the schedule row;
 * every schedule ends ``completed``, none is stuck ``uploading`` (leases of killed processors
   were rescued by the survivors), no lease is left behind;
-* the counters still equal a recount (plain SQL, ``RawDB.check_invariants``).
+* the counters still equal a recount (plain SQL, ``RawDB.check_invariants``);
+* the quota ledger counts every call the fake charged, per quota day and bucket, and at most one
+  call more per SIGKILL (a process killed between recording a call and sending it); ``used``
+  equals the ledger.
 
 A processor bug found here must be reported, never marked xfail.
 
@@ -198,6 +201,7 @@ def test_chaos(db_url: str, engine_name: str, raw_db: RawDB, tmp_path: Path) -> 
         videos = fake.videos
         insert_calls = fake.insert_calls
         chunks = fake.chunks_received
+        charged = fake.charged_by_bucket()
 
     # Exactly once, by the fake's records: one video per schedule, with the file's bytes.
     by_title = Counter(v.snippet["title"] for v in videos.values())
@@ -224,6 +228,35 @@ def test_chaos(db_url: str, engine_name: str, raw_db: RawDB, tmp_path: Path) -> 
         assert lease_owner is None, title
     raw_db.check_invariants(
         daily_limits={"final": BIG, "short": BIG}, bucket_limits=dict(POLICY.buckets)
+    )
+
+    # The ledger counts what the fake charged (every initiation of every attempt, killed ones
+    # included), at most one call more per kill, never less; used == the ledger.
+    with raw_db.connect() as conn:
+        ledger = {
+            (str(r[0])[:10], r[1]): int(r[2])
+            for r in conn.execute(
+                text(
+                    "SELECT quota_date, bucket, SUM(cost) FROM youtube_api_calls"
+                    " GROUP BY quota_date, bucket"
+                )
+            ).all()
+        }
+        used = {
+            (str(r[0])[:10], r[1]): int(r[2])
+            for r in conn.execute(
+                text("SELECT quota_date, bucket, used FROM youtube_quota_usage WHERE used > 0")
+            ).all()
+        }
+    fake_charged = {(d.isoformat(), b): n for (d, b), n in charged.items()}
+    for key, units in fake_charged.items():
+        assert ledger.get(key, 0) >= units, (key, ledger, fake_charged)
+    over = sum(ledger.values()) - sum(fake_charged.values())
+    assert 0 <= over <= kills, (ledger, fake_charged, kills)
+    assert {k: v for k, v in ledger.items() if v} == used
+    print(
+        f"chaos {engine_name}: quota ledger {sorted(ledger.items())} vs fake charged "
+        f"{sorted(fake_charged.items())} (over by {over}, {kills} kills)"
     )
     print(
         f"chaos {engine_name}: {UPLOADS} uploads, {PROCESSORS} processors, {kills} SIGKILLs "
