@@ -41,9 +41,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import overview
+from ._time import read_clock
 from .booking import BookingRequest, check_idempotency_key, decide
 from .config import SchedulerConfig
 from .db import api_calls, bookings, migrate
+from .db.counters import COUNT_COLUMN
 from .db.due import due_condition
 from .db.engine import Database, create_engine
 from .db.locking import (
@@ -71,7 +73,6 @@ from .domain import (
     VideoType,
 )
 from .errors import (
-    ConfigurationError,
     InvalidScheduleError,
     InvalidTransitionError,
     OutcomeUnknownError,
@@ -104,7 +105,7 @@ _MAX_BOOK_ROUNDS = 3
 _REUSE_HASH_MIN_BYTES = 1 << 20
 #: Channel days with room whose booked instants the slot search reads in its one query.
 _SNAPSHOT_WINDOW_DAYS = 8
-_COUNT_COLUMN = {VideoType.FINAL: "final_count", VideoType.SHORT: "short_count"}
+_COUNT_COLUMN = COUNT_COLUMN
 _SCHEDULES: Table = Schedule.__table__  # type: ignore[assignment]
 # Built once (no state, no connection): see the reservation section below.
 _INSERT_SCHEDULE = insert(_SCHEDULES)
@@ -343,20 +344,18 @@ class ScheduleManager:
     ) -> None:
         self.close()
 
+    @property
+    def database(self) -> Database:
+        """The manager's database handle (shared with the :class:`UploadProcessor` built on it)."""
+        return self._db
+
     def now(self) -> datetime:
         """The manager's clock, in UTC.
 
         Raises:
             ConfigurationError: the injected clock returned a naive datetime (or no datetime).
         """
-        value = self._clock()
-        if not isinstance(value, datetime) or value.utcoffset() is None:
-            raise ConfigurationError(
-                "clock",
-                f"{self._clock!r} returned {value!r}; a clock must return a timezone-aware "
-                "datetime, e.g. datetime.now(UTC)",
-            )
-        return value.astimezone(UTC)
+        return read_clock(self._clock)
 
     # -- helpers -------------------------------------------------------------------------------
 

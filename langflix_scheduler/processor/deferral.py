@@ -1,0 +1,230 @@
+"""Deferrals for quota exhaustion and YouTube's channel upload limit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    and_,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..db.locking import (
+    lock_quota_rows,
+)
+from ..db.models import QuotaUsage, Schedule
+from ..errors import (
+    SchedulerError,
+)
+from ..quota import quota_date_of
+from ._state import (
+    _DEFER_PAGE,
+    _MAX_DEFER_PAGES,
+    _SCHEDULED,
+    _Attempt,
+    _Kind,
+    _Outcome,
+    _short,
+)
+from .decide import Decision
+from .events import ProcessorEventKind
+from .failures import _Failures
+
+logger = logging.getLogger(__name__)
+
+
+class _Deferrals(_Failures):
+    """Deferring one schedule and the others the limit also blocks."""
+
+    def _defer_quota(self, attempt: _Attempt, decision: Decision, why: str) -> _Outcome:
+        """Quota exhausted: this row and the project's rows of earlier quota days wait."""
+        until, resume_day = decision.defer_until, decision.resume_day
+        assert until is not None
+        assert resume_day is not None
+        logger.warning(
+            "YouTube quota of API project %s is exhausted (%s); deferring its uploads planned "
+            "before quota day %s to %s",
+            attempt.api_project,
+            why,
+            resume_day.isoformat(),
+            until.isoformat(),
+        )
+        others = and_(Schedule.api_project == attempt.api_project, Schedule.quota_date < resume_day)
+        return self._defer(attempt, until, decision.reason, others)
+
+    def _defer_channel(self, attempt: _Attempt, decision: Decision, why: str) -> _Outcome:
+        """YouTube's channel upload limit: the channel's rows due before the limit ends wait."""
+        until = decision.defer_until
+        assert until is not None
+        logger.warning(
+            "channel %s hit YouTube's upload limit (%s); deferring its uploads due before %s",
+            attempt.channel_id,
+            why,
+            until.isoformat(),
+        )
+        others = and_(
+            Schedule.channel_id == attempt.channel_id,
+            Schedule.scheduled_publish_time < until + self.upload_lead_time,
+        )
+        return self._defer(attempt, until, decision.reason, others)
+
+    def _defer_qday(self, row: Schedule, until: datetime) -> date:
+        due = row.scheduled_publish_time - self.upload_lead_time
+        return quota_date_of(max(until, due), self._quota_tz)
+
+    def _move_reservation(
+        self, row: Schedule, new_qday: date, quota: Mapping[tuple[date, str], QuotaUsage]
+    ) -> None:
+        if new_qday == row.quota_date:
+            return
+        for bucket, amount in (row.reserved_quota or {}).items():
+            old = quota[(row.quota_date, bucket)]
+            old.reserved = max(0, old.reserved - int(amount))
+            quota[(new_qday, bucket)].reserved += int(amount)
+        row.quota_date = new_qday
+
+    def _defer(
+        self, attempt: _Attempt, until: datetime, reason: str, others: ColumnElement[bool]
+    ) -> _Outcome:
+        now = self._now()
+        uri, sent, total = attempt.progress_snapshot()
+
+        def apply_own(
+            session: Session, row: Schedule, day: Any, quota: Mapping[tuple[date, str], QuotaUsage]
+        ) -> None:
+            self._move_reservation(row, self._defer_qday(row, until), quota)
+            row.upload_status = _SCHEDULED
+            row.next_attempt_at = until
+            row.last_error = _short(reason)
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.updated_at = now
+            if uri is not None and uri == row.upload_session_uri:
+                row.bytes_uploaded = max(row.bytes_uploaded, sent)
+            if total is not None and (uri is None or uri == row.upload_session_uri):
+                row.bytes_total = total
+
+        own = self._durable(
+            "defer upload",
+            attempt.schedule_id,
+            lambda: self._with_counter_locks(
+                "defer upload",
+                attempt.schedule_id,
+                allowed=self._owned_by(attempt),
+                new_keys=lambda r: [
+                    (self._defer_qday(r, until), b) for b in (r.reserved_quota or {})
+                ],
+                apply=apply_own,
+            ),
+            pending=self._owned_by(attempt),
+            settled=self._wrote(_SCHEDULED, attempt.attempts, reason),
+        )
+        if own is None:
+            return self._lost(attempt)
+        events = [
+            self._event(
+                ProcessorEventKind.DEFERRED,
+                own,
+                attempts=own.attempts,
+                video_id=own.youtube_video_id,
+                error=reason,
+                next_attempt_at=until,
+                at=now,
+            )
+        ]
+        try:
+            moved = self._defer_others(others, until, now)
+        except SchedulerError as exc:
+            logger.error("deferring the other pending uploads failed: %s", exc)
+            moved = []
+        events += [
+            self._event(
+                ProcessorEventKind.DEFERRED,
+                row,
+                attempts=row.attempts,
+                error=reason,
+                next_attempt_at=until,
+                at=now,
+            )
+            for row in moved
+        ]
+        return _Outcome(_Kind.DEFERRED, events, deferred=len(events), error=reason)
+
+    def _defer_others(
+        self, where: ColumnElement[bool], until: datetime, now: datetime
+    ) -> list[Schedule]:
+        """Defer matching ``scheduled`` rows to ``until``, page by page, moving reservations."""
+        pending = and_(
+            where,
+            Schedule.upload_status == _SCHEDULED,
+            or_(Schedule.next_attempt_at.is_(None), Schedule.next_attempt_at < until),
+        )
+        moved: list[Schedule] = []
+        last_id = 0
+        for _ in range(_MAX_DEFER_PAGES):
+
+            def peek_page(session: Session, after: int = last_id) -> list[Schedule]:
+                rows = list(
+                    session.execute(
+                        select(Schedule)
+                        .where(pending, Schedule.id > after)
+                        .order_by(Schedule.id)
+                        .limit(_DEFER_PAGE)
+                    ).scalars()
+                )
+                for r in rows:
+                    session.expunge(r)
+                return rows
+
+            page = self._db.run("find uploads to defer", peek_page, read_only=True)
+            if not page:
+                break
+            last_id = page[-1].id
+
+            def txn(session: Session, page: list[Schedule] = page) -> list[Schedule]:
+                keys: dict[str, set[tuple[date, str]]] = {}
+                for r in page:
+                    wanted = keys.setdefault(r.api_project, set())
+                    for b in r.reserved_quota or {}:
+                        wanted.add((r.quota_date, b))
+                        wanted.add((self._defer_qday(r, until), b))
+                locked: dict[tuple[str, date, str], QuotaUsage] = {}
+                for project in sorted(keys):
+                    rows = lock_quota_rows(
+                        session, self._db.dialect, project, keys[project], self._policy.buckets
+                    )
+                    locked.update({(project, d, b): q for (d, b), q in rows.items()})
+                seen = {r.id: r for r in page}
+                done: list[Schedule] = []
+                for row in session.execute(
+                    select(Schedule)
+                    .where(Schedule.id.in_(list(seen)), pending)
+                    .order_by(Schedule.id)
+                    .with_for_update()
+                ).scalars():
+                    before = seen[row.id]
+                    if (row.quota_date, row.reserved_quota) != (
+                        before.quota_date,
+                        before.reserved_quota,
+                    ):
+                        continue  # changed meanwhile (rescheduled): leave it alone
+                    project_quota = {
+                        (d, b): q for (p, d, b), q in locked.items() if p == row.api_project
+                    }
+                    self._move_reservation(row, self._defer_qday(row, until), project_quota)
+                    row.next_attempt_at = until
+                    row.updated_at = now
+                    done.append(row)
+                session.flush()
+                return done
+
+            moved.extend(self._db.run("defer uploads", txn))
+            if len(page) < _DEFER_PAGE:
+                break
+        return moved

@@ -1,0 +1,132 @@
+"""Rescue of expired leases (a worker died or stalled)."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import (
+    and_,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from ..db.models import Schedule
+from ..youtube.uploader import (
+    UploadStep,
+)
+from ._state import (
+    _MAX_RESCUE_PER_RUN,
+    _SCHEDULED,
+    _STEP_VALUES,
+    _UPLOADING,
+    _Kind,
+    _short,
+)
+from .deferral import _Deferrals
+from .events import ProcessorEventKind
+
+logger = logging.getLogger(__name__)
+
+
+class _Rescue(_Deferrals):
+    """Takes back expired leases at the start of each run."""
+
+    def _rescue(self) -> tuple[int, int, int]:
+        """Take back expired leases of the project. Returns ``(rescued, failed, uploaded)``
+        (uploaded: given up, but the video was found on YouTube)."""
+        now = self._now()
+
+        def find(session: Session) -> list[Schedule]:
+            rows = list(
+                session.execute(
+                    select(Schedule)
+                    .where(
+                        Schedule.api_project == self.api_project,
+                        Schedule.upload_status == _UPLOADING,
+                        or_(Schedule.lease_expires_at.is_(None), Schedule.lease_expires_at < now),
+                    )
+                    .order_by(Schedule.id)
+                    .limit(_MAX_RESCUE_PER_RUN)
+                ).scalars()
+            )
+            for r in rows:
+                session.expunge(r)
+            return rows
+
+        rescued = failed = uploaded = 0
+        for row in self._db.run("find expired leases", find, read_only=True):
+            owner = row.lease_owner
+            expired = and_(
+                Schedule.id == row.id,
+                Schedule.upload_status == _UPLOADING,
+                Schedule.lease_owner == owner
+                if owner is not None
+                else Schedule.lease_owner.is_(None),
+                or_(Schedule.lease_expires_at.is_(None), Schedule.lease_expires_at < now),
+            )
+            attempts = row.attempts + 1
+            reason = f"lease of {owner} expired (the worker died or stalled)"
+            if attempts >= self.max_attempts:
+
+                def still_expired(r: Schedule, owner: str | None = owner) -> bool:
+                    return (
+                        r.upload_status == _UPLOADING
+                        and r.lease_owner == owner
+                        and (r.lease_expires_at is None or r.lease_expires_at < now)
+                    )
+
+                steps = {UploadStep(s) for s in (row.completed_steps or []) if s in _STEP_VALUES}
+                done = self._terminal(
+                    schedule_id=row.id,
+                    video_id=row.youtube_video_id,
+                    steps=steps,
+                    allowed=still_expired,
+                    reason=f"{reason} (gave up after {attempts} attempts)",
+                    attempts=attempts,
+                    session_uri=row.upload_session_uri,
+                    video_path=row.video_path,
+                )
+                if done is not None:
+                    rescued += 1
+                    failed += int(done[0] is _Kind.FAILED)
+                    uploaded += int(done[0] is _Kind.UPLOADED)
+                    self._emit([done[1]])
+                continue
+            stmt = (
+                update(Schedule)
+                .where(expired)
+                .values(
+                    upload_status=_SCHEDULED,
+                    attempts=attempts,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    next_attempt_at=None,
+                    last_error=_short(reason),
+                    updated_at=now,
+                )
+            )
+            written = self._execute_count("rescue expired lease", stmt)
+            if written:
+                rescued += 1
+                logger.warning(
+                    "rescued schedule %d: %s; attempt %d of %d counted, its session is resumed",
+                    row.id,
+                    reason,
+                    attempts,
+                    self.max_attempts,
+                )
+                self._emit(
+                    [
+                        self._event(
+                            ProcessorEventKind.RESCUED,
+                            row,
+                            attempts=attempts,
+                            video_id=row.youtube_video_id,
+                            error=reason,
+                            at=now,
+                        )
+                    ]
+                )
+        return rescued, failed, uploaded
