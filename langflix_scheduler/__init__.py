@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .processor import (
         ProcessorEvent,
         ProcessorEventKind,
+        ProcessorSettings,
         ProcessReport,
         RunOutcome,
         UploadProcessor,
@@ -63,6 +64,7 @@ _LAZY = {
     "ScheduleManager": "manager",
     "ProcessorEvent": "processor",
     "ProcessorEventKind": "processor",
+    "ProcessorSettings": "processor",
     "ProcessReport": "processor",
     "RunOutcome": "processor",
     "UploadProcessor": "processor",
@@ -115,6 +117,7 @@ __all__ = [
     "ProcessorEvent",
     "ProcessorEventKind",
     "ProcessorRunRecord",
+    "ProcessorSettings",
     "QuotaCorrection",
     "QuotaExceededError",
     "QuotaExhaustedError",
