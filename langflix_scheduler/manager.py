@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import overview
+from . import ledger, overview
 from ._time import read_clock
 from .booking import BookingRequest, check_idempotency_key, decide
 from .config import SchedulerConfig
@@ -878,18 +878,6 @@ class ScheduleManager:
                     f"quota:{bucket}", qday, used=spent, limit=limit, requested=amount
                 )
 
-    def _lock_quota(
-        self, session: Session, qdays: Iterable[date], cost: Mapping[str, int]
-    ) -> dict[tuple[date, str], QuotaUsage]:
-        keys = [(qd, b) for qd in set(qdays) for b in cost]
-        return lock_quota_rows(
-            session,
-            self._db.dialect,
-            self.config.api_project,
-            keys,
-            self.config.quota_policy.buckets,
-        )
-
     def _lock_quota_used(
         self, conn: Connection, qdays: Iterable[date], cost: Mapping[str, int]
     ) -> dict[tuple[date, str], int]:
@@ -1413,15 +1401,6 @@ class ScheduleManager:
 
         return self._db.run("read schedule", read, read_only=True)
 
-    @staticmethod
-    def _lock_schedule(session: Session, schedule_id: int) -> Schedule:
-        row = session.execute(
-            select(Schedule).where(Schedule.id == schedule_id).with_for_update()
-        ).scalar_one_or_none()
-        if row is None:
-            raise ScheduleNotFoundError(schedule_id)
-        return row
-
     def cancel(self, schedule_id: int, *, channel: str | None = None) -> ScheduledVideo:
         """Cancel a ``scheduled`` schedule, freeing its slot, daily count and reserved quota.
 
@@ -1435,45 +1414,58 @@ class ScheduleManager:
             InvalidTransitionError: it is no longer ``scheduled`` (uploading, done, needs review).
         """
         schedule_id = _schedule_id(schedule_id)
-        for _ in range(_MAX_SEARCH_ROUNDS):
-            peek = self._peek(schedule_id, channel)
-            if peek.upload_status != UploadStatus.SCHEDULED:
-                raise _not_scheduled(schedule_id, peek.upload_status, "cancel")
 
-            def txn(session: Session, peek: Schedule = peek) -> ScheduledVideo | None:
-                now = self.now()
-                day = lock_day(session, self._db.dialect, peek.channel_id, peek.publish_date)
-                reserved = dict(peek.reserved_quota or {})
-                quota_rows = self._lock_quota(session, [peek.quota_date], reserved)
-                row = self._lock_schedule(session, schedule_id)
-                if row.upload_status != UploadStatus.SCHEDULED:
-                    raise _not_scheduled(schedule_id, row.upload_status, "cancel")
-                if (row.publish_date, row.quota_date, row.reserved_quota) != (
-                    peek.publish_date,
-                    peek.quota_date,
-                    peek.reserved_quota,
-                ):
-                    return None  # moved meanwhile: lock the right rows and try again
-                column = _COUNT_COLUMN[VideoType(row.video_type)]
-                setattr(day, column, max(0, getattr(day, column) - 1))
-                for bucket, amount in reserved.items():
-                    q = quota_rows[(row.quota_date, bucket)]
-                    q.reserved = max(0, q.reserved - amount)
-                row.upload_status = UploadStatus.CANCELLED.value
-                row.slot_key = None
-                row.fingerprint_key = None
-                row.reserved_quota = {}
-                row.lease_owner = None
-                row.lease_expires_at = None
-                row.updated_at = now
-                session.flush()
-                return _to_domain(row)
+        def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
+            ledger.count_down(days[row.publish_date], row.video_type)
+            ledger.release_reservation(quota, row.quota_date, dict(row.reserved_quota or {}))
+            row.upload_status = UploadStatus.CANCELLED.value
+            row.slot_key = None
+            row.fingerprint_key = None
+            row.reserved_quota = {}
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.updated_at = self.now()
 
-            result = self._db.run("cancel schedule", txn)
-            if result is not None:
-                logger.info("cancelled schedule %d", schedule_id)
-                return result
-        raise InvalidTransitionError(schedule_id, "changing", "cancel")
+        row = self._change_scheduled(schedule_id, channel, "cancel", "cancel schedule", apply)
+        logger.info("cancelled schedule %d", schedule_id)
+        return _to_domain(row)
+
+    def _change_scheduled(
+        self,
+        schedule_id: int,
+        channel: str | None,
+        verb: str,
+        operation: str,
+        apply: ledger.Apply,
+        *,
+        new_days: Callable[[Schedule], Iterable[date]] = lambda _r: (),
+        new_keys: Callable[[Schedule], Iterable[tuple[date, str]]] = lambda _r: (),
+    ) -> Schedule:
+        """:func:`ledger.change_schedule` for a ``scheduled`` row (``verb`` names the refused
+        transition): the row must exist (on ``channel``) and still be ``scheduled``."""
+
+        def scheduled(row: Schedule) -> bool:
+            if row.upload_status != UploadStatus.SCHEDULED:
+                raise _not_scheduled(schedule_id, row.upload_status, verb)
+            return True
+
+        row = ledger.change_schedule(
+            self._db,
+            operation,
+            schedule_id,
+            limits=self.config.quota_policy.buckets,
+            allowed=scheduled,
+            apply=apply,
+            new_days=new_days,
+            new_keys=new_keys,
+            peek=lambda: self._peek(schedule_id, channel),
+            project=self.config.api_project,
+            tries=_MAX_SEARCH_ROUNDS,
+            exhausted=lambda: InvalidTransitionError(schedule_id, "changing", verb),
+        )
+        if row is None:
+            raise ScheduleNotFoundError(schedule_id)
+        return row
 
     def reschedule(
         self, schedule_id: int, new_time: datetime, *, channel: str | None = None
@@ -1492,78 +1484,79 @@ class ScheduleManager:
         slot = _aware(new_time, "new_time").replace(microsecond=0)
         self._check_window(slot, "new_time", self.now())
         new_day_date = channel_date_of(slot, self.config.zone)
-        for _ in range(_MAX_SEARCH_ROUNDS):
+        # The time and quota day of the current transaction (set when its locks are chosen).
+        at: dict[str, Any] = {}
+
+        def new_keys(peek: Schedule) -> list[tuple[date, str]]:
+            at["now"] = now = self.now()
+            at["qday"] = qday = self.quota_date_for(slot, now=now)
+            return [(qday, b) for b in (peek.reserved_quota or {})]
+
+        def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
+            if slot == row.slot_key:
+                return
+            self._move(session, row, slot, new_day_date, days, quota, at["qday"], at["now"])
+
+        try:
+            row = self._change_scheduled(
+                schedule_id,
+                channel,
+                "reschedule",
+                "reschedule",
+                apply,
+                new_days=lambda _r: [new_day_date],
+                new_keys=new_keys,
+            )
+        except _SlotTaken:
             peek = self._peek(schedule_id, channel)
-            if peek.upload_status != UploadStatus.SCHEDULED:
-                raise _not_scheduled(schedule_id, peek.upload_status, "reschedule")
-            vt = VideoType(peek.video_type)
+            raise SlotUnavailableError(
+                slot,
+                "already booked",
+                next_available=self._next_or_none(
+                    VideoType(peek.video_type), slot, peek.channel_id, None
+                ),
+            ) from None
+        logger.info("rescheduled %d to %s", schedule_id, slot.isoformat())
+        return _to_domain(row)
 
-            def txn(
-                session: Session, peek: Schedule = peek, vt: VideoType = vt
-            ) -> ScheduledVideo | None:
-                now = self.now()
-                new_qday = self.quota_date_for(slot, now=now)
-                reserved = dict(peek.reserved_quota or {})
-                # Day rows in sorted order, then every quota row involved, sorted.
-                days = {
-                    d: lock_day(session, self._db.dialect, peek.channel_id, d)
-                    for d in sorted({peek.publish_date, new_day_date})
-                }
-                quota_rows = self._lock_quota(session, {peek.quota_date, new_qday}, reserved)
-                row = self._lock_schedule(session, schedule_id)
-                if row.upload_status != UploadStatus.SCHEDULED:
-                    raise _not_scheduled(schedule_id, row.upload_status, "reschedule")
-                if (row.publish_date, row.quota_date, row.reserved_quota) != (
-                    peek.publish_date,
-                    peek.quota_date,
-                    peek.reserved_quota,
-                ):
-                    return None
-                if slot == row.slot_key:
-                    return _to_domain(row)
-                column = _COUNT_COLUMN[vt]
-                old_day, new_day = days[row.publish_date], days[new_day_date]
-                if new_day_date != row.publish_date:
-                    self._check_day(getattr(new_day, column), new_day_date, vt)
-                if new_qday != row.quota_date:
-                    # Release first so the check sees the quota day as it will be.
-                    for bucket, amount in reserved.items():
-                        q = quota_rows[(row.quota_date, bucket)]
-                        q.reserved = max(0, q.reserved - amount)
-                    self._check_quota(
-                        {k: q.reserved + q.used for k, q in quota_rows.items()}, new_qday, reserved
-                    )
-                    for bucket, amount in reserved.items():
-                        quota_rows[(new_qday, bucket)].reserved += amount
-                if self._taken_among(session.connection(), row.channel_id, [slot]):
-                    raise _SlotTaken(str(slot))
-                if new_day_date != row.publish_date:
-                    setattr(old_day, column, max(0, getattr(old_day, column) - 1))
-                    setattr(new_day, column, getattr(new_day, column) + 1)
-                row.scheduled_publish_time = slot
-                row.slot_key = slot
-                row.publish_date = new_day_date
-                row.quota_date = new_qday
-                row.next_attempt_at = None
-                row.updated_at = now
-                try:
-                    session.flush()
-                except IntegrityError as exc:
-                    raise _SlotTaken(str(slot)) from exc
-                return _to_domain(row)
-
-            try:
-                result = self._db.run("reschedule", txn)
-            except _SlotTaken:
-                raise SlotUnavailableError(
-                    slot,
-                    "already booked",
-                    next_available=self._next_or_none(vt, slot, peek.channel_id, None),
-                ) from None
-            if result is not None:
-                logger.info("rescheduled %d to %s", schedule_id, slot.isoformat())
-                return result
-        raise InvalidTransitionError(schedule_id, "changing", "reschedule")
+    def _move(
+        self,
+        session: Session,
+        row: Schedule,
+        slot: datetime,
+        new_day_date: date,
+        days: Mapping[date, DailyLimit],
+        quota: Mapping[tuple[date, str], QuotaUsage],
+        new_qday: date,
+        now: datetime,
+    ) -> None:
+        """Move a locked ``scheduled`` row to ``slot``: check the new day's limit and quota
+        (released first, so the check sees the quota day as it will be), then move the counts."""
+        vt = VideoType(row.video_type)
+        reserved = dict(row.reserved_quota or {})
+        if new_day_date != row.publish_date:
+            self._check_day(getattr(days[new_day_date], _COUNT_COLUMN[vt]), new_day_date, vt)
+        if new_qday != row.quota_date:
+            ledger.release_reservation(quota, row.quota_date, reserved)
+            self._check_quota(
+                {k: q.reserved + q.used for k, q in quota.items()}, new_qday, reserved
+            )
+            ledger.reserve(quota, new_qday, reserved)
+        if self._taken_among(session.connection(), row.channel_id, [slot]):
+            raise _SlotTaken(str(slot))
+        if new_day_date != row.publish_date:
+            ledger.count_down(days[row.publish_date], vt)
+            ledger.count_up(days[new_day_date], vt)
+        row.scheduled_publish_time = slot
+        row.slot_key = slot
+        row.publish_date = new_day_date
+        row.quota_date = new_qday
+        row.next_attempt_at = None
+        row.updated_at = now
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            raise _SlotTaken(str(slot)) from exc
 
     # -- maintenance ---------------------------------------------------------------------------
 

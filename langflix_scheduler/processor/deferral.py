@@ -96,7 +96,7 @@ class _Deferrals(_Failures):
         uri, sent, total = attempt.progress_snapshot()
 
         def apply_own(
-            session: Session, row: Schedule, day: Any, quota: Mapping[tuple[date, str], QuotaUsage]
+            session: Session, row: Schedule, days: Any, quota: Mapping[tuple[date, str], QuotaUsage]
         ) -> None:
             self._move_reservation(row, self._defer_qday(row, until), quota)
             row.upload_status = _SCHEDULED

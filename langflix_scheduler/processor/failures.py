@@ -173,7 +173,7 @@ class _Failures(_Outcomes):
             "it on the channel before booking it again (it keeps its slot and quota meanwhile)"
         )
 
-        def apply(session: Session, row: Schedule, day: Any, quota: Any) -> None:
+        def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
             row.upload_status = _NEEDS_REVIEW
             row.attempts = attempts
             row.last_error = _short(note)

@@ -371,7 +371,7 @@ class _Outcomes(_Metering):
         operations = self._operations(steps, inserts)
 
         def apply(
-            session: Session, row: Schedule, day: Any, quota: Mapping[tuple[date, str], QuotaUsage]
+            session: Session, row: Schedule, days: Any, quota: Mapping[tuple[date, str], QuotaUsage]
         ) -> None:
             for bucket, amount in (row.reserved_quota or {}).items():
                 q = quota[(row.quota_date, bucket)]
@@ -440,10 +440,11 @@ class _Outcomes(_Metering):
         """``failed``: slot freed, day count decremented, reserved quota released."""
 
         def apply(
-            session: Session, row: Schedule, day: Any, quota: Mapping[tuple[date, str], QuotaUsage]
+            session: Session, row: Schedule, days: Any, quota: Mapping[tuple[date, str], QuotaUsage]
         ) -> None:
             column = count_column(row.video_type)
             if row.slot_key is not None:
+                day = days[row.publish_date]
                 setattr(day, column, max(0, getattr(day, column) - 1))
             for bucket, amount in (row.reserved_quota or {}).items():
                 q = quota[(row.quota_date, bucket)]
