@@ -38,6 +38,7 @@ __all__ = [
     "MAX_TRIES",
     "Apply",
     "change_schedule",
+    "lock_counters",
     "count_down",
     "count_up",
     "release_reservation",
@@ -118,6 +119,28 @@ def change_schedule(
     if exhausted is not None:
         raise exhausted()
     raise SchedulerError(f"{operation}: schedule {schedule_id} kept changing; giving up")
+
+
+def lock_counters(
+    session: Session,
+    dialect: str,
+    days: Iterable[tuple[str, date]],
+    quota: Iterable[tuple[str, date, str]],
+    limits: Mapping[str, int],
+) -> tuple[dict[tuple[str, date], DailyLimit], dict[tuple[str, date, str], QuotaUsage]]:
+    """Lock (creating as needed) many counter rows in the global order: channel-day rows
+    sorted by ``(channel, date)``, then quota rows sorted by ``(project, quota_date, bucket)``.
+    For changes of many schedules at once (deferral pages, recount); the caller locks the
+    schedule rows afterwards, by id."""
+    locked_days = {k: lock_day(session, dialect, k[0], k[1]) for k in sorted(set(days))}
+    keys = sorted(set(quota))
+    locked_quota: dict[tuple[str, date, str], QuotaUsage] = {}
+    for project in sorted({k[0] for k in keys}):
+        rows = lock_quota_rows(
+            session, dialect, project, [(k[1], k[2]) for k in keys if k[0] == project], limits
+        )
+        locked_quota.update({(project, qd, b): r for (qd, b), r in rows.items()})
+    return locked_days, locked_quota
 
 
 def _counter_keys(row: Schedule) -> tuple[Any, ...]:

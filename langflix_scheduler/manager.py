@@ -51,10 +51,8 @@ from .db.engine import Database, create_engine
 from .db.locking import (
     add_to_day_count,
     add_to_quota_reserved,
-    lock_day,
     lock_day_counts,
     lock_quota_counts,
-    lock_quota_rows,
     take_day_count,
     take_quota,
 )
@@ -1664,19 +1662,13 @@ class ScheduleManager:
                 )
             )
         }
-        day_keys = sorted(existing_days | extra[0])
-        quota_keys = sorted(existing_quota | extra[1])
-        locked_days = {k: lock_day(session, dialect, k[0], k[1]) for k in day_keys}
-        locked_quota: dict[tuple[str, date, str], QuotaUsage] = {}
-        for project in sorted({k[0] for k in quota_keys}):
-            rows = lock_quota_rows(
-                session,
-                dialect,
-                project,
-                [(k[1], k[2]) for k in quota_keys if k[0] == project],
-                self.config.quota_policy.buckets,
-            )
-            locked_quota.update({(project, qd, b): r for (qd, b), r in rows.items()})
+        locked_days, locked_quota = ledger.lock_counters(
+            session,
+            dialect,
+            existing_days | extra[0],
+            existing_quota | extra[1],
+            self.config.quota_policy.buckets,
+        )
         day_counts, quota, checked = self._recount(session, start, end)
         missing = (set(day_counts) - set(locked_days), set(quota) - set(locked_quota))
         if missing[0] or missing[1]:

@@ -15,9 +15,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..db.locking import (
-    lock_quota_rows,
-)
+from .. import ledger
 from ..db.models import QuotaUsage, Schedule
 from ..errors import (
     SchedulerError,
@@ -83,10 +81,9 @@ class _Deferrals(_Failures):
     ) -> None:
         if new_qday == row.quota_date:
             return
-        for bucket, amount in (row.reserved_quota or {}).items():
-            old = quota[(row.quota_date, bucket)]
-            old.reserved = max(0, old.reserved - int(amount))
-            quota[(new_qday, bucket)].reserved += int(amount)
+        reserved = dict(row.reserved_quota or {})
+        ledger.release_reservation(quota, row.quota_date, reserved)
+        ledger.reserve(quota, new_qday, reserved)
         row.quota_date = new_qday
 
     def _defer(
@@ -188,18 +185,14 @@ class _Deferrals(_Failures):
             last_id = page[-1].id
 
             def txn(session: Session, page: list[Schedule] = page) -> list[Schedule]:
-                keys: dict[str, set[tuple[date, str]]] = {}
+                keys: set[tuple[str, date, str]] = set()
                 for r in page:
-                    wanted = keys.setdefault(r.api_project, set())
                     for b in r.reserved_quota or {}:
-                        wanted.add((r.quota_date, b))
-                        wanted.add((self._defer_qday(r, until), b))
-                locked: dict[tuple[str, date, str], QuotaUsage] = {}
-                for project in sorted(keys):
-                    rows = lock_quota_rows(
-                        session, self._db.dialect, project, keys[project], self._policy.buckets
-                    )
-                    locked.update({(project, d, b): q for (d, b), q in rows.items()})
+                        keys.add((r.api_project, r.quota_date, b))
+                        keys.add((r.api_project, self._defer_qday(r, until), b))
+                _, locked = ledger.lock_counters(
+                    session, self._db.dialect, (), keys, self._policy.buckets
+                )
                 seen = {r.id: r for r in page}
                 done: list[Schedule] = []
                 for row in session.execute(

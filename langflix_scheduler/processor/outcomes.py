@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from .. import ledger
 from ..db import api_calls
-from ..db.counters import count_column
 from ..db.locking import (
     lock_quota_counts,
 )
@@ -373,9 +373,7 @@ class _Outcomes(_Metering):
         def apply(
             session: Session, row: Schedule, days: Any, quota: Mapping[tuple[date, str], QuotaUsage]
         ) -> None:
-            for bucket, amount in (row.reserved_quota or {}).items():
-                q = quota[(row.quota_date, bucket)]
-                q.reserved = max(0, q.reserved - int(amount))
+            ledger.release_reservation(quota, row.quota_date, dict(row.reserved_quota or {}))
             for bucket, amount in counted.items():
                 quota[(qday, bucket)].used += amount
             conn = session.connection()
@@ -442,13 +440,9 @@ class _Outcomes(_Metering):
         def apply(
             session: Session, row: Schedule, days: Any, quota: Mapping[tuple[date, str], QuotaUsage]
         ) -> None:
-            column = count_column(row.video_type)
             if row.slot_key is not None:
-                day = days[row.publish_date]
-                setattr(day, column, max(0, getattr(day, column) - 1))
-            for bucket, amount in (row.reserved_quota or {}).items():
-                q = quota[(row.quota_date, bucket)]
-                q.reserved = max(0, q.reserved - int(amount))
+                ledger.count_down(days[row.publish_date], row.video_type)
+            ledger.release_reservation(quota, row.quota_date, dict(row.reserved_quota or {}))
             row.upload_status = UploadStatus.FAILED.value
             row.slot_key = None
             row.fingerprint_key = None
