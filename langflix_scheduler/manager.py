@@ -57,6 +57,7 @@ from .db.locking import (
     take_quota,
 )
 from .db.models import DailyLimit, ProcessorRun, QuotaUsage, Schedule, UTCDateTime
+from .db.schedules import LEASE_CLEARED, clear_lease
 from .domain import (
     Booking,
     BucketUsage,
@@ -984,8 +985,7 @@ class ScheduleManager:
             bytes_total=None,
             reserved_quota=dict(values["reserved_quota"]),
             consumed_quota={},
-            lease_owner=None,
-            lease_expires_at=None,
+            **LEASE_CLEARED,
             created_at=values["created_at"],
             updated_at=values["updated_at"],
             uploaded_at=None,
@@ -1420,8 +1420,7 @@ class ScheduleManager:
             row.slot_key = None
             row.fingerprint_key = None
             row.reserved_quota = {}
-            row.lease_owner = None
-            row.lease_expires_at = None
+            clear_lease(row)
             row.updated_at = self.now()
 
         row = self._change_scheduled(schedule_id, channel, "cancel", "cancel schedule", apply)

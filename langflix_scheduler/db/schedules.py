@@ -9,7 +9,10 @@ from sqlalchemy.orm import Session
 
 from .models import Schedule
 
-__all__ = ["lock_schedule", "peek_schedule", "read_schedules"]
+__all__ = ["LEASE_CLEARED", "clear_lease", "lock_schedule", "peek_schedule", "read_schedules"]
+
+#: Column values of a row no worker holds (for Core ``UPDATE ... VALUES``).
+LEASE_CLEARED: dict[str, None] = {"lease_owner": None, "lease_expires_at": None}
 
 
 def peek_schedule(session: Session, schedule_id: int) -> Schedule | None:
@@ -33,3 +36,9 @@ def read_schedules(session: Session, ids: Iterable[int]) -> dict[int, Schedule]:
     for r in rows:
         session.expunge(r)
     return {r.id: r for r in rows}
+
+
+def clear_lease(row: Schedule) -> None:
+    """No worker holds ``row`` any more (its lease owner and expiry are cleared)."""
+    row.lease_owner = None
+    row.lease_expires_at = None

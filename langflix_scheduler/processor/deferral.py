@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from .. import ledger
 from ..db.models import QuotaUsage, Schedule
+from ..db.schedules import clear_lease
 from ..errors import (
     SchedulerError,
 )
@@ -99,8 +100,7 @@ class _Deferrals(_Failures):
             row.upload_status = _SCHEDULED
             row.next_attempt_at = until
             row.last_error = _short(reason)
-            row.lease_owner = None
-            row.lease_expires_at = None
+            clear_lease(row)
             row.updated_at = now
             if uri is not None and uri == row.upload_session_uri:
                 row.bytes_uploaded = max(row.bytes_uploaded, sent)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from .._give_up import GiveUp, Verdict, decide_give_up
 from ..db.models import Schedule
+from ..db.schedules import LEASE_CLEARED, clear_lease
 from ..quota import quota_date_of
 from ..youtube.uploader import (
     SessionProbe,
@@ -27,14 +28,14 @@ from ._state import (
     _Outcome,
     _short,
 )
+from .batch import _Batch
 from .decide import Action, Decision, failure_decision
 from .events import ProcessorEvent, ProcessorEventKind
-from .outcomes import _Outcomes
 
 logger = logging.getLogger(__name__)
 
 
-class _Failures(_Outcomes):
+class _Failures(_Batch):
     """Retries and terminal outcomes (failed, completed-after-all, needs_review)."""
 
     def _ask_session(
@@ -177,8 +178,7 @@ class _Failures(_Outcomes):
             row.upload_status = _NEEDS_REVIEW
             row.attempts = attempts
             row.last_error = _short(note)
-            row.lease_owner = None
-            row.lease_expires_at = None
+            clear_lease(row)
             row.next_attempt_at = None
             row.updated_at = now
 
@@ -259,8 +259,7 @@ class _Failures(_Outcomes):
                         "attempts": attempts,
                         "next_attempt_at": retry_at,
                         "last_error": _short(reason),
-                        "lease_owner": None,
-                        "lease_expires_at": None,
+                        **LEASE_CLEARED,
                         "updated_at": now,
                     },
                 )

@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from types import FrameType, TracebackType
 from typing import Any, Self
@@ -52,6 +52,18 @@ from .settings import (
 from .upload import _Uploads
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _RunState:
+    """What one run did so far, and whether it still claims."""
+
+    counts: _Counts = field(default_factory=_Counts)
+    outcome: RunOutcome = RunOutcome.OK
+    error: str | None = None
+    claiming: bool = True
+    want_claim: bool = True
+    in_flight: dict[concurrent.futures.Future[_Outcome], _Attempt] = field(default_factory=dict)
 
 
 class UploadProcessor(_Uploads, _Claims, _Runs):
@@ -369,111 +381,130 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
         return restore
 
     def _run(self) -> ProcessReport:
+        """One run: rescue, then claim/upload/record until nothing is due or in flight."""
         t0 = time.monotonic()
         run_id = self._start_run_row(self._now())
-        counts = _Counts()
-        outcome = RunOutcome.OK
-        error: str | None = None
-        in_flight: dict[concurrent.futures.Future[_Outcome], _Attempt] = {}
+        run = _RunState()
         try:
-            try:
-                counts.rescued, rescue_failed, rescue_uploaded = self._rescue()
-                counts.failed += rescue_failed
-                counts.uploaded += rescue_uploaded
-                claiming = True
-            except SchedulerError as exc:
-                logger.error("rescuing expired leases failed: %s", exc)
-                outcome, error, claiming = RunOutcome.ERROR, str(exc), False
-            want_claim = True
-            claim_min = max(1, min(self.batch_size, self.max_concurrent_uploads // 2))
-            last_claim = time.monotonic()
-            next_heartbeat = time.monotonic() + self.heartbeat_interval.total_seconds()
-            while True:
-                if claiming and self._stopping():
-                    claiming = False
-                    outcome = RunOutcome.STOPPED
-                free = self.max_concurrent_uploads - len(in_flight)
-                # Claim when enough threads are free to make a claim worth its statements, when
-                # the pool is idle, or when a free thread has waited one poll interval.
-                if (
-                    claiming
-                    and want_claim
-                    and free > 0
-                    and (
-                        free >= claim_min
-                        or not in_flight
-                        or time.monotonic() - last_claim >= _POLL_SECONDS
-                    )
-                ):
-                    last_claim = time.monotonic()
-                    try:
-                        claimed = self._claim(free)
-                    except SchedulerError as exc:
-                        logger.error("claiming due uploads failed: %s", exc)
-                        outcome, error, claiming = RunOutcome.ERROR, str(exc), False
-                        claimed = []
-                    counts.claimed += len(claimed)
-                    want_claim = len(claimed) >= free
-                    pool = self._pool() if claimed else None
-                    for attempt in claimed:
-                        with self._state_lock:
-                            self._active[attempt.schedule_id] = attempt
-                        assert pool is not None
-                        in_flight[pool.submit(self._upload, attempt)] = attempt
-                if not in_flight:
-                    break
-                done, _ = concurrent.futures.wait(
-                    in_flight,
-                    timeout=min(_POLL_SECONDS, self.heartbeat_interval.total_seconds()),
-                    return_when=concurrent.futures.FIRST_COMPLETED,
-                )
-                finished: list[tuple[_Attempt, _Outcome]] = []
-                for future in done:
-                    attempt = in_flight.pop(future)
-                    with self._state_lock:
-                        self._active.pop(attempt.schedule_id, None)
-                    finished.append((attempt, future.result()))
-                    want_claim = True
-                for result in self._settle(finished):
-                    self._tally(counts, result)
-                    self._emit(result.events)
-                    if result.kind is _Kind.UNAUTHORIZED and claiming:
-                        claiming = False
-                        outcome, error = RunOutcome.UNAUTHORIZED, result.error
-                if time.monotonic() >= next_heartbeat:
-                    self._heartbeat_all()
-                    self._heartbeat_run(run_id)
-                    next_heartbeat = time.monotonic() + self.heartbeat_interval.total_seconds()
-                    want_claim = True
+            self._rescue_step(run)
+            self._claim_loop(run_id, run)
         except BaseException as exc:
             # Interrupted (KeyboardInterrupt, a bug): stop uploads at a chunk boundary and let
             # them release their leases before propagating.
             self._stop.set()
-            for future in concurrent.futures.as_completed(in_flight):
-                attempt = in_flight[future]
-                with self._state_lock:
-                    self._active.pop(attempt.schedule_id, None)
-                if not future.cancelled() and future.exception() is None:
-                    for result in self._settle([(attempt, future.result())]):
-                        self._tally(counts, result)
-                        self._emit(result.events)
-            self._finish_run_row(run_id, counts, RunOutcome.ERROR, repr(exc))
+            self._drain(run)
+            self._finish_run_row(run_id, run.counts, RunOutcome.ERROR, repr(exc))
             raise
-        self._finish_run_row(run_id, counts, outcome, error)
+        self._finish_run_row(run_id, run.counts, run.outcome, run.error)
+        return self._report(run, t0)
+
+    def _rescue_step(self, run: _RunState) -> None:
+        try:
+            rescued, rescue_failed, rescue_uploaded = self._rescue()
+        except SchedulerError as exc:
+            logger.error("rescuing expired leases failed: %s", exc)
+            run.outcome, run.error, run.claiming = RunOutcome.ERROR, str(exc), False
+            return
+        run.counts.rescued = rescued
+        run.counts.failed += rescue_failed
+        run.counts.uploaded += rescue_uploaded
+
+    def _claim_loop(self, run_id: int, run: _RunState) -> None:
+        claim_min = max(1, min(self.batch_size, self.max_concurrent_uploads // 2))
+        last_claim = time.monotonic()
+        next_heartbeat = time.monotonic() + self.heartbeat_interval.total_seconds()
+        while True:
+            if run.claiming and self._stopping():
+                run.claiming = False
+                run.outcome = RunOutcome.STOPPED
+            free = self.max_concurrent_uploads - len(run.in_flight)
+            # Claim when enough threads are free to make a claim worth its statements, when
+            # the pool is idle, or when a free thread has waited one poll interval.
+            if (
+                run.claiming
+                and run.want_claim
+                and free > 0
+                and (
+                    free >= claim_min
+                    or not run.in_flight
+                    or time.monotonic() - last_claim >= _POLL_SECONDS
+                )
+            ):
+                last_claim = time.monotonic()
+                self._claim_and_submit(run, free)
+            if not run.in_flight:
+                break
+            self._collect(run)
+            if time.monotonic() >= next_heartbeat:
+                self._heartbeat_all()
+                self._heartbeat_run(run_id)
+                next_heartbeat = time.monotonic() + self.heartbeat_interval.total_seconds()
+                run.want_claim = True
+
+    def _claim_and_submit(self, run: _RunState, free: int) -> None:
+        try:
+            claimed = self._claim(free)
+        except SchedulerError as exc:
+            logger.error("claiming due uploads failed: %s", exc)
+            run.outcome, run.error, run.claiming = RunOutcome.ERROR, str(exc), False
+            claimed = []
+        run.counts.claimed += len(claimed)
+        run.want_claim = len(claimed) >= free
+        pool = self._pool() if claimed else None
+        for attempt in claimed:
+            with self._state_lock:
+                self._active[attempt.schedule_id] = attempt
+            assert pool is not None
+            run.in_flight[pool.submit(self._upload, attempt)] = attempt
+
+    def _collect(self, run: _RunState) -> None:
+        """Wait briefly for uploads to finish; record and report the finished ones."""
+        done, _ = concurrent.futures.wait(
+            run.in_flight,
+            timeout=min(_POLL_SECONDS, self.heartbeat_interval.total_seconds()),
+            return_when=concurrent.futures.FIRST_COMPLETED,
+        )
+        finished: list[tuple[_Attempt, _Outcome]] = []
+        for future in done:
+            attempt = run.in_flight.pop(future)
+            with self._state_lock:
+                self._active.pop(attempt.schedule_id, None)
+            finished.append((attempt, future.result()))
+            run.want_claim = True
+        for result in self._settle(finished):
+            self._tally(run.counts, result)
+            self._emit(result.events)
+            if result.kind is _Kind.UNAUTHORIZED and run.claiming:
+                run.claiming = False
+                run.outcome, run.error = RunOutcome.UNAUTHORIZED, result.error
+
+    def _drain(self, run: _RunState) -> None:
+        """After an interrupt: wait for the uploads in flight and record what they did."""
+        for future in concurrent.futures.as_completed(run.in_flight):
+            attempt = run.in_flight[future]
+            with self._state_lock:
+                self._active.pop(attempt.schedule_id, None)
+            if not future.cancelled() and future.exception() is None:
+                for result in self._settle([(attempt, future.result())]):
+                    self._tally(run.counts, result)
+                    self._emit(result.events)
+
+    def _report(self, run: _RunState, t0: float) -> ProcessReport:
+        counts = run.counts
         report = ProcessReport(
             worker_id=self.worker_id,
-            outcome=outcome,
+            outcome=run.outcome,
             **asdict(counts),
             duration=timedelta(seconds=time.monotonic() - t0),
-            error=error,
+            error=run.error,
         )
-        level = logging.INFO if counts.claimed or counts.rescued or error else logging.DEBUG
+        level = logging.INFO if counts.claimed or counts.rescued or run.error else logging.DEBUG
         logger.log(
             level,
             "processor %s run %s: claimed %d, uploaded %d, failed %d, retried %d, deferred %d, "
             "rescued %d in %.2f s",
             self.worker_id,
-            outcome.value,
+            run.outcome.value,
             counts.claimed,
             counts.uploaded,
             counts.failed,

@@ -13,6 +13,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from ..db.models import Schedule
+from ..db.schedules import LEASE_CLEARED
 from ..youtube.uploader import (
     UploadStep,
 )
@@ -100,8 +101,7 @@ class _Rescue(_Deferrals):
                 .values(
                     upload_status=_SCHEDULED,
                     attempts=attempts,
-                    lease_owner=None,
-                    lease_expires_at=None,
+                    **LEASE_CLEARED,
                     next_attempt_at=None,
                     last_error=_short(reason),
                     updated_at=now,
