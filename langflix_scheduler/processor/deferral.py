@@ -7,17 +7,11 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import (
-    and_,
-    or_,
-    select,
-)
-from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
-
 from .. import ledger
+from ..db import schedules
 from ..db.models import QuotaUsage, Schedule
 from ..db.schedules import clear_lease
+from ..db.types import Filter, Session
 from ..errors import (
     SchedulerError,
 )
@@ -54,7 +48,7 @@ class _Deferrals(_Failures):
             resume_day.isoformat(),
             until.isoformat(),
         )
-        others = and_(Schedule.api_project == attempt.api_project, Schedule.quota_date < resume_day)
+        others = schedules.of_project_before_quota_day(attempt.api_project, resume_day)
         return self._defer(attempt, until, decision.reason, others)
 
     def _defer_channel(self, attempt: _Attempt, decision: Decision, why: str) -> _Outcome:
@@ -67,9 +61,8 @@ class _Deferrals(_Failures):
             why,
             until.isoformat(),
         )
-        others = and_(
-            Schedule.channel_id == attempt.channel_id,
-            Schedule.scheduled_publish_time < until + self.upload_lead_time,
+        others = schedules.of_channel_publishing_before(
+            attempt.channel_id, until + self.upload_lead_time
         )
         return self._defer(attempt, until, decision.reason, others)
 
@@ -87,9 +80,7 @@ class _Deferrals(_Failures):
         ledger.reserve(quota, new_qday, reserved)
         row.quota_date = new_qday
 
-    def _defer(
-        self, attempt: _Attempt, until: datetime, reason: str, others: ColumnElement[bool]
-    ) -> _Outcome:
+    def _defer(self, attempt: _Attempt, until: datetime, reason: str, others: Filter) -> _Outcome:
         now = self._now()
         uri, sent, total = attempt.progress_snapshot()
 
@@ -153,33 +144,17 @@ class _Deferrals(_Failures):
         ]
         return _Outcome(_Kind.DEFERRED, events, deferred=len(events), error=reason)
 
-    def _defer_others(
-        self, where: ColumnElement[bool], until: datetime, now: datetime
-    ) -> list[Schedule]:
+    def _defer_others(self, where: Filter, until: datetime, now: datetime) -> list[Schedule]:
         """Defer matching ``scheduled`` rows to ``until``, page by page, moving reservations."""
-        pending = and_(
-            where,
-            Schedule.upload_status == _SCHEDULED,
-            or_(Schedule.next_attempt_at.is_(None), Schedule.next_attempt_at < until),
-        )
+        pending = schedules.waiting_before(where, until)
         moved: list[Schedule] = []
         last_id = 0
         for _ in range(_MAX_DEFER_PAGES):
-
-            def peek_page(session: Session, after: int = last_id) -> list[Schedule]:
-                rows = list(
-                    session.execute(
-                        select(Schedule)
-                        .where(pending, Schedule.id > after)
-                        .order_by(Schedule.id)
-                        .limit(_DEFER_PAGE)
-                    ).scalars()
-                )
-                for r in rows:
-                    session.expunge(r)
-                return rows
-
-            page = self._db.run("find uploads to defer", peek_page, read_only=True)
+            page = self._db.run(
+                "find uploads to defer",
+                lambda s, after=last_id: schedules.page_after(s, pending, after, _DEFER_PAGE),  # type: ignore[misc]
+                read_only=True,
+            )
             if not page:
                 break
             last_id = page[-1].id
@@ -195,12 +170,7 @@ class _Deferrals(_Failures):
                 )
                 seen = {r.id: r for r in page}
                 done: list[Schedule] = []
-                for row in session.execute(
-                    select(Schedule)
-                    .where(Schedule.id.in_(list(seen)), pending)
-                    .order_by(Schedule.id)
-                    .with_for_update()
-                ).scalars():
+                for row in schedules.lock_matching(session, seen, pending):
                     before = seen[row.id]
                     if (row.quota_date, row.reserved_quota) != (
                         before.quota_date,

@@ -12,20 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    and_,
-    case,
-    literal,
-    true,
-    update,
-)
-from sqlalchemy.sql.elements import ColumnElement
-
-from ..db.models import Schedule
-from ..db.statements import (
-    latest as _latest,
-)
+from ..db import leases
 from ..errors import (
     SchedulerError,
     TransientUploadError,
@@ -36,7 +23,6 @@ from ..youtube.uploader import (
 from ._core import _Core
 from ._state import (
     _FOLLOW_UPS,
-    _UPLOADING,
     _Attempt,
     _LeaseLost,
     _StopRequested,
@@ -48,45 +34,18 @@ logger = logging.getLogger(__name__)
 class _Leases(_Core):
     """Fencing, progress and heartbeats of the uploads in flight."""
 
-    def _fence(self, attempt: _Attempt) -> ColumnElement[bool]:
-        return and_(
-            Schedule.id == attempt.schedule_id,
-            Schedule.lease_owner == attempt.token,
-            Schedule.upload_status == _UPLOADING,
-        )
-
     def _fenced_update(self, operation: str, attempt: _Attempt, values: Mapping[str, Any]) -> int:
+        """One write of ``attempt``, only while it holds the lease; rows matched (0: lost)."""
         return self._execute_count(
-            operation, update(Schedule).where(self._fence(attempt)).values(**values)
+            operation, leases.fenced_update(attempt.schedule_id, attempt.token, values)
         )
 
     def _lease_values(self, now: datetime) -> dict[str, Any]:
-        # Only ever forward: the run thread's heartbeat and the upload thread's progress write
-        # race, and the one that read the clock first may commit last.
-        return {
-            "lease_expires_at": _latest(Schedule.lease_expires_at, now + self.lease),
-            "heartbeat_at": _latest(Schedule.heartbeat_at, now),
-            "updated_at": _latest(Schedule.updated_at, now),
-        }
+        return leases.lease_values(now, self.lease)
 
-    def _progress_values(self, uri: str | None, sent: int, total: int | None) -> dict[str, Any]:
-        # Only progress of the session the row currently stores is taken, and only upwards: an
-        # out-of-order report (or a heartbeat carrying an older snapshot) never lowers it.
-        same_session: ColumnElement[bool] = (
-            true() if uri is None else Schedule.upload_session_uri == uri
-        )
-        sent_value = literal(sent, BigInteger())
-        values: dict[str, Any] = {
-            "bytes_uploaded": case(
-                (and_(same_session, Schedule.bytes_uploaded < sent_value), sent_value),
-                else_=Schedule.bytes_uploaded,
-            )
-        }
-        if total is not None:
-            values["bytes_total"] = case(
-                (same_session, literal(total, BigInteger())), else_=Schedule.bytes_total
-            )
-        return values
+    @staticmethod
+    def _progress_values(uri: str | None, sent: int, total: int | None) -> dict[str, Any]:
+        return leases.progress_values(uri, sent, total)
 
     def _write_session(self, attempt: _Attempt, uri: str, sent: int, total: int | None) -> None:
         values = self._lease_values(self._now())

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import (
-    and_,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.orm import Session
-
+from ..db import leases
 from ..db.models import Schedule
-from ..db.schedules import LEASE_CLEARED
 from ..youtube.uploader import (
     UploadStep,
 )
 from ._state import (
     _MAX_RESCUE_PER_RUN,
-    _SCHEDULED,
     _STEP_VALUES,
     _UPLOADING,
     _Kind,
@@ -39,34 +30,14 @@ class _Rescue(_Deferrals):
         (uploaded: given up, but the video was found on YouTube)."""
         now = self._now()
 
-        def find(session: Session) -> list[Schedule]:
-            rows = list(
-                session.execute(
-                    select(Schedule)
-                    .where(
-                        Schedule.api_project == self.api_project,
-                        Schedule.upload_status == _UPLOADING,
-                        or_(Schedule.lease_expires_at.is_(None), Schedule.lease_expires_at < now),
-                    )
-                    .order_by(Schedule.id)
-                    .limit(_MAX_RESCUE_PER_RUN)
-                ).scalars()
-            )
-            for r in rows:
-                session.expunge(r)
-            return rows
-
         rescued = failed = uploaded = 0
-        for row in self._db.run("find expired leases", find, read_only=True):
+        expired = self._db.run(
+            "find expired leases",
+            lambda s: leases.expired_leases(s, self.api_project, now, _MAX_RESCUE_PER_RUN),
+            read_only=True,
+        )
+        for row in expired:
             owner = row.lease_owner
-            expired = and_(
-                Schedule.id == row.id,
-                Schedule.upload_status == _UPLOADING,
-                Schedule.lease_owner == owner
-                if owner is not None
-                else Schedule.lease_owner.is_(None),
-                or_(Schedule.lease_expires_at.is_(None), Schedule.lease_expires_at < now),
-            )
             attempts = row.attempts + 1
             reason = f"lease of {owner} expired (the worker died or stalled)"
             if attempts >= self.max_attempts:
@@ -95,17 +66,8 @@ class _Rescue(_Deferrals):
                     uploaded += int(done[0] is _Kind.UPLOADED)
                     self._emit([done[1]])
                 continue
-            stmt = (
-                update(Schedule)
-                .where(expired)
-                .values(
-                    upload_status=_SCHEDULED,
-                    attempts=attempts,
-                    **LEASE_CLEARED,
-                    next_attempt_at=None,
-                    last_error=_short(reason),
-                    updated_at=now,
-                )
+            stmt = leases.rescue_update(
+                row.id, owner, now, attempts=attempts, last_error=_short(reason)
             )
             written = self._execute_count("rescue expired lease", stmt)
             if written:

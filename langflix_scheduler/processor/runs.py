@@ -7,16 +7,8 @@ import time
 from dataclasses import asdict
 from datetime import datetime
 
-from sqlalchemy import (
-    select,
-    update,
-)
-from sqlalchemy.orm import Session
-
-from ..db.models import ProcessorRun
-from ..db.statements import (
-    latest as _latest,
-)
+from ..db import runs
+from ..db.types import Session
 from ..errors import (
     OutcomeUnknownError,
     SchedulerError,
@@ -42,24 +34,12 @@ class _Runs(_Core):
             self.api_project,
         )
 
-        def write(session: Session) -> None:
-            session.add(
-                ProcessorRun(
-                    worker_id=self.worker_id,
-                    started_at=now,
-                    finished_at=now,
-                    outcome=RunOutcome.SKIPPED.value,
-                    claimed=0,
-                    uploaded=0,
-                    failed=0,
-                    retried=0,
-                    deferred=0,
-                    rescued=0,
-                    skipped_overlap=1,
-                )
-            )
-
-        self._db.run("record skipped processor run", write)
+        self._db.run(
+            "record skipped processor run",
+            lambda s: runs.insert_run(
+                s, self.worker_id, now, skipped_outcome=RunOutcome.SKIPPED.value
+            ),
+        )
         return ProcessReport(worker_id=self.worker_id, outcome=RunOutcome.SKIPPED, skipped=True)
 
     def _start_run_row(self, started: datetime) -> int:
@@ -67,36 +47,10 @@ class _Runs(_Core):
         answer to the insert is lost, the row is looked up by worker and start time."""
 
         def write(session: Session) -> int:
-            row = ProcessorRun(
-                worker_id=self.worker_id,
-                started_at=started,
-                outcome="running",
-                claimed=0,
-                uploaded=0,
-                failed=0,
-                retried=0,
-                deferred=0,
-                rescued=0,
-                skipped_overlap=0,
-                heartbeat_at=started,
-                lease_expires_at=started + self.lease,
-            )
-            session.add(row)
-            session.flush()
-            return row.id
+            return runs.insert_run(session, self.worker_id, started, lease=self.lease)
 
         def find(session: Session) -> int | None:
-            return session.execute(
-                select(ProcessorRun.id)
-                .where(
-                    ProcessorRun.worker_id == self.worker_id,
-                    ProcessorRun.started_at == started,
-                    ProcessorRun.outcome == "running",
-                    ProcessorRun.id > self._last_run_id,
-                )
-                .order_by(ProcessorRun.id.desc())
-                .limit(1)
-            ).scalar_one_or_none()
+            return runs.find_running(session, self.worker_id, started, self._last_run_id)
 
         deadline = self._record_deadline()
         while True:
@@ -124,14 +78,7 @@ class _Runs(_Core):
     def _heartbeat_run(self, run_id: int) -> None:
         """Raise the run row's heartbeat and lease (a row whose lease passed shows as lost)."""
         now = self._now()
-        stmt = (
-            update(ProcessorRun)
-            .where(ProcessorRun.id == run_id, ProcessorRun.outcome == "running")
-            .values(
-                heartbeat_at=_latest(ProcessorRun.heartbeat_at, now),
-                lease_expires_at=_latest(ProcessorRun.lease_expires_at, now + self.lease),
-            )
-        )
+        stmt = runs.heartbeat_run(run_id, now, self.lease)
         try:
             self._execute_count("record processor run heartbeat", stmt)
         except SchedulerError as exc:
@@ -143,17 +90,13 @@ class _Runs(_Core):
         finished = self._now()
 
         def write(session: Session) -> None:
-            session.execute(
-                update(ProcessorRun)
-                .where(ProcessorRun.id == run_id)
-                .values(
-                    finished_at=finished,
-                    outcome=outcome.value,
-                    **asdict(counts),
-                    error=_short(error) if error else None,
-                    heartbeat_at=finished,
-                )
-                .execution_options(synchronize_session=False)
+            runs.finish_run(
+                session,
+                run_id,
+                finished,
+                outcome.value,
+                asdict(counts),
+                _short(error) if error else None,
             )
 
         try:
