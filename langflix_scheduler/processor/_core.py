@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from .. import ledger
 from .._backoff import retry_until
 from .._time import ensure_aware
+from ..db import claims
 from ..db.engine import Database
 from ..db.models import Schedule
 from ..db.schedules import read_schedules
@@ -89,7 +90,7 @@ class _Core:
     _state_lock: threading.Lock
     _run_lock: threading.Lock
     _active: dict[int, _Attempt]
-    _claim_sql_cache: tuple[tuple[Any, ...], dict[str, Any]] | None
+    _claim_sql_cache: claims.ClaimStatements | None
     _executor: concurrent.futures.ThreadPoolExecutor | None
     _stop: threading.Event
     _external_stop: threading.Event | None
