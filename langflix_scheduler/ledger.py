@@ -25,13 +25,12 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from .db.counters import count_column
 from .db.engine import Database
 from .db.locking import lock_day, lock_quota_rows
 from .db.models import DailyLimit, QuotaUsage, Schedule
 from .db.schedules import lock_schedule, peek_schedule
+from .db.types import Session
 from .errors import SchedulerError
 
 __all__ = [

@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy.orm import Session
-
 from .. import ledger
 from .._backoff import retry_until
 from .._time import ensure_aware
@@ -23,6 +21,7 @@ from ..db.schedules import read_schedules
 from ..db.statements import (
     rowcount as _rowcount,
 )
+from ..db.types import Session
 from ..errors import (
     OutcomeUnknownError,
     SchedulerError,

@@ -8,27 +8,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
-from ..db import api_calls
-from ..db.locking import (
-    lock_quota_counts,
-)
-from ..db.statements import (
-    COMPLETE_ROW as _COMPLETE_ROW,
-)
-from ..db.statements import (
-    LOCK_DONE_ROWS as _LOCK_DONE_ROWS,
-)
-from ..db.statements import (
-    RELEASE_AND_USE as _RELEASE_AND_USE,
-)
-from ..db.statements import (
-    SET_QUOTA as _SET_QUOTA,
-)
-from ..db.statements import (
-    rowcount as _rowcount,
-)
+from ..db import api_calls, completions
+from ..db.types import Connection
 from ..errors import (
     OutcomeUnknownError,
     SchedulerError,
@@ -192,7 +173,7 @@ class _Batch(_Outcomes):
         change = self._deltas(plans, ids, qday)
         if change:
             self._batch_counters(conn, change, fast)
-        rows = conn.execute(_LOCK_DONE_ROWS, {"k_ids": sorted(ids)}).all()
+        rows = completions.lock_done_rows(conn, ids)
         drop = set(ids) - {row.id for row in rows}
         drop |= {row.id for row in rows if self._moved(row, plans[row.id].attempt)}
         if drop:
@@ -203,7 +184,7 @@ class _Batch(_Outcomes):
         api_calls.insert_rows(conn, [c for i in sorted(ids) for c in plans[i].calls])
         costs = api_calls.cost_by_schedule(conn, ids)
         params = [self._completion_params(row, plans[row.id], costs, qday, now) for row in rows]
-        if _rowcount(conn.execute(_COMPLETE_ROW, params)) != len(params):
+        if completions.complete_rows(conn, params) != len(params):
             raise _Regroup(set(), slow=True)  # cannot happen under the row locks
         return {row.id: row.attempts for row in rows}
 
@@ -214,39 +195,11 @@ class _Batch(_Outcomes):
         if fast:
             # One summed UPDATE per quota row (sorted: the global lock order). Releasing the
             # sum at once, floored at 0, equals releasing each schedule's share in turn.
-            hit = _rowcount(
-                conn.execute(
-                    _RELEASE_AND_USE,
-                    [
-                        {
-                            "k_project": self.api_project,
-                            "k_qday": k[0],
-                            "k_bucket": k[1],
-                            "k_release": d[0],
-                            "k_use": d[1],
-                        }
-                        for k, d in sorted(change.items())
-                    ],
-                )
-            )
-            if hit != len(change):
+            if not completions.release_and_use(conn, self.api_project, change):
                 raise _Regroup(set(), slow=True)  # a quota row is missing: create it
             return
-        quota = lock_quota_counts(
+        completions.set_quota(
             conn, self._db.dialect, self.api_project, change, self._policy.buckets
-        )
-        conn.execute(
-            _SET_QUOTA,
-            [
-                {
-                    "k_project": self.api_project,
-                    "k_qday": k[0],
-                    "k_bucket": k[1],
-                    "k_reserved": max(0, quota[k][0] - d[0]),
-                    "k_used": quota[k][1] + d[1],
-                }
-                for k, d in sorted(change.items())
-            ],
         )
 
     @staticmethod

@@ -8,11 +8,10 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from .._give_up import GiveUp, Verdict, decide_give_up
 from ..db.models import Schedule
 from ..db.schedules import LEASE_CLEARED, clear_lease
+from ..db.types import Session
 from ..quota import quota_date_of
 from ..youtube.uploader import (
     SessionProbe,

@@ -7,12 +7,11 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from .. import ledger
 from ..db import api_calls
 from ..db.models import QuotaUsage, Schedule
 from ..db.schedules import LEASE_CLEARED, clear_lease
+from ..db.types import Session
 from ..domain import UploadStatus
 from ..quota import quota_date_of
 from ..youtube.uploader import (
