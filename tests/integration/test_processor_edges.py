@@ -59,7 +59,6 @@ from ._processor_support import (
     schedule_many,
     wait_for,
 )
-from ._youtube_fixtures import *  # noqa: F403 (fixtures)
 from ._youtube_fixtures import CHUNK, real_uploader
 from .db_helpers import RawDB
 

@@ -39,7 +39,6 @@ from ._processor_support import (
     default_upload,
     schedule_many,
 )
-from ._youtube_fixtures import *  # noqa: F403 (fixtures)
 from ._youtube_fixtures import CHUNK, real_uploader
 from .db_helpers import RawDB
 
