@@ -29,7 +29,9 @@ def require_aware(value: datetime, message: str = _NAIVE) -> None:
 
 def ensure_aware(value: datetime) -> datetime:
     """Return ``value`` in UTC; raise ``ValueError`` if it is naive."""
-    require_aware(value)
+    # Inlined (no helper calls): the slot search calls this for every candidate slot.
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(_NAIVE)
     return value.astimezone(UTC)
 
 

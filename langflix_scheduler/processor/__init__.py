@@ -24,9 +24,8 @@ One run (:meth:`UploadProcessor.run_once`) does, in order:
    then the schedule rows by id, each write fenced; see :meth:`UploadProcessor._record_successes`);
    other outcomes in one short transaction per schedule by the upload thread (see below).
 
-Lock order (never violated, so the processor cannot deadlock with reservations, cancels or
-``recalculate_quota``): upload-channel row -> channel-day row -> quota-day rows sorted by key ->
-schedule rows by id. Counters (day counts, quota reserved/used) are only changed while their
+Locks are taken in the global order written once in :mod:`langflix_scheduler.ledger` (so the
+processor cannot deadlock with reservations, cancels or ``recalculate_quota``). Counters (day counts, quota reserved/used) are only changed while their
 rows are locked, and every transition keeps them equal to what ``recalculate_quota`` recounts.
 
 Fencing: a claim writes a fresh lease-owner token (``<worker_id>#<random>``) on the row. Every
