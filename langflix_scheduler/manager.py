@@ -1251,7 +1251,7 @@ class ScheduleManager:
                 now=now,
                 identity=identity,
             )
-            # Lock order: langflix_scheduler.ledger (channel-day row, then quota rows sorted). Both are
+            # Lock order: ledger.py (channel-day row, then quota rows sorted). Both are
             # locked by their increment (one statement per row where the engine can return the
             # counts from an UPDATE); the checks follow, and a refusal raises, which rolls the
             # whole transaction back. The slot itself is guarded by UNIQUE(channel_id, slot_key):
