@@ -26,7 +26,8 @@ One run (:meth:`UploadProcessor.run_once`) does, in order:
 
 Locks are taken in the global order written once in :mod:`langflix_scheduler.ledger` (so the
 processor cannot deadlock with reservations, cancels or ``recalculate_quota``). Counters (day
-counts, quota reserved/used) are only changed while their rows are locked, and every transition keeps them equal to what ``recalculate_quota`` recounts.
+counts, quota reserved/used) are only changed while their rows are locked, and every transition
+keeps them equal to what ``recalculate_quota`` recounts.
 
 Fencing: a claim writes a fresh lease-owner token (``<worker_id>#<random>``) on the row. Every
 later write of that attempt (progress, session URI, video id, outcome) is conditional on
