@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from langflix_scheduler.cli._errors import classify
 
-from langflix_scheduler._cli_db import classify
 from langflix_scheduler.config import SchedulerConfig
 from langflix_scheduler.errors import (
     DatabaseTimeoutError,
