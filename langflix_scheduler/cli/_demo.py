@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -56,6 +56,9 @@ from ..youtube.uploader import (
     upload_passing_calls,
 )
 from ._progress import DisplayingUploader, UploadDisplay
+
+if TYPE_CHECKING:
+    from ..youtube.google import YouTubeUploader
 
 CHANNEL = "korean-daily"
 API_PROJECT = "langflix-demo"
@@ -377,9 +380,6 @@ class Demo:
         )
 
     def process(self, manager: ScheduleManager, fake: FakeYouTube) -> None:
-        from ..youtube.auth import access_token_credentials
-        from ..youtube.google import YouTubeUploader
-
         window_end = self.config.day_start(START.date() + timedelta(days=1 + PROCESS_DAYS))
         first_final = min(
             (s for s in self.run.booked if s.video_type is VideoType.FINAL),
@@ -403,15 +403,7 @@ class Demo:
             describe=lambda sid: repr(titles.get(sid, "?")),
             fmt_time=lambda t: f"{t.astimezone(self.zone):%a %m-%d %H:%M:%S %Z}",
         )
-        real = YouTubeUploader(
-            access_token_credentials("demo-access-token"),
-            api_endpoint=fake.api_endpoint,
-            chunk_size=CHUNK_SIZE,
-            max_retries=0,
-            clock=self.clock,
-            sleep=lambda _s: None,
-            quota_timezone=self.config.quota_timezone,
-        )
+        real = self._uploader(fake)
         faulty = _DropOnce(real, fake, first_final.video_path)
         uploader: Uploader = faulty if self.quiet else DisplayingUploader(faulty, display)
 
@@ -439,6 +431,22 @@ class Demo:
                     display.__exit__(None, None, None)
         if not faulty.injected:
             self.say("   (the fault was never injected)", style="red")
+
+    def _uploader(self, fake: FakeYouTube) -> YouTubeUploader:
+        """The real uploader, pointed at the fake, on the simulated clock, without its own
+        retries (the processor retries)."""
+        from ..youtube.auth import access_token_credentials
+        from ..youtube.google import YouTubeUploader
+
+        return YouTubeUploader(
+            access_token_credentials("demo-access-token"),
+            api_endpoint=fake.api_endpoint,
+            chunk_size=CHUNK_SIZE,
+            max_retries=0,
+            clock=self.clock,
+            sleep=lambda _s: None,
+            quota_timezone=self.config.quota_timezone,
+        )
 
     def _process_until(
         self, manager: ScheduleManager, processor: UploadProcessor, window_end: datetime
