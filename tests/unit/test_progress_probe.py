@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from langflix_scheduler.cli._progress import DisplayingUploader
 
+from langflix_scheduler.cli._progress import DisplayingUploader
 from langflix_scheduler.youtube.uploader import DryRunUploader, SessionState
 
 
