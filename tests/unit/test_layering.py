@@ -1,98 +1,133 @@
-"""Layering rules, checked on the source: SQLAlchemy only in ``db/`` (listed exceptions), and no
-private names imported across layers."""
+"""Layering rules, checked on the source (every import, including those inside functions):
+
+* the library never imports the CLI's libraries (click, rich): only ``cli/`` (and ``__main__``,
+  which runs it) does, and nothing outside ``cli/`` imports ``cli/``;
+* ``cli/`` (the demo and the progress display included) never imports SQLAlchemy, alembic or
+  Google's libraries, and uses only the public library API: no ``db`` package, no private
+  (``_``-prefixed) library module;
+* outside ``youtube/`` (and the type-only import of the ``testing`` fake) nothing imports
+  Google's libraries.
+"""
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+import langflix_scheduler
 
-PACKAGE = Path(__file__).resolve().parents[2] / "langflix_scheduler"
-
-#: Modules outside ``db/`` allowed to import SQLAlchemy, and why.
-SQLALCHEMY_ALLOWED = {
-    # Public signature takes an Engine (ScheduleManager(engine=...)); its slot search,
-    # reservation and read queries have not moved to db/ yet (issue 10, step 3, remaining).
-    "manager.py",
-    # URL parsing for the CLI; cli.py and _demo.py are being split into a cli/ package by
-    # another branch (make_url only).
-    "cli.py",
-    "_cli_db.py",
-}
-
-
-def _modules() -> list[Path]:
-    return sorted(p for p in PACKAGE.rglob("*.py") if "_alembic" not in p.parts)
+PACKAGE = Path(langflix_scheduler.__file__).parent
+CLI_LIBRARIES = {"click", "rich"}
+GOOGLE_LIBRARIES = {"google", "googleapiclient", "google_auth_oauthlib", "httplib2"}
+DATABASE_LIBRARIES = {"sqlalchemy", "alembic"}
+#: Library subpackages/modules the CLI must not reach into (internal, may change any time).
+PRIVATE_LIBRARY = {"db"}
 
 
 def _rel(path: Path) -> str:
     return path.relative_to(PACKAGE).as_posix()
 
 
-def _imports(path: Path) -> list[tuple[str, list[str], int]]:
-    """``(module, names, level)`` of every import in ``path`` (nested ones included)."""
-    out: list[tuple[str, list[str], int]] = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+def _is_cli_side(rel: str) -> bool:
+    return rel.startswith("cli/") or rel == "__main__.py"
+
+
+def _modules() -> Iterator[tuple[str, ast.AST]]:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield _rel(path), ast.parse(path.read_text(encoding="utf-8"))
+
+
+def _absolute_imports(tree: ast.AST) -> set[str]:
+    """Top-level names of third-party/stdlib imports (``import x.y`` / ``from x import y``)."""
+    roots: set[str] = set()
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            out.extend((alias.name, [], 0) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            out.append((node.module or "", [a.name for a in node.names], node.level))
-    return out
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
 
 
-def test_sqlalchemy_only_in_db() -> None:
-    offenders = []
-    for path in _modules():
-        rel = _rel(path)
-        if rel.startswith("db/") or rel in SQLALCHEMY_ALLOWED:
-            continue
-        for module, _names, level in _imports(path):
-            if level == 0 and (module == "sqlalchemy" or module.startswith("sqlalchemy.")):
-                offenders.append(f"{rel} imports {module}")
-    assert offenders == []
+def _package_imports(rel: str, tree: ast.AST) -> set[str]:
+    """Dotted names (relative to the package) of the langflix_scheduler modules ``rel`` imports;
+    ``from . import x`` yields ``<package>.x``."""
+    here = rel.removesuffix(".py").split("/")[:-1]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = here[: len(here) - (node.level - 1)] if node.level > 1 else list(here)
+            module = base + (node.module.split(".") if node.module else [])
+            if node.module:
+                found.add(".".join(module))
+            else:
+                found.update(".".join([*module, alias.name]) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.split(".")[0] == "langflix_scheduler":
+                found.add(".".join(node.module.split(".")[1:]))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "langflix_scheduler":
+                    found.add(".".join(alias.name.split(".")[1:]))
+    return found
 
 
-def test_the_exceptions_still_need_to_be_exceptions() -> None:
-    """An exception that no longer imports SQLAlchemy is dropped from the list."""
-    for rel in SQLALCHEMY_ALLOWED:
-        uses = [
-            m
-            for m, _n, level in _imports(PACKAGE / rel)
-            if level == 0 and m.split(".")[0] == "sqlalchemy"
-        ]
-        assert uses, f"{rel} no longer imports SQLAlchemy: remove it from SQLALCHEMY_ALLOWED"
+def test_library_modules_do_not_import_click_or_rich() -> None:
+    offenders = {
+        rel: sorted(_absolute_imports(tree) & CLI_LIBRARIES)
+        for rel, tree in _modules()
+        if not _is_cli_side(rel)
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
 
 
-def _package_of(rel: str) -> str:
-    """The layer a module belongs to: its top-level package, or the module itself."""
-    return rel.split("/", maxsplit=1)[0].removesuffix(".py")
+def test_cli_modules_are_imported_only_by_the_cli() -> None:
+    offenders = {
+        rel: sorted(m for m in _package_imports(rel, tree) if m.split(".")[0] == "cli")
+        for rel, tree in _modules()
+        if not _is_cli_side(rel)
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
 
 
-def _target(rel: str, module: str, level: int) -> str:
-    """The module path (relative to the package) an import refers to."""
-    if level == 0:
-        return module.removeprefix("langflix_scheduler.").replace(".", "/")
-    base = Path(rel).parent
-    for _ in range(level - 1):
-        base = base.parent
-    joined = (base / module.replace(".", "/")) if module else base
-    return joined.as_posix().lstrip("./")
+def test_cli_never_imports_database_or_google_libraries() -> None:
+    offenders = {
+        rel: sorted(_absolute_imports(tree) & (DATABASE_LIBRARIES | GOOGLE_LIBRARIES))
+        for rel, tree in _modules()
+        if _is_cli_side(rel)
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
 
 
-@pytest.mark.parametrize("path", _modules(), ids=_rel)
-def test_no_private_names_across_layers(path: Path) -> None:
-    """``from <other layer> import _private`` is refused (a module's leading-underscore names
-    are its own, or its package's). Private modules (``_time``, ``_backoff``) are shared
-    helpers and may be imported; their public names only."""
-    rel = _rel(path)
-    here = _package_of(rel)
-    bad = []
-    for module, names, level in _imports(path):
-        if level == 0 and not module.startswith("langflix_scheduler"):
-            continue
-        target = _target(rel, module, level)
-        if _package_of(target) == here:
-            continue
-        bad += [f"{target}.{n}" for n in names if n.startswith("_") and n != "__version__"]
-    assert bad == [], f"{rel} imports private names of another layer: {bad}"
+def test_cli_uses_only_the_public_library_api() -> None:
+    def private(module: str) -> bool:
+        parts = module.split(".")
+        if parts[0] == "cli":
+            return False  # the CLI's own modules
+        return parts[0] in PRIVATE_LIBRARY or any(p.startswith("_") for p in parts if p)
+
+    offenders = {
+        rel: sorted(m for m in _package_imports(rel, tree) if private(m))
+        for rel, tree in _modules()
+        if _is_cli_side(rel)
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_only_youtube_imports_google_libraries() -> None:
+    allowed = ("youtube/", "testing/fake_youtube.py")
+    offenders = {
+        rel: sorted(_absolute_imports(tree) & GOOGLE_LIBRARIES)
+        for rel, tree in _modules()
+        if not rel.startswith(allowed)
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_cli_package_exists_and_the_rules_see_it() -> None:
+    """Guard against the rules passing vacuously (a moved package, a changed layout)."""
+    cli = {rel for rel, _ in _modules() if rel.startswith("cli/")}
+    assert {"cli/__init__.py", "cli/_app.py", "cli/_demo.py", "cli/_progress.py"} <= cli
+    demo = dict(_modules())["cli/_demo.py"]
+    assert "manager" in _package_imports("cli/_demo.py", demo)
+    assert "cli._progress" in _package_imports("cli/_demo.py", demo)
