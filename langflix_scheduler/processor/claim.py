@@ -45,53 +45,38 @@ class _Claims(_Core):
         channels could not fill ``room`` (capped, or their rows taken by other processors) are
         the remaining channels found with a ``GROUP BY`` over all due rows.
         """
+        claimed, channels, more = self._claim_first(room)
+        tried = set(channels[:1])
+        self._claim_from(channels, room, claimed, tried)
+        if more and len(claimed) < room:
+
+            def all_channels(conn: Connection) -> list[str]:
+                at = self._now()
+                horizon = at + self.upload_lead_time
+                sql = self._claim_sql()
+                return claims.all_channels(conn, sql, at, horizon, _MAX_CHANNELS_PER_CLAIM)
+
+            others = self._db.run_core("find due uploads", all_channels, read_only=True)
+            self._claim_from(others, room, claimed, tried)
+        return claimed
+
+    def _claim_first(self, room: int) -> tuple[list[_Attempt], list[str], bool]:
+        """Find the channels of the next due rows and claim the first one in the same
+        transaction (the read takes no lock, so the lock order is unchanged). Returns what was
+        claimed, the channels found and whether there may be more."""
         now = self._now()
         peek = min(_MAX_CHANNELS_PER_CLAIM * 4, max(room * 4, 16))
-
-        def first_channels(conn: Connection) -> tuple[list[str], bool]:
-            horizon = now + self.upload_lead_time
-            return claims.first_channels(conn, self._claim_sql(), now, horizon, peek)
-
-        def all_channels(conn: Connection) -> list[str]:
-            at = self._now()
-            return claims.all_channels(
-                conn, self._claim_sql(), at, at + self.upload_lead_time, _MAX_CHANNELS_PER_CLAIM
-            )
-
-        claimed: list[_Attempt] = []
-        tried: set[str] = set()
-
-        def claim_from(channels: Iterable[str]) -> None:
-            for channel in channels:
-                limit = min(self.batch_size, room - len(claimed))
-                if limit <= 0:
-                    return
-                if channel in tried:
-                    continue
-                tried.add(channel)
-                try:
-                    claimed.extend(
-                        self._db.run_core(
-                            "claim uploads",
-                            lambda c, ch=channel, n=limit: self._claim_channel(c, ch, n),  # type: ignore[misc]
-                        )
-                    )
-                except LockTimeoutError as exc:
-                    # Another claimer held the channel longer than the lock timeout: nothing
-                    # was written; try the other channels now and this one in the next round.
-                    logger.warning("claiming channel %s timed out: %s", channel, exc)
-
-        # The first channel is claimed in the transaction that found it (the read takes no
-        # lock, so the lock order is unchanged); the others each in their own transaction.
         found: list[tuple[list[str], bool]] = []
 
         def find_and_claim_first(conn: Connection) -> list[_Attempt]:
-            found[:] = [first_channels(conn)]
+            horizon = now + self.upload_lead_time
+            found[:] = [claims.first_channels(conn, self._claim_sql(), now, horizon, peek)]
             channels = found[0][0]
             if not channels:
                 return []
             return self._claim_channel(conn, channels[0], min(self.batch_size, room))
 
+        claimed: list[_Attempt] = []
         try:
             claimed.extend(self._db.run_core("claim uploads", find_and_claim_first))
         except LockTimeoutError as exc:
@@ -99,11 +84,30 @@ class _Claims(_Core):
                 raise
             logger.warning("claiming channel %s timed out: %s", found[0][0][0], exc)
         channels, more = found[0]
-        tried.update(channels[:1])
-        claim_from(channels)
-        if more and len(claimed) < room:
-            claim_from(self._db.run_core("find due uploads", all_channels, read_only=True))
-        return claimed
+        return claimed, channels, more
+
+    def _claim_from(
+        self, channels: Iterable[str], room: int, claimed: list[_Attempt], tried: set[str]
+    ) -> None:
+        """Claim from ``channels`` in order, each in its own transaction, until ``room``."""
+        for channel in channels:
+            limit = min(self.batch_size, room - len(claimed))
+            if limit <= 0:
+                return
+            if channel in tried:
+                continue
+            tried.add(channel)
+            try:
+                claimed.extend(
+                    self._db.run_core(
+                        "claim uploads",
+                        lambda c, ch=channel, n=limit: self._claim_channel(c, ch, n),  # type: ignore[misc]
+                    )
+                )
+            except LockTimeoutError as exc:
+                # Another claimer held the channel longer than the lock timeout: nothing
+                # was written; try the other channels now and this one in the next round.
+                logger.warning("claiming channel %s timed out: %s", channel, exc)
 
     def _claim_channel(self, conn: Connection, channel: str, limit: int) -> list[_Attempt]:
         now = self._now()

@@ -26,7 +26,7 @@ from ._state import (
     _short,
 )
 from .decide import Decision
-from .events import ProcessorEventKind
+from .events import ProcessorEvent, ProcessorEventKind
 from .failures import _Failures
 
 logger = logging.getLogger(__name__)
@@ -126,12 +126,19 @@ class _Deferrals(_Failures):
                 at=now,
             )
         ]
+        events += self._defer_rest(others, until, now, reason)
+        return _Outcome(_Kind.DEFERRED, events, deferred=len(events), error=reason)
+
+    def _defer_rest(
+        self, others: Filter, until: datetime, now: datetime, reason: str
+    ) -> list[ProcessorEvent]:
+        """Defer the other rows the same limit blocks; their events (none when it failed)."""
         try:
             moved = self._defer_others(others, until, now)
         except SchedulerError as exc:
             logger.error("deferring the other pending uploads failed: %s", exc)
-            moved = []
-        events += [
+            return []
+        return [
             self._event(
                 ProcessorEventKind.DEFERRED,
                 row,
@@ -142,7 +149,6 @@ class _Deferrals(_Failures):
             )
             for row in moved
         ]
-        return _Outcome(_Kind.DEFERRED, events, deferred=len(events), error=reason)
 
     def _defer_others(self, where: Filter, until: datetime, now: datetime) -> list[Schedule]:
         """Defer matching ``scheduled`` rows to ``until``, page by page, moving reservations."""

@@ -332,12 +332,7 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
                     for name in ("claimed", "uploaded", "failed", "retried", "deferred"):
                         setattr(totals, name, getattr(totals, name) + getattr(report, name))
                     totals.rescued += report.rescued
-                deadline = time.monotonic() + period
-                while not self._stopping():
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._stop.wait(min(remaining, _POLL_SECONDS))
+                self._pause(period)
         finally:
             restore()
             self._external_stop = None
@@ -355,6 +350,15 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
                 skipped,
                 errors,
             )
+
+    def _pause(self, period: float) -> None:
+        """Wait ``period`` seconds between runs, waking to notice a stop request."""
+        deadline = time.monotonic() + period
+        while not self._stopping():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._stop.wait(min(remaining, _POLL_SECONDS))
 
     def _install_signal_handlers(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():

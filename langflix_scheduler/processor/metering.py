@@ -101,8 +101,21 @@ class _Metering(_Leases):
             channel_id=attempt.channel_id,
             worker_id=attempt.token,
         )
+        self._write_call(call)
+        with attempt.lock:
+            attempt.call_keys[report.call_id] = call.call_key
+
+    def _write_call(self, call: api_calls.CallRecord) -> None:
+        """Append ``call`` to the ledger (and ``used``), retried until the recording deadline;
+        after a lost COMMIT answer its call key tells whether it was written.
+
+        Raises:
+            TransientUploadError: it could not be written (so the call is not sent: an uncounted
+                call would let the scheduler book more than YouTube allows that day).
+        """
         limits = self._policy.buckets
         deadline = self._record_deadline()
+        failed = f"could not record {call.operation} in the quota ledger"
         while True:
             try:
                 self._retry(
@@ -113,7 +126,7 @@ class _Metering(_Leases):
                     ),
                     deadline,
                 )
-                break
+                return
             except OutcomeUnknownError as exc:
                 # The answer to the COMMIT was lost: the call key tells whether it committed.
                 try:
@@ -129,25 +142,14 @@ class _Metering(_Leases):
                     )
                 except SchedulerError as read_exc:
                     raise TransientUploadError(
-                        f"could not record {report.operation} in the quota ledger: {read_exc}",
-                        reason="storageError",
+                        f"{failed}: {read_exc}", reason="storageError"
                     ) from exc
                 if written:
-                    break
+                    return
                 if time.monotonic() >= deadline:
-                    raise TransientUploadError(
-                        f"could not record {report.operation} in the quota ledger: {exc}",
-                        reason="storageError",
-                    ) from exc
+                    raise TransientUploadError(f"{failed}: {exc}", reason="storageError") from exc
             except SchedulerError as exc:
-                # Not counted, so not sent: an uncounted call would let the scheduler book
-                # more than YouTube allows that day.
-                raise TransientUploadError(
-                    f"could not record {report.operation} in the quota ledger: {exc}",
-                    reason="storageError",
-                ) from exc
-        with attempt.lock:
-            attempt.call_keys[report.call_id] = call.call_key
+                raise TransientUploadError(f"{failed}: {exc}", reason="storageError") from exc
 
     def _ledger_refuse(self, attempt: _Attempt, report: ApiCallReport) -> None:
         with attempt.lock:

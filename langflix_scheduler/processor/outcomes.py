@@ -114,9 +114,47 @@ class _Outcomes(_Metering):
         inserts: int = 1,
     ) -> Schedule | None:
         steps = set(steps)
-        step_values = sorted(s.value for s in steps if s in _FOLLOW_UPS)
         counted = self._counted_at_completion(consumed)
-        operations = self._operations(steps, inserts)
+        apply = self._completion(
+            video_id=video_id,
+            counted=counted,
+            operations=self._operations(steps, inserts),
+            step_values=sorted(s.value for s in steps if s in _FOLLOW_UPS),
+            total=total,
+            qday=qday,
+            now=now,
+            note=note,
+            attempts=attempts,
+        )
+        if attempt is not None:
+            schedule_id = attempt.schedule_id
+            allowed = self._owned_by(attempt)
+        assert schedule_id is not None
+        assert allowed is not None
+        return self._with_counter_locks(
+            "record completed upload",
+            schedule_id,
+            allowed=allowed,
+            new_keys=lambda _row: [(qday, b) for b in counted],
+            apply=apply,
+        )
+
+    def _completion(
+        self,
+        *,
+        video_id: str,
+        counted: Mapping[str, int],
+        operations: list[str],
+        step_values: list[str],
+        total: int | None,
+        qday: date,
+        now: datetime,
+        note: str | None,
+        attempts: int | None,
+    ) -> ledger.Apply:
+        """The change a completion makes to its locked row and counters: reservation released,
+        ``used`` raised by ``counted`` on ``qday``, ledger rows appended (uploaders that do not
+        report their calls), the row ``completed`` with its cost from the ledger."""
 
         def apply(
             session: Session, row: Schedule, days: Any, quota: Mapping[tuple[date, str], QuotaUsage]
@@ -156,18 +194,7 @@ class _Outcomes(_Metering):
                 row.bytes_total = final_total
                 row.bytes_uploaded = max(row.bytes_uploaded, final_total)
 
-        if attempt is not None:
-            schedule_id = attempt.schedule_id
-            allowed = self._owned_by(attempt)
-        assert schedule_id is not None
-        assert allowed is not None
-        return self._with_counter_locks(
-            "record completed upload",
-            schedule_id,
-            allowed=allowed,
-            new_keys=lambda _row: [(qday, b) for b in counted],
-            apply=apply,
-        )
+        return apply
 
     @staticmethod
     def _owned_by(attempt: _Attempt) -> Callable[[Schedule], bool]:

@@ -198,19 +198,22 @@ def _racer_main(tasks: Any, results: Any, barrier: Any) -> None:
         results.put((task.worker, _run_task(task, barrier)))
 
 
+def spawn_racers(size: int) -> RacerPool:
+    """``size`` spawned racers running :func:`_racer_main` (booking tasks)."""
+    return RacerPool(
+        size,
+        target=_racer_main,
+        context=mp.get_context("spawn"),
+        startup_timeout=STARTUP_TIMEOUT,
+        round_timeout=ROUND_TIMEOUT,
+    )
+
+
 @pytest.fixture(scope="module")
 def racer_pool() -> Iterator[Callable[[], RacerPool]]:
     """A lazily (re)started pool of spawned racers, shared by the tests and engines of this
     module."""
-    yield from lazy_pools(
-        lambda: RacerPool(
-            RACERS,
-            target=_racer_main,
-            context=mp.get_context("spawn"),
-            startup_timeout=STARTUP_TIMEOUT,
-            round_timeout=ROUND_TIMEOUT,
-        )
-    )
+    yield from lazy_pools(lambda: spawn_racers(RACERS))
 
 
 # -- checks with plain SQL ----------------------------------------------------------------------
