@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import calendar as _calendar
 import dataclasses
+import hashlib
+import hmac
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum
@@ -147,6 +149,7 @@ class _Dashboard:
         self.env.filters["local"] = lambda t: format_local(t, self.m.config.zone)
         self.env.filters["hm"] = lambda t: t.astimezone(self.m.config.zone).strftime("%H:%M")
         self.env.filters["iso"] = lambda t: "" if t is None else t.isoformat()
+        self.env.filters["version"] = form_version
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -264,7 +267,9 @@ class _Dashboard:
 
     def _check_version(self, sid: int, version: object) -> None:
         current = self.m.get(sid)
-        if not isinstance(version, str) or version != current.updated_at.isoformat():
+        if not isinstance(version, str) or not hmac.compare_digest(
+            version.encode(), form_version(current).encode()
+        ):
             raise _Problem(
                 409,
                 f"Schedule #{sid} changed since this page was shown (it is now "
@@ -567,6 +572,22 @@ class _Dashboard:
 
     def home(self, request: Request) -> Response:
         return RedirectResponse(f"{self._base(request)}/calendar", 303)
+
+
+def form_version(s: ScheduledVideo) -> str:
+    """What an action form carries to detect that the schedule changed since it was shown."""
+    state = "|".join(
+        str(v)
+        for v in (
+            s.updated_at.isoformat(),
+            s.status.value,
+            s.scheduled_publish_time.isoformat(),
+            s.attempts,
+            s.next_attempt_at,
+            s.lease_owner,
+        )
+    )
+    return hashlib.sha256(state.encode()).hexdigest()[:32]
 
 
 def _safe_next(value: object) -> str:
