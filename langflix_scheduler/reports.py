@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from .domain import UploadStatus, VideoType
@@ -39,8 +39,7 @@ _HOLDING = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class CalendarEntry:
+class CalendarEntry(NamedTuple):
     """A schedule shown on the calendar (every status but ``cancelled``)."""
 
     id: int
@@ -51,12 +50,8 @@ class CalendarEntry:
     bytes_uploaded: int
     bytes_total: int | None
     next_attempt_at: datetime | None
-    updated_at: datetime
-
-    @property
-    def holds_slot(self) -> bool:
-        """True while the schedule keeps its slot (failed schedules freed theirs)."""
-        return self.status.value in _HOLDING
+    #: True while the schedule keeps its slot (failed schedules freed theirs).
+    holds_slot: bool
 
     @property
     def progress(self) -> float | None:
@@ -150,16 +145,8 @@ class StoredTotals:
     due_count: int
 
 
-def _title(metadata: Any) -> str:
-    if isinstance(metadata, Mapping):
-        value = metadata.get("title")
-        if isinstance(value, str):
-            return value
-    return ""
-
-
 def build_calendar(
-    rows: Iterable[Mapping[str, Any]],
+    rows: Iterable[Sequence[Any]],
     *,
     start: date,
     end: date,
@@ -169,25 +156,43 @@ def build_calendar(
 ) -> list[CalendarDay]:
     """Days ``start..end`` (inclusive), each with its configured slots and its schedules.
 
-    ``rows`` are :func:`langflix_scheduler.db.dashboard.calendar_rows` rows; ``window`` the
+    ``rows`` are :func:`langflix_scheduler.db.dashboard.calendar_rows` tuples; ``window`` the
     bookable ``[earliest, end)`` of publish times.
     """
     by_instant: dict[datetime, list[CalendarEntry]] = {}
     by_day: dict[date, set[datetime]] = {}
-    for r in rows:
+    types = {v.value: v for v in VideoType}
+    statuses = {v.value: v for v in UploadStatus}
+    for sid, vtype, at, status, done, total, title, retry_at in rows:
         entry = CalendarEntry(
-            id=r["id"],
-            video_type=VideoType(r["video_type"]),
-            publish_time=r["scheduled_publish_time"],
-            status=UploadStatus(r["upload_status"]),
-            title=_title(r["metadata"]),
-            bytes_uploaded=r["bytes_uploaded"] or 0,
-            bytes_total=r["bytes_total"],
-            next_attempt_at=r["next_attempt_at"],
-            updated_at=r["updated_at"],
+            sid,
+            types[vtype],
+            at,
+            statuses[status],
+            title if isinstance(title, str) else "",
+            done or 0,
+            total,
+            retry_at,
+            status in _HOLDING,
         )
-        by_instant.setdefault(entry.publish_time, []).append(entry)
-        by_day.setdefault(entry.publish_time.astimezone(zone).date(), set()).add(entry.publish_time)
+        same = by_instant.get(at)
+        if same is None:
+            by_instant[at] = [entry]
+        else:
+            same.append(entry)
+    # Which channel day each booked instant falls on: one pass over the sorted instants against
+    # the days' UTC boundaries (no time-zone conversion per schedule).
+    bounds = []
+    day = start
+    while day <= end + timedelta(days=1):
+        bounds.append((day, datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)))
+        day += timedelta(days=1)
+    i = 0
+    for at in sorted(by_instant):
+        while i + 1 < len(bounds) and at >= bounds[i + 1][1]:
+            i += 1
+        if bounds[0][1] <= at < bounds[-1][1]:
+            by_day.setdefault(bounds[i][0], set()).add(at)
     earliest, latest = window
     days: list[CalendarDay] = []
     day = start

@@ -33,7 +33,17 @@ _Q: Table = QuotaUsage.__table__  # type: ignore[assignment]
 _R: Table = ProcessorRun.__table__  # type: ignore[assignment]
 _A: Table = ApiCall.__table__  # type: ignore[assignment]
 
-# Built once: the columns the calendar shows (no metadata blob beyond what it needs).
+# Built once: the columns the calendar shows (the title only, extracted by the database).
+CALENDAR_COLUMNS = (
+    "id",
+    "video_type",
+    "scheduled_publish_time",
+    "upload_status",
+    "bytes_uploaded",
+    "bytes_total",
+    "title",
+    "next_attempt_at",
+)
 _CALENDAR = (
     select(
         _S.c.id,
@@ -42,25 +52,23 @@ _CALENDAR = (
         _S.c.upload_status,
         _S.c.bytes_uploaded,
         _S.c.bytes_total,
-        _S.c.metadata,
+        _S.c.metadata["title"].as_string().label("title"),
         _S.c.next_attempt_at,
-        _S.c.updated_at,
     )
     .where(_S.c.upload_status != "cancelled")
     .order_by(_S.c.scheduled_publish_time, _S.c.id)
 )
 
 
-def calendar_rows(
-    conn: Connection, channel: str, start: datetime, end: datetime
-) -> list[dict[str, Any]]:
-    """Schedules of ``channel`` (every status but ``cancelled``) publishing in [start, end)."""
+def calendar_rows(conn: Connection, channel: str, start: datetime, end: datetime) -> list[Any]:
+    """Schedules of ``channel`` (every status but ``cancelled``) publishing in [start, end), as
+    tuples in :data:`CALENDAR_COLUMNS` order."""
     stmt = _CALENDAR.where(
         _S.c.channel_id == channel,
         _S.c.scheduled_publish_time >= start,
         _S.c.scheduled_publish_time < end,
     )
-    return [dict(r._mapping) for r in conn.execute(stmt)]
+    return [tuple(r) for r in conn.execute(stmt)]
 
 
 def quota_rows(

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -41,7 +42,7 @@ from ..errors import (
 from ..manager import MAX_SCHEDULE_ID, ScheduleManager
 from ..overview import PROBLEM_KINDS, explain, format_local
 from ..quota import quota_date_of
-from ..reports import CalendarDay, QuotaDayUsage
+from ..reports import CalendarDay, CalendarSlot, QuotaDayUsage
 from .security import AUTH_COOKIE, CSRF_COOKIE, Guard, SecurityHeaders, redact
 
 __all__ = ["create_app"]
@@ -154,10 +155,17 @@ class _Dashboard:
     # -- plumbing -----------------------------------------------------------------------------
 
     def _csrf_cookie(self, request: Request) -> tuple[str, bool]:
+        """The request's CSRF cookie, or a new one (the same for the whole request)."""
+        cached: tuple[str, bool] | None = getattr(request.state, "csrf_cookie", None)
+        if cached is not None:
+            return cached
         cookie = request.cookies.get(CSRF_COOKIE)
         if cookie and 16 <= len(cookie) <= 64:
-            return cookie, False
-        return self.guard.new_csrf_cookie(), True
+            result = (cookie, False)
+        else:
+            result = (self.guard.new_csrf_cookie(), True)
+        request.state.csrf_cookie = result
+        return result
 
     @staticmethod
     def _base(request: Request) -> str:
@@ -322,8 +330,30 @@ class _Dashboard:
             if moving.status is not UploadStatus.SCHEDULED:
                 moving = None
         weeks = [data["days"][i : i + 7] for i in range(0, len(data["days"]), 7)]
+        cookie, _ = self._csrf_cookie(request)
+        pick = None
+        if moving is not None:
+            pick = (
+                f'<form method="post" action="{escape(self._base(request))}/schedules/'
+                f'{moving.id}/reschedule" class="pick"><input type="hidden" name="csrf" '
+                f'value="{escape(self.guard.csrf_token(cookie))}"><input type="hidden" '
+                f'name="version" value="{form_version(moving)}"><input type="hidden" '
+                'name="slot" value="{at}"><button class="st st-free" '
+                f'title="move #{moving.id} here">free &ndash; move here</button></form>'
+            )
+        base = str(escape(self._base(request)))
+        cells = {
+            d.day: Markup("".join(_slot_html(s, base, pick) for s in d.slots))  # noqa: S704
+            for d in data["days"]
+        }
         return self.render(
-            request, "calendar.html", moving=moving, weeks=weeks, nav="calendar", **data
+            request,
+            "calendar.html",
+            moving=moving,
+            weeks=weeks,
+            cells=cells,
+            nav="calendar",
+            **data,
         )
 
     def calendar_api(self, request: Request) -> Response:
@@ -572,6 +602,38 @@ class _Dashboard:
 
     def home(self, request: Request) -> Response:
         return RedirectResponse(f"{self._base(request)}/calendar", 303)
+
+
+def _slot_html(s: CalendarSlot, base: str, pick: str | None) -> str:
+    """One calendar slot as HTML (built here rather than in the template: a month may show
+    thousands; every value from the database passes through ``escape``)."""
+    at = s.at.isoformat()
+    hm = s.local.strftime("%H:%M")
+    parts = [
+        f'<div class="slot{" free" if s.free else ""}" data-at="{at}" data-local="{hm}">'
+        f'<span class="time">{hm}</span>'
+    ]
+    if s.types:
+        parts.append(f'<span class="types">{"".join(t.value[0] for t in s.types)}</span>')
+    for e in s.entries:
+        status = e.status.value
+        label = escape(e.title) if e.title else f"#{e.id}"
+        parts.append(
+            f'<a class="st st-{status}" href="{base}/schedules/{e.id}" data-id="{e.id}" '
+            f'title="#{e.id} {e.video_type.value} {status}">{label}'
+        )
+        progress = e.progress
+        if progress is not None:
+            pct = round(progress * 100)
+            parts.append(f' <progress max="100" value="{pct}">{pct}%</progress>')
+        parts.append("</a>")
+    if s.free:
+        if pick is not None and s.bookable:
+            parts.append(pick.replace("{at}", at))
+        else:
+            parts.append('<span class="st st-free">free</span>')
+    parts.append("</div>")
+    return "".join(parts)
 
 
 def form_version(s: ScheduledVideo) -> str:
