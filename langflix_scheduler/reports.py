@@ -169,7 +169,7 @@ def build_calendar(
             types[vtype],
             at,
             statuses[status],
-            title if isinstance(title, str) else "",
+            title or "",
             done or 0,
             total,
             retry_at,

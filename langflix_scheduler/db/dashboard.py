@@ -68,7 +68,7 @@ def calendar_rows(conn: Connection, channel: str, start: datetime, end: datetime
         _S.c.scheduled_publish_time >= start,
         _S.c.scheduled_publish_time < end,
     )
-    return [tuple(r) for r in conn.execute(stmt)]
+    return list(conn.execute(stmt).all())
 
 
 def quota_rows(

@@ -50,6 +50,8 @@ __all__ = ["create_app"]
 _HERE = Path(__file__).parent
 _QUOTA_DAYS = 14
 _RUNS_LIMIT = 200
+#: Slots a month-view day lists before summarising the rest (the week view lists every one).
+MONTH_CELL_SLOTS = 24
 _DONE_MESSAGES = {
     "cancelled": "Cancelled: the slot, the day's count and the reserved quota were freed.",
     "rescheduled": "Rescheduled: slot and quota moved.",
@@ -342,8 +344,12 @@ class _Dashboard:
                 f'title="move #{moving.id} here">free &ndash; move here</button></form>'
             )
         base = str(escape(self._base(request)))
+        limit = MONTH_CELL_SLOTS if data["view"] == "month" else None
+        week_link = (
+            f"{base}/calendar?{urlencode({'channel': data['channel'], 'view': 'week'})}&date="
+        )
         cells = {
-            d.day: Markup("".join(_slot_html(s, base, pick) for s in d.slots))  # noqa: S704
+            d.day: Markup(_day_html(d, base, pick, limit, week_link))  # noqa: S704
             for d in data["days"]
         }
         return self.render(
@@ -604,27 +610,51 @@ class _Dashboard:
         return RedirectResponse(f"{self._base(request)}/calendar", 303)
 
 
+def _day_html(
+    day: CalendarDay, base: str, pick: str | None, limit: int | None, week_link: str
+) -> str:
+    """A calendar cell: every slot, or (month view) the first ``limit`` slots and a summary of
+    the rest by status with a link to that day's week, where every slot is listed."""
+    shown = day.slots if limit is None else day.slots[:limit]
+    html = "".join(_slot_html(s, base, pick) for s in shown)
+    if len(shown) == len(day.slots):
+        return html
+    hidden = day.slots[len(shown) :]
+    counts: dict[str, int] = {}
+    free = 0
+    for slot in hidden:
+        free += slot.free
+        for e in slot.entries:
+            counts[e.status] = counts.get(e.status, 0) + 1
+    parts = [f"{n} {status}" for status, n in sorted(counts.items())]
+    if free:
+        parts.append(f"{free} free")
+    return (
+        f'{html}<div class="more"><a href="{week_link}{day.day.isoformat()}">'
+        f"+{len(hidden)} more slots: {', '.join(parts)}</a></div>"
+    )
+
+
 def _slot_html(s: CalendarSlot, base: str, pick: str | None) -> str:
     """One calendar slot as HTML (built here rather than in the template: a month may show
-    thousands; every value from the database passes through ``escape``)."""
+    thousands; every value from the database passes through ``escape``). The statuses and
+    types are StrEnums: formatting them gives their value."""
     at = s.at.isoformat()
-    hm = s.local.strftime("%H:%M")
+    hm = f"{s.local:%H:%M}"
     parts = [
         f'<div class="slot{" free" if s.free else ""}" data-at="{at}" data-local="{hm}">'
         f'<span class="time">{hm}</span>'
     ]
     if s.types:
-        parts.append(f'<span class="types">{"".join(t.value[0] for t in s.types)}</span>')
+        parts.append(f'<span class="types">{"".join(t[0] for t in s.types)}</span>')
     for e in s.entries:
-        status = e.status.value
-        label = escape(e.title) if e.title else f"#{e.id}"
         parts.append(
-            f'<a class="st st-{status}" href="{base}/schedules/{e.id}" data-id="{e.id}" '
-            f'title="#{e.id} {e.video_type.value} {status}">{label}'
+            f'<a class="st st-{e.status}" href="{base}/schedules/{e.id}" data-id="{e.id}" '
+            f'title="#{e.id} {e.video_type} {e.status}">'
+            f"{escape(e.title) if e.title else f'#{e.id}'}"
         )
-        progress = e.progress
-        if progress is not None:
-            pct = round(progress * 100)
+        if e.bytes_total and e.status is UploadStatus.UPLOADING:
+            pct = round(min(1.0, e.bytes_uploaded / e.bytes_total) * 100)
             parts.append(f' <progress max="100" value="{pct}">{pct}%</progress>')
         parts.append("</a>")
     if s.free:

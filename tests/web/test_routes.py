@@ -345,3 +345,16 @@ def test_calendar_of_another_channel_is_empty(site: Site, kind: str) -> None:
     page = site.client.get(f"/calendar?view={kind}&channel=other&date=2026-05-04")
     assert page.status_code == 200
     assert "st-scheduled" not in page.text.split("<table", 1)[1]
+
+
+def test_month_view_summarises_crowded_days(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from langflix_scheduler.web import app as web_app
+
+    monkeypatch.setattr(web_app, "MONTH_CELL_SLOTS", 2)
+    page = site.client.get("/calendar?view=month&date=2026-05-04").text
+    # Monday 2026-05-04 has 7 configured slots, 3 booked (10:00, 11:00, 18:00): 08:00 and
+    # 10:00 listed, the other 5 summarised.
+    assert "+5 more slots: 2 scheduled, 3 free" in page
+    assert "view=week&amp;date=2026-05-04" in page or "view=week&date=2026-05-04" in page
+    week = site.client.get("/calendar?view=week&date=2026-05-04").text
+    assert "more slots" not in week
