@@ -651,12 +651,11 @@ def _slot_html(s: CalendarSlot, base: str, pick: str | None) -> str:
         parts.append(
             f'<a class="st st-{e.status}" href="{base}/schedules/{e.id}" data-id="{e.id}" '
             f'title="#{e.id} {e.video_type} {e.status}">'
-            f"{escape(e.title) if e.title else f'#{e.id}'}"
         )
         if e.bytes_total and e.status is UploadStatus.UPLOADING:
             pct = round(min(1.0, e.bytes_uploaded / e.bytes_total) * 100)
-            parts.append(f' <progress max="100" value="{pct}">{pct}%</progress>')
-        parts.append("</a>")
+            parts.append(f'<progress max="100" value="{pct}">{pct}%</progress> {pct}% ')
+        parts.append(f"{escape(e.title) if e.title else f'#{e.id}'}</a>")
     if s.free:
         if pick is not None and s.bookable:
             parts.append(pick.replace("{at}", at))
