@@ -61,8 +61,7 @@ class CalendarEntry(NamedTuple):
         return min(1.0, self.bytes_uploaded / self.bytes_total)
 
 
-@dataclass(frozen=True)
-class CalendarSlot:
+class CalendarSlot(NamedTuple):
     """One publish instant of a channel day.
 
     ``types`` are the video types configured at this local time (empty: an off-cadence time
