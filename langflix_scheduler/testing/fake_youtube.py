@@ -49,9 +49,9 @@ faults are answered before the request is counted or charged.
 Faults on demand (all thread-safe): :meth:`FakeYouTube.fail_next`, ``error_rate`` (fraction of
 chunk PUTs answered 503, seeded), :meth:`~FakeYouTube.drop_next_chunk` (read part of a chunk, then
 close the connection without answering; the fake keeps the part received, rounded down to
-256 KiB, like a server that persisted it), :meth:`~FakeYouTube.drop_reply_next` (carry a
-request out, charge it, then close the connection without answering: a lost answer),
-``latency``, :meth:`~FakeYouTube.quota_exceeded_next`,
+256 KiB, like a server that persisted it; a body cut short by the client is kept the same
+way), :meth:`~FakeYouTube.drop_reply_next` (carry a request out, charge it, then close the
+connection without answering: a lost answer), ``latency``, :meth:`~FakeYouTube.quota_exceeded_next`,
 :meth:`~FakeYouTube.upload_limit_next`, :meth:`~FakeYouTube.unauthorized_next`,
 :meth:`~FakeYouTube.expire_sessions`, :meth:`~FakeYouTube.revoke_refresh_tokens`.
 
@@ -989,6 +989,10 @@ class FakeYouTube:
         with self._lock:
             self._bytes_received += len(data)
             fail = self._error_rate > 0 and self._rng.random() < self._error_rate
+        if len(data) < length:
+            # The client went away mid-body (cancelled, or its connection broke): like YouTube,
+            # keep what arrived, rounded down to 256 KiB, for the client to resume from.
+            self._drop(h, params, data)
         kind = "chunk"
         try:
             self._check_auth(h)

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .classify import refused_for_quota
+from .streaming import FileBody, StreamReused
 from .uploader import ApiCallReport, CallCallback, CallPhase, UploadStep
 
 __all__ = ["PLAYLIST_LIST", "CallbackFailed", "MeteredHttp", "metered_operation"]
@@ -61,6 +62,12 @@ class _SendFailed(Exception):
     def __init__(self, original: BaseException) -> None:
         super().__init__("send failed")
         self.original = original
+
+
+def _streamed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Is the body of this ``conn.request(method, url, body, headers)`` a streamed one?"""
+    body = args[2] if len(args) > 2 else kwargs.get("body")
+    return isinstance(body, FileBody)
 
 
 def metered_operation(uri: str, method: str) -> str | None:
@@ -114,6 +121,10 @@ class MeteredHttp:
                 raise ConnectionResetError(
                     f"the answer to {operation} was lost; not re-sent blindly"
                 )
+            if sends > 1 and _streamed(a, k):
+                # A streamed body is never re-sent by a lower layer: our loop asks the server
+                # how far it got and sends the rest.
+                raise StreamReused("the answer to a streamed request was lost; not re-sent")
             if operation is not None:
                 self._report_sending(operation)
             try:
@@ -153,6 +164,9 @@ class MeteredHttp:
         headers: Any = None,
         **kwargs: Any,
     ) -> tuple[Any, bytes]:
+        if isinstance(body, FileBody) and body.spent:
+            # A layer above (AuthorizedHttp after a 401) sending a streamed request again.
+            raise StreamReused("a streamed request body cannot be sent twice")
         operation = metered_operation(uri, method) if self.on_call is not None else None
         self._sends = 0
         if operation is not None and not self._per_connection:

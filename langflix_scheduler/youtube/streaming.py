@@ -59,6 +59,11 @@ class FileBody:
         #: Bytes handed to the socket so far.
         self.sent = 0
 
+    @property
+    def spent(self) -> bool:
+        """Has the body been handed to a connection already?"""
+        return self._used
+
     def __len__(self) -> int:
         return self.length
 
