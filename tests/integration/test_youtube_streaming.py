@@ -33,6 +33,7 @@ def _httplib2_default_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     guarantees below must not depend on it."""
     monkeypatch.setattr(httplib2, "RETRIES", 2)
 
+
 MIB = 1024 * 1024
 SIZE = 6 * MIB + 12345  # several 1 MiB buffers, not a multiple of 256 KiB
 
@@ -137,7 +138,7 @@ def test_a_401_mid_upload_refreshes_and_resumes_without_re_sending_the_stream(
         refresh_token="r",
         token_uri=youtube_fake.token_uri,
         client_id="c",
-        client_secret="s",  # noqa: S106 - a fake secret
+        client_secret="s",
     )
     youtube_fake.unauthorized_next(1, target="chunk")
     uploader = real_uploader(youtube_fake, chunk_size=None, credentials=credentials)
