@@ -900,14 +900,19 @@ def _dry_run(state: _State) -> None:
     state.out.print("nothing was uploaded or changed")
 
 
-def _build_uploader(state: _State, token_dir: str, api_endpoint: str | None) -> Any:
+def _build_uploader(
+    state: _State, token_dir: str, api_endpoint: str | None, chunk_mib: int | None = None
+) -> Any:
     from .youtube.auth import load_credentials, token_path_for
     from .youtube.google import YouTubeUploader
 
     cfg = state.config
     credentials = load_credentials(token_path_for(cfg.channel, Path(token_dir).expanduser()))
     return YouTubeUploader(
-        credentials, api_endpoint=api_endpoint, quota_timezone=cfg.quota_timezone
+        credentials,
+        api_endpoint=api_endpoint,
+        quota_timezone=cfg.quota_timezone,
+        chunk_size=chunk_mib * 1024 * 1024 if chunk_mib else None,
     )
 
 
@@ -957,6 +962,17 @@ def _build_uploader(state: _State, token_dir: str, api_endpoint: str | None) -> 
     envvar=f"{ENV}API_ENDPOINT",
     help=f"YouTube API base URL (default Google's; e.g. a FakeYouTube) [env: {ENV}API_ENDPOINT].",
 )
+@click.option(
+    "--chunk-size",
+    "chunk_mib",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="MIB",
+    envvar=f"{ENV}CHUNK_SIZE",
+    help="Send each video in requests of at most MIB MiB, for proxies that limit request bodies "
+    "(default or 0: the whole file in one request, the fastest; chunks cost one round trip "
+    f"each) [env: {ENV}CHUNK_SIZE].",
+)
 @_channel_option
 @_TOKEN_DIR_OPTION
 @_run
@@ -970,6 +986,7 @@ def process(
     worker_id: str | None,
     dry_run: bool,
     api_endpoint: str | None,
+    chunk_mib: int | None,
     token_dir: str,
 ) -> None:
     """Upload the channel's (--channel) due schedules: once, or every --interval seconds.
@@ -984,7 +1001,7 @@ def process(
         _dry_run(state)
         return
     cfg = state.config
-    uploader = _build_uploader(state, token_dir, api_endpoint)
+    uploader = _build_uploader(state, token_dir, api_endpoint, chunk_mib)
     quiet = state.as_json
     events: list[ProcessorEvent] = []
     report: ProcessReport | None = None
