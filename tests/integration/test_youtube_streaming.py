@@ -7,8 +7,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httplib2
 import pytest
@@ -16,11 +18,16 @@ from google.oauth2.credentials import Credentials
 
 from langflix_scheduler.domain import VideoMetadata
 from langflix_scheduler.errors import ConfigurationError
+from langflix_scheduler.manager import ScheduleManager
+from langflix_scheduler.processor import RunOutcome, UploadProcessor
 from langflix_scheduler.testing import FakeYouTube
+from langflix_scheduler.testing.clock import FakeClock
 from langflix_scheduler.youtube.google import YouTubeUploader
 from langflix_scheduler.youtube.streaming import FileBody, StreamReused
-from langflix_scheduler.youtube.uploader import UploadRequest
+from langflix_scheduler.youtube.uploader import UploadRequest, UploadResult, upload_passing_calls
 
+from ..conftest import T0
+from ._processor_support import Peek, schedule_many
 from ._youtube_fixtures import *  # noqa: F403 - pytest fixtures
 from ._youtube_fixtures import CHUNK, NOW, fixed_clock, real_uploader, sha256_of
 
@@ -266,3 +273,69 @@ def test_memory_stays_flat_whatever_the_request_size(tmp_path: Path, chunk: str,
         assert len(fake.videos) == 2
     growth = int(out.stdout.strip().splitlines()[-1])
     assert growth < 16 * MIB, growth
+
+
+def test_processor_stop_mid_request_keeps_the_session_and_the_next_run_resumes(
+    make_manager: Callable[..., ScheduleManager],
+    video_file: Callable[..., Path],
+    clock: FakeClock,
+    db_url: str,
+) -> None:
+    """A stop request (what SIGTERM does) while the one request of a whole-file upload is in
+    flight stops it within a buffer; the session is kept and the next run sends only the rest."""
+    manager = make_manager(daily_limits={"final": 30, "short": 30})
+    size = 8 * MIB + 777
+    (sid,) = schedule_many(manager, video_file, 1, start=T0 + timedelta(minutes=20), size=size)
+    peek = Peek(db_url)
+    box: dict[str, UploadProcessor] = {}
+    with FakeYouTube(clock=clock) as fake:
+        uploader = YouTubeUploader(
+            Credentials(token="t"),
+            api_endpoint=fake.api_endpoint,
+            clock=clock,
+            sleep=lambda _s: None,
+        )
+
+        class StopMidRequest:
+            """Asks the processor to stop once 3 MiB of the one request were handed over."""
+
+            reports_api_calls = True
+
+            def upload(self, request: UploadRequest, **kwargs: Any) -> UploadResult:
+                progress = kwargs.pop("progress")
+
+                def watch(sent: int, total: int, uri: str | None) -> None:
+                    if sent >= 3 * MIB:
+                        box["processor"].request_stop()
+                    progress(sent, total, uri)
+
+                return upload_passing_calls(uploader, request, progress=watch, **kwargs)
+
+        try:
+            with UploadProcessor(
+                manager, StopMidRequest(), progress_interval=timedelta(0)
+            ) as processor:
+                box["processor"] = processor
+                assert processor.run_once().outcome is RunOutcome.STOPPED
+            row = peek.row(sid)
+            assert (row["upload_status"], row["attempts"], row["lease_owner"]) == (
+                "scheduled",
+                0,
+                None,
+            )
+            assert row["upload_session_uri"]
+            assert 3 * MIB <= row["bytes_uploaded"] < 5 * MIB  # stopped within a buffer or two
+            assert fake.videos == {}
+            fake.wait_until(lambda f: any(r.status == 0 for r in f.requests))
+            kept = next(iter(fake.sessions.values())).offset
+            first_part = fake.bytes_received
+
+            with UploadProcessor(manager, uploader, progress_interval=timedelta(0)) as processor:
+                assert processor.run_once().uploaded == 1
+            (video,) = fake.videos.values()
+            assert video.sha256 == sha256_of(Path(row["video_path"]))
+            assert fake.insert_calls == 1
+            assert fake.bytes_received - first_part == size - kept  # only the rest was sent
+        finally:
+            uploader.close()
+            peek.close()
