@@ -21,6 +21,7 @@ one streamed ``PUT`` (1 MiB reads), through the same relay to the same server, i
     python benchmarks/bench_upload.py                       # 1 Gbit/s at 100 and 20 ms, loopback
     python benchmarks/bench_upload.py --size-mib 256 --rounds 3 --links 1g100,1g20,loopback \\
         --chunks whole,8,64
+    python benchmarks/bench_upload.py --size-mib 4096 --sparse --rounds 1 --links loopback
 """
 
 from __future__ import annotations
@@ -366,8 +367,12 @@ def _bench_link(name: str, modes: list[str], args: argparse.Namespace, files: tu
     return {"link": name, "rate_bit_s": rate, "rtt_s": rtt, "results": result}
 
 
-def _make_file(directory: str, name: str, size: int) -> str:
+def _make_file(directory: str, name: str, size: int, *, sparse: bool = False) -> str:
     path = os.path.join(directory, name)
+    if sparse:  # zeros without using the disk: for very large uploads (RSS over 4 GB)
+        with open(path, "wb") as fh:
+            fh.truncate(size)
+        return path
     block = os.urandom(MIB)
     with open(path, "wb") as fh:
         for _ in range(size // MIB):
@@ -382,6 +387,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--links", default="1g100,1g20,loopback")
     parser.add_argument("--chunks", default="whole,8,64", help="whole and/or MiB per request")
+    parser.add_argument("--sparse", action="store_true", help="a sparse file (zeros; no disk)")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
@@ -392,7 +398,7 @@ def main() -> None:
         return
     modes = [m.strip() for m in args.chunks.split(",") if m.strip()]
     with tempfile.TemporaryDirectory(prefix="bench-upload-") as tmp:
-        big = _make_file(tmp, "big.bin", args.size_mib * MIB)
+        big = _make_file(tmp, "big.bin", args.size_mib * MIB, sparse=args.sparse)
         files = (big, _make_file(tmp, "warm.bin", 2 * MIB))
         links = [_bench_link(name, modes, args, files) for name in args.links.split(",")]
     report = {"size_bytes": args.size_mib * MIB, "rounds": args.rounds, "links": links}
