@@ -129,12 +129,16 @@ class MeteredHttp:
                 self._report_sending(operation)
             try:
                 return send(*a, **k)
-            except BaseException as exc:
+            except Exception as exc:
                 # Part of the request may be on the wire: this connection is done, and the
                 # request is not repeated by httplib2 (see the module docstring).
                 with contextlib.suppress(Exception):
                     conn.close()
                 raise _SendFailed(exc) from exc
+            except BaseException:  # KeyboardInterrupt, SystemExit: unchanged, but never reused
+                with contextlib.suppress(Exception):
+                    conn.close()
+                raise
 
         return guarded
 

@@ -292,6 +292,10 @@ class ResumableInsert:
         return None
 
     def _send(self, uri: str, offset: int) -> str | None:
+        if offset >= self._size:
+            # The server says it has every byte but did not complete: ask again after a backoff
+            # (bounded by the retries) instead of sending an empty request.
+            raise ConnectionError(f"the server holds all {self._size} bytes but did not complete")
         end = self._size if self._chunk_size is None else min(self._size, offset + self._chunk_size)
         body = FileBody(
             self._path,
