@@ -45,6 +45,7 @@ from .overview import Attention
 from .quota import QuotaPolicy
 
 if TYPE_CHECKING:
+    from .dry_run import DryRunItem, DryRunPlan
     from .manager import ScheduleManager
     from .processor import (
         ProcessorEvent,
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
 # call, `--help` included), and the version lookup reads package metadata: they are resolved
 # on first access (PEP 562), so `import langflix_scheduler.cli` stays cheap.
 _LAZY = {
+    "DryRunItem": "dry_run",
+    "DryRunPlan": "dry_run",
     "ScheduleManager": "manager",
     "ProcessorEvent": "processor",
     "ProcessorEventKind": "processor",
@@ -103,6 +106,8 @@ __all__ = [
     "ConfigurationError",
     "DailyQuotaStatus",
     "DatabaseTimeoutError",
+    "DryRunItem",
+    "DryRunPlan",
     "DuplicateVideoError",
     "InvalidScheduleError",
     "InvalidTransitionError",

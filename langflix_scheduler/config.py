@@ -27,7 +27,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -206,6 +206,14 @@ class SchedulerConfig:
     def horizon(self) -> timedelta:
         """``horizon_days`` as a timedelta."""
         return timedelta(days=self.horizon_days)
+
+    def day_start(self, day: date) -> datetime:
+        """The UTC instant at which channel day ``day`` begins (local midnight, DST-aware).
+
+        ``[day_start(d), day_start(d + 1 day))`` is channel day ``d``: the bounds a front end
+        passes to :meth:`ScheduleManager.list_schedules` for a range of channel days.
+        """
+        return datetime.combine(day, time(0), tzinfo=self.zone).astimezone(UTC)
 
     def replace(self, **changes: Any) -> SchedulerConfig:
         """A copy with ``changes`` applied (validated again)."""

@@ -10,7 +10,8 @@ import enum
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from .errors import InvalidScheduleError
@@ -28,6 +29,7 @@ __all__ = [
     "UploadStatus",
     "VideoMetadata",
     "VideoType",
+    "title_from_filename",
     "youtube_tags_length",
 ]
 
@@ -122,6 +124,13 @@ def youtube_tags_length(tags: Iterable[str]) -> int:
     items = list(tags)
     quoted = sum(len(t) + 2 if " " in t else len(t) for t in items)
     return quoted + max(0, len(items) - 1)
+
+
+def title_from_filename(video_path: str | os.PathLike[str]) -> str:
+    """The default title of a video: its file name without extension, without the ``<``/``>``
+    YouTube refuses, at most 100 characters (``Untitled`` when nothing is left)."""
+    stem = Path(video_path).stem.replace("<", "").replace(">", "").strip()
+    return stem[:TITLE_MAX_CHARS] or "Untitled"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -358,6 +367,19 @@ class ScheduledVideo:
     content_sha256: str | None = None
     #: The caller's request id given when booking, if any.
     idempotency_key: str | None = None
+
+    def due_at(self, upload_lead_time: timedelta) -> datetime:
+        """The first instant a processor run claims this schedule while it stays ``scheduled``:
+        its publish time minus ``upload_lead_time``, or its retry time when that is later.
+
+        The same rule as the claim's SQL predicate (``db/due.py``) and
+        :meth:`ScheduleManager.due_schedules`, for a front end that must know *when* (the
+        demo's simulated clock jumps there).
+        """
+        start = self.scheduled_publish_time - upload_lead_time
+        if self.next_attempt_at is not None and self.next_attempt_at > start:
+            return self.next_attempt_at
+        return start
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import overview
+from . import dry_run, overview
 from .booking import BookingRequest, check_idempotency_key, decide
 from .config import SchedulerConfig
 from .db import api_calls, bookings, migrate
@@ -1727,3 +1727,18 @@ class ScheduleManager:
         return RecalculationReport(
             start=start, end=end, rows_checked=checked, corrections=tuple(corrections)
         )
+
+    # -- the dry-run plan (shared by `process --dry-run` and other front ends) ------------------
+
+    def dry_run_plan(
+        self,
+        *,
+        channel: str | None = None,
+        api_project: str | None = None,
+        now: datetime | None = None,
+    ) -> dry_run.DryRunPlan:
+        """What a processor run at ``now`` (default: the clock) for ``channel`` and
+        ``api_project`` (default: the configured ones) would take and send, with no network and
+        no writes. See :func:`langflix_scheduler.dry_run.dry_run_plan`."""
+        at = None if now is None else _aware(now, "now")
+        return dry_run.dry_run_plan(self, channel=channel, api_project=api_project, now=at)

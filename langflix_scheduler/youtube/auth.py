@@ -38,6 +38,7 @@ from ..errors import AuthorizationError, ConfigurationError, TransientUploadErro
 __all__ = [
     "DEFAULT_SCOPES",
     "TOKEN_FILE_MODE",
+    "access_token_credentials",
     "authorize",
     "classify_refresh_error",
     "load_credentials",
@@ -67,6 +68,16 @@ _TESTING_HINT = (
     "if the Google Cloud app's OAuth consent screen is in 'Testing' status, its refresh tokens "
     "expire after 7 days: publish the app to get long-lived tokens"
 )
+
+
+def access_token_credentials(token: str) -> Credentials:
+    """Credentials holding only an access ``token`` (no refresh token, never refreshed).
+
+    For talking to a stand-in API such as :class:`~langflix_scheduler.testing.FakeYouTube`
+    (the demo does), where any bearer token is accepted; front ends outside ``youtube/`` use it
+    instead of importing google-auth themselves.
+    """
+    return Credentials(token=token)  # type: ignore[no-untyped-call]
 
 
 def token_path_for(channel: str, token_dir: str | os.PathLike[str]) -> Path:

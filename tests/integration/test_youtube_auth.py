@@ -177,3 +177,11 @@ def test_authorize_with_missing_client_secrets_is_a_configuration_error(tmp_path
     with pytest.raises(ConfigurationError) as info:
         authorize(tmp_path / "nope.json", tmp_path / "t.json", headless=True)
     assert info.value.field == "client_secrets"
+
+
+def test_access_token_credentials_carry_only_the_token() -> None:
+    from langflix_scheduler.youtube.auth import access_token_credentials
+
+    creds = access_token_credentials("tok")
+    assert creds.token == "tok"
+    assert creds.refresh_token is None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from langflix_scheduler._cli_db import classify
+from langflix_scheduler.cli._errors import classify
 from langflix_scheduler.config import SchedulerConfig
 from langflix_scheduler.errors import (
     DatabaseTimeoutError,
@@ -67,3 +67,28 @@ def test_missing_directory_is_named(tmp_path: Path) -> None:
 def test_user_errors_keep_their_message(tmp_path: Path) -> None:
     verdict = classify(InvalidScheduleError("--at", "bad"), _config(tmp_path / "x.db"))
     assert (verdict.code, verdict.message) == (1, "invalid --at: bad")
+
+
+def test_the_library_diagnosis_says_retryable_or_not(tmp_path: Path) -> None:
+    """The CLI's exit codes come from the library's diagnosis, which other front ends share."""
+    from langflix_scheduler.diagnosis import diagnose
+
+    config = _config(tmp_path / "x.db")
+    assert diagnose(LockTimeoutError("book slot", 5.0), config).retryable
+    bad = diagnose(StorageError("list", "file is not a database"), config)
+    assert not bad.retryable
+    assert "is not a langflix-scheduler database" in bad.message
+    plain = diagnose(InvalidScheduleError("preferred_time", "bad"), config)
+    assert (plain.retryable, plain.message) == (
+        False,
+        str(InvalidScheduleError("preferred_time", "bad")),
+    )
+
+
+def test_display_url_hides_the_password() -> None:
+    from langflix_scheduler.diagnosis import display_url
+
+    shown = display_url("postgresql+psycopg://u:secret@db/x")
+    assert "secret" not in shown
+    assert "db/x" in shown
+    assert display_url("::not a url::") == "<database>"

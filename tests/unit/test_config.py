@@ -310,3 +310,14 @@ def test_load_precedence_file_env_overrides(tmp_path: Path) -> None:
     assert cfg.timezone == "Asia/Seoul"  # file only
     assert cfg.horizon_days == 20  # env beats file
     assert cfg.channel == "flag"  # override beats env
+
+
+def test_day_start_is_local_midnight_in_utc_across_dst() -> None:
+    from datetime import UTC, date, datetime
+
+    cfg = SchedulerConfig(timezone="America/New_York")
+    assert cfg.day_start(date(2026, 3, 8)) == datetime(2026, 3, 8, 5, 0, tzinfo=UTC)
+    assert cfg.day_start(date(2026, 3, 9)) == datetime(2026, 3, 9, 4, 0, tzinfo=UTC)
+    assert SchedulerConfig(timezone="Asia/Seoul").day_start(date(2026, 5, 1)) == datetime(
+        2026, 4, 30, 15, 0, tzinfo=UTC
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -339,3 +340,50 @@ def test_usage_remaining() -> None:
         limit=200,
     )
     assert b.remaining == 50
+
+
+def test_title_from_filename_is_the_stem_without_brackets_at_most_100_chars() -> None:
+    from langflix_scheduler.domain import title_from_filename
+
+    assert title_from_filename("/videos/Episode 1 <final>.mp4") == "Episode 1 final"
+    assert title_from_filename(Path("x" * 150 + ".mp4")) == "x" * 100
+    assert title_from_filename("/videos/<>.mp4") == "Untitled"
+
+
+def test_due_at_is_publish_minus_lead_or_the_later_retry_time() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from langflix_scheduler.domain import ScheduledVideo
+
+    publish = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+    s = ScheduledVideo(
+        id=1,
+        channel_id="c",
+        api_project="p",
+        video_path="v.mp4",
+        video_type=VideoType.FINAL,
+        metadata=VideoMetadata(title="t"),
+        scheduled_publish_time=publish,
+        publish_date=publish.date(),
+        quota_date=publish.date(),
+        status=UploadStatus.SCHEDULED,
+        youtube_video_id=None,
+        attempts=0,
+        last_error=None,
+        next_attempt_at=None,
+        bytes_uploaded=0,
+        bytes_total=None,
+        reserved_quota={},
+        consumed_quota={},
+        lease_owner=None,
+        lease_expires_at=None,
+        created_at=publish,
+        updated_at=publish,
+        uploaded_at=None,
+    )
+    lead = timedelta(hours=1)
+    assert s.due_at(lead) == publish - lead
+    earlier = dataclasses.replace(s, next_attempt_at=publish - timedelta(hours=3))
+    assert earlier.due_at(lead) == publish - lead
+    retry = dataclasses.replace(s, next_attempt_at=publish + timedelta(minutes=5))
+    assert retry.due_at(lead) == publish + timedelta(minutes=5)

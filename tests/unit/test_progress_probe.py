@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from langflix_scheduler._progress import DisplayingUploader
+from langflix_scheduler.cli._progress import DisplayingUploader
 from langflix_scheduler.youtube.uploader import DryRunUploader, SessionState
 
 

@@ -65,7 +65,7 @@ def test_which_requests_are_quota_bearing() -> None:
 
 
 def test_a_wrapper_reports_calls_when_its_inner_uploader_does() -> None:
-    from langflix_scheduler._progress import DisplayingUploader
+    from langflix_scheduler.cli._progress import DisplayingUploader
 
     display: Any = object()
     assert reports_calls(DisplayingUploader(YouTubeUploader(Credentials(token="t")), display))

@@ -1,7 +1,8 @@
 """``langflix-scheduler demo``: the whole job, offline, in well under a minute.
 
-CLI-side module: it renders with rich, so only ``cli.py`` imports it (the library modules never
-import click or rich). Everything it drives is the real library:
+CLI-side module: it renders with rich, so only the CLI imports it (the library modules never
+import click or rich); like the rest of ``cli/`` it uses only the library's public API and never
+imports google libraries itself. Everything it drives is the real library:
 
 * a throwaway SQLite database in a temporary directory, migrated with Alembic;
 * generated sample "videos" (placeholder bytes; nothing inspects their content) and thumbnails;
@@ -29,23 +30,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ._progress import DisplayingUploader, UploadDisplay
-from .config import SchedulerConfig
-from .domain import ScheduledVideo, UploadStatus, VideoMetadata, VideoType
-from .errors import QuotaExceededError, SchedulerError, SlotUnavailableError
-from .manager import ScheduleManager
-from .processor import ProcessorEvent, ProcessorEventKind, UploadProcessor
-from .quota import QuotaPolicy
-from .testing import FakeClock, FakeYouTube
-from .testing.media import write_mp4
-from .youtube.uploader import (
+from ..config import SchedulerConfig
+from ..domain import ScheduledVideo, UploadStatus, VideoMetadata, VideoType
+from ..errors import QuotaExceededError, SchedulerError, SlotUnavailableError
+from ..manager import ScheduleManager
+from ..processor import ProcessorEvent, ProcessorEventKind, UploadProcessor
+from ..quota import QuotaPolicy
+from ..testing import FakeClock, FakeYouTube
+from ..testing.media import write_mp4
+from ..youtube.uploader import (
     CallCallback,
     ProgressCallback,
     StepCallback,
@@ -55,6 +55,10 @@ from .youtube.uploader import (
     reports_calls,
     upload_passing_calls,
 )
+from ._progress import DisplayingUploader, UploadDisplay
+
+if TYPE_CHECKING:
+    from ..youtube.google import YouTubeUploader
 
 CHANNEL = "korean-daily"
 API_PROJECT = "langflix-demo"
@@ -376,13 +380,7 @@ class Demo:
         )
 
     def process(self, manager: ScheduleManager, fake: FakeYouTube) -> None:
-        from google.oauth2.credentials import Credentials
-
-        from .youtube.google import YouTubeUploader
-
-        window_end = datetime.combine(
-            START.date() + timedelta(days=1 + PROCESS_DAYS), datetime.min.time(), tzinfo=self.zone
-        )
+        window_end = self.config.day_start(START.date() + timedelta(days=1 + PROCESS_DAYS))
         first_final = min(
             (s for s in self.run.booked if s.video_type is VideoType.FINAL),
             key=lambda s: s.scheduled_publish_time,
@@ -405,15 +403,7 @@ class Demo:
             describe=lambda sid: repr(titles.get(sid, "?")),
             fmt_time=lambda t: f"{t.astimezone(self.zone):%a %m-%d %H:%M:%S %Z}",
         )
-        real = YouTubeUploader(
-            Credentials(token="demo-access-token"),  # type: ignore[no-untyped-call]  # noqa: S106
-            api_endpoint=fake.api_endpoint,
-            chunk_size=CHUNK_SIZE,
-            max_retries=0,
-            clock=self.clock,
-            sleep=lambda _s: None,
-            quota_timezone=self.config.quota_timezone,
-        )
+        real = self._uploader(fake)
         faulty = _DropOnce(real, fake, first_final.video_path)
         uploader: Uploader = faulty if self.quiet else DisplayingUploader(faulty, display)
 
@@ -442,6 +432,22 @@ class Demo:
         if not faulty.injected:
             self.say("   (the fault was never injected)", style="red")
 
+    def _uploader(self, fake: FakeYouTube) -> YouTubeUploader:
+        """The real uploader, pointed at the fake, on the simulated clock, without its own
+        retries (the processor retries)."""
+        from ..youtube.auth import access_token_credentials
+        from ..youtube.google import YouTubeUploader
+
+        return YouTubeUploader(
+            access_token_credentials("demo-access-token"),
+            api_endpoint=fake.api_endpoint,
+            chunk_size=CHUNK_SIZE,
+            max_retries=0,
+            clock=self.clock,
+            sleep=lambda _s: None,
+            quota_timezone=self.config.quota_timezone,
+        )
+
     def _process_until(
         self, manager: ScheduleManager, processor: UploadProcessor, window_end: datetime
     ) -> None:
@@ -450,10 +456,7 @@ class Demo:
             pending = manager.list_schedules(status="scheduled", channel=CHANNEL, end=window_end)
             if not pending:
                 return
-            due = min(
-                max(s.scheduled_publish_time - lead, s.next_attempt_at or self.clock())
-                for s in pending
-            )
+            due = min(s.due_at(lead) for s in pending)
             if due > self.clock():
                 self.clock.set(due)
             processor.run_once()

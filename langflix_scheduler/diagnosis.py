@@ -1,9 +1,12 @@
-"""The CLI's view of database failures: which exit code, and what the user should do.
+"""What a storage failure means for a person: retry later, or fix something (and what).
 
-One table (:data:`_RULES`) decides, for every command: a permanent problem (no schema, not a
-database, a missing directory, bad credentials) exits 1 with what to do; only conditions that a
-retry can fix (an unreachable server, a lock or statement timeout, a lost connection, a commit
-whose outcome is unknown) exit 3. SQLAlchemy and alembic are imported only on the error path.
+One table (:data:`_RULES`) decides for every front end (the CLI maps it to exit codes 1 and 3, a
+dashboard to its messages): a permanent problem (no schema, not a database, a missing directory,
+bad credentials) gets advice on what to do; only conditions that a retry can fix (an unreachable
+server, a lock or statement timeout, a lost connection, a commit whose outcome is unknown) are
+``retryable``. :func:`check_database_file` refuses a SQLite path that does not exist, for front
+ends that must not create a database by accident. SQLAlchemy and alembic are imported only on
+the paths that need them.
 """
 
 from __future__ import annotations
@@ -11,32 +14,33 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from .config import SchedulerConfig
 from .errors import (
     ConfigurationError,
     DatabaseTimeoutError,
-    InvalidScheduleError,
     LockTimeoutError,
     OutcomeUnknownError,
     SchedulerError,
     StorageError,
 )
 
-EXIT_USER_ERROR = 1
-EXIT_UNAVAILABLE = 3
+__all__ = ["Diagnosis", "check_database_file", "diagnose", "display_url", "sqlite_path"]
 
 #: Errors whose type alone says "retry later".
 _RETRYABLE_TYPES = (LockTimeoutError, DatabaseTimeoutError, OutcomeUnknownError)
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """What a failure means for the user: the exit code and the line to print."""
+class Diagnosis:
+    """What a failure means: whether a retry can fix it, and the line to show.
 
-    code: int
+    ``message`` is the error's own text for errors that are not about storage (bad input and
+    the like); for storage errors it leads with what to do.
+    """
+
+    retryable: bool
     message: str
 
 
@@ -65,61 +69,33 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 
 
-def classify(exc: SchedulerError, config: SchedulerConfig | None) -> Verdict:
-    """Exit code and message for a library error raised by a command."""
+def diagnose(exc: SchedulerError, config: SchedulerConfig | None) -> Diagnosis:
+    """Retryable or not, and the message, for a library error (``config``: for the advice)."""
     if isinstance(exc, _RETRYABLE_TYPES):
-        return Verdict(EXIT_UNAVAILABLE, f"{exc} (temporary: retry later)")
-    if not isinstance(exc, StorageError):
-        return Verdict(EXIT_USER_ERROR, humane(exc, config))
+        return Diagnosis(True, f"{exc} (temporary: retry later)")
     text = str(exc)
+    if not isinstance(exc, StorageError):
+        return Diagnosis(False, text)
     kind = next((k for pattern, k in _RULES if pattern.search(text)), None)
     if kind == "retry":
-        return Verdict(EXIT_UNAVAILABLE, f"{text} (temporary: retry later)")
+        return Diagnosis(True, f"{text} (temporary: retry later)")
     if kind is None:
-        return Verdict(EXIT_USER_ERROR, text)
-    return Verdict(EXIT_USER_ERROR, f"{_advice(kind, config)} ({text})")
+        return Diagnosis(False, text)
+    return Diagnosis(False, f"{_advice(kind, config)} ({text})")
 
 
-#: Library parameter names -> the CLI options a person typed.
-_OPTION_OF_FIELD = {
-    "preferred_time": "--at",
-    "new_time": "--at",
-    "after": "--after",
-    "video_type": "--type",
-    "video_path": "PATH",
-    "schedule_id": "ID",
-    "channel": "--channel",
-}
-_ISO_INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:[+-]\d\d:\d\d|Z)")
+def display_url(url: str) -> str:
+    """``url`` with its password hidden, for messages (``<database>`` if it does not parse)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<database>"
 
 
-def humane(exc: SchedulerError, config: SchedulerConfig | None) -> str:
-    """The message a person reads: CLI option names instead of Python parameters, and every
-    instant in the channel's local time with its zone, without microseconds."""
-    text = str(exc)
-    if isinstance(exc, InvalidScheduleError) and exc.field in _OPTION_OF_FIELD:
-        text = f"invalid {_OPTION_OF_FIELD[exc.field]}: {exc.reason}"
-    return local_times(text, config)
-
-
-def local_times(text: str, config: SchedulerConfig | None) -> str:
-    """Rewrite ISO 8601 instants in ``text`` as ``2026-05-01 18:00 KST`` in the channel zone."""
-    if config is None:
-        return text
-
-    def local(match: re.Match[str]) -> str:
-        try:
-            when = datetime.fromisoformat(match.group(0).replace("Z", "+00:00"))
-        except ValueError:
-            return match.group(0)
-        moment = when.astimezone(config.zone)
-        fmt = "%Y-%m-%d %H:%M:%S %Z" if moment.second else "%Y-%m-%d %H:%M %Z"
-        return moment.strftime(fmt)
-
-    return _ISO_INSTANT.sub(local, text)
-
-
-def _sqlite_path(config: SchedulerConfig | None) -> Path | None:
+def sqlite_path(config: SchedulerConfig | None) -> Path | None:
+    """The absolute path of the configured SQLite database file (``None``: not a file)."""
     if config is None:
         return None
     try:
@@ -134,7 +110,7 @@ def _sqlite_path(config: SchedulerConfig | None) -> Path | None:
 
 
 def _advice(kind: str, config: SchedulerConfig | None) -> str:
-    path = _sqlite_path(config)
+    path = sqlite_path(config)
     where = str(path) if path else "the database in --database-url"
     directory = path.parent if path else None
     if kind == "schema":
@@ -178,13 +154,14 @@ def _schema_advice(config: SchedulerConfig | None) -> str:
     return f"the database schema (revision {current}) does not match this version: {init}"
 
 
-def require_existing(config: SchedulerConfig) -> None:
-    """Refuse a SQLite path that does not exist: only ``init-db`` creates a database file.
+def check_database_file(config: SchedulerConfig) -> None:
+    """Refuse a SQLite path that does not exist (only ``init-db`` creates a database file).
 
-    (The library itself still creates the file on first use, as SQLite does; an application
-    that embeds it decides. The CLI must not turn a mistyped path into a new empty database.)
+    (The manager itself still creates the file on first use, as SQLite does; an application
+    that embeds it decides. The CLI calls this so that a mistyped path never becomes a new
+    empty database.)
     """
-    path = _sqlite_path(config)
+    path = sqlite_path(config)
     if path is None or path.exists():
         return
     if not path.parent.is_dir():

@@ -1,7 +1,7 @@
 """Upload progress on the console, for ``process`` and ``demo``.
 
-CLI-side module: it renders with rich, so only the CLI (``cli.py``, ``_demo.py``) imports it; the
-library modules never do.
+CLI-side module: it renders with rich, so only the CLI (``cli/``) imports it; the library
+modules never do.
 
 :class:`UploadDisplay` shows one rich progress bar per upload in flight on a terminal, and plain
 log lines otherwise (cron, systemd, pipes). :class:`DisplayingUploader` wraps any
@@ -30,8 +30,8 @@ from rich.progress import (
 )
 from rich.table import Column
 
-from .processor import ProcessorEvent, ProcessorEventKind
-from .youtube.uploader import (
+from ..processor import ProcessorEvent, ProcessorEventKind
+from ..youtube.uploader import (
     CallCallback,
     ProgressCallback,
     SessionProbe,

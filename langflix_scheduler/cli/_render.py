@@ -1,0 +1,131 @@
+"""Rendering: consoles that never wrap without a terminal, tables, local times, JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..config import SchedulerConfig
+from ..domain import ScheduledVideo
+from ..overview import format_local
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+#: Console width when the output is not a terminal (a pipe, a file, a cron log): wide enough
+#: that rich never wraps a line or cuts a table; tables still size to their content.
+NO_WRAP_WIDTH = 100_000
+
+
+def console(*, stderr: bool) -> Console:
+    """A rich console; without a terminal it never hard-wraps (pipes and logs get whole lines)."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, width=NO_WRAP_WIDTH, soft_wrap=True)
+
+
+def new_table(**kwargs: Any) -> Table:
+    """A rich table (rich is imported on first use)."""
+    from rich.table import Table
+
+    return Table(**kwargs)
+
+
+def table_of(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
+    """A table whose columns fold long cells instead of cutting them."""
+    table = new_table(title=title)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def fmt_local(when: datetime | None, config: SchedulerConfig) -> str:
+    """``when`` in the channel zone as ``YYYY-MM-DD HH:MM TZ`` (``-`` for None)."""
+    return format_local(when, config.zone)
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps`` fallback for the library's types."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    if isinstance(value, frozenset | set | tuple):
+        return sorted(value) if isinstance(value, frozenset | set) else list(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as indented, sorted JSON on stdout."""
+    click.echo(json.dumps(data, default=json_default, indent=2, sort_keys=True))
+
+
+def schedule_json(s: ScheduledVideo) -> dict[str, Any]:
+    """A schedule as JSON (the lease owner left out)."""
+    data = dataclasses.asdict(s)
+    data["metadata"] = s.metadata.to_json()
+    data.pop("lease_owner", None)
+    return data
+
+
+def schedule_line(s: ScheduledVideo, verb: str, config: SchedulerConfig) -> str:
+    """``scheduled #3 final 'Title' for 2026-05-01 18:00 KST on channel main``."""
+    return (
+        f"{verb} #{s.id} {s.video_type} {s.metadata.title!r} for "
+        f"{fmt_local(s.scheduled_publish_time, config)} on channel {s.channel_id}"
+    )
+
+
+def schedules_table(rows: list[ScheduledVideo], title: str, config: SchedulerConfig) -> Table:
+    """The ``list`` table."""
+    return table_of(
+        title,
+        ("id", "publish (local)", "type", "status", "title", "attempts", "video id"),
+        [
+            (
+                str(s.id),
+                fmt_local(s.scheduled_publish_time, config),
+                s.video_type.value,
+                s.status.value,
+                s.metadata.title,
+                str(s.attempts),
+                s.youtube_video_id or "-",
+            )
+            for s in rows
+        ],
+    )
+
+
+def schedule_detail(s: ScheduledVideo, config: SchedulerConfig) -> Table:
+    """The ``show`` table: every field, times in local time and ISO 8601."""
+    table = new_table(show_header=False, title=f"schedule #{s.id}")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    data = schedule_json(s)
+    for key in sorted(data):
+        value = data[key]
+        if isinstance(value, datetime):
+            value = f"{fmt_local(value, config)} ({value.isoformat()})"
+        elif isinstance(value, dict | list):
+            value = json.dumps(value, default=json_default, ensure_ascii=False)
+        table.add_row(key, "-" if value is None else str(value))
+    return table
