@@ -40,24 +40,26 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import dry_run, ledger, overview
+from . import dry_run, ledger, overview, reports
 from ._time import read_clock
 from .booking import BookingRequest, check_idempotency_key, decide
 from .config import SchedulerConfig
-from .db import api_calls, bookings, migrate
+from .db import api_calls, bookings, dashboard, migrate
 from .db.counters import COUNT_COLUMN
 from .db.due import due_condition
 from .db.engine import Database, create_engine
 from .db.locking import (
     add_to_day_count,
     add_to_quota_reserved,
+    lock_day,
     lock_day_counts,
     lock_quota_counts,
+    lock_quota_rows,
     take_day_count,
     take_quota,
 )
 from .db.models import DailyLimit, ProcessorRun, QuotaUsage, Schedule, UTCDateTime
-from .db.schedules import LEASE_CLEARED, clear_lease
+from .db.schedules import LEASE_CLEARED, clear_lease, lock_schedule
 from .domain import (
     Booking,
     BucketUsage,
@@ -72,6 +74,7 @@ from .domain import (
     VideoType,
 )
 from .errors import (
+    DuplicateVideoError,
     InvalidScheduleError,
     InvalidTransitionError,
     OutcomeUnknownError,
@@ -876,6 +879,25 @@ class ScheduleManager:
                 raise QuotaExceededError(
                     f"quota:{bucket}", qday, used=spent, limit=limit, requested=amount
                 )
+
+    def _lock_quota(
+        self, session: Session, qdays: Iterable[date], cost: Mapping[str, int]
+    ) -> dict[tuple[date, str], QuotaUsage]:
+        keys = [(qd, b) for qd in set(qdays) for b in cost]
+        return lock_quota_rows(
+            session,
+            self._db.dialect,
+            self.config.api_project,
+            keys,
+            self.config.quota_policy.buckets,
+        )
+
+    @staticmethod
+    def _lock_schedule(session: Session, schedule_id: int) -> Schedule:
+        row = lock_schedule(session, schedule_id)
+        if row is None:
+            raise ScheduleNotFoundError(schedule_id)
+        return row
 
     def _lock_quota_used(
         self, conn: Connection, qdays: Iterable[date], cost: Mapping[str, int]
@@ -1725,3 +1747,249 @@ class ScheduleManager:
         no writes. See :func:`langflix_scheduler.dry_run.dry_run_plan`."""
         at = None if now is None else _aware(now, "now")
         return dry_run.dry_run_plan(self, channel=channel, api_project=api_project, now=at)
+
+    # == dashboard reads and retry (web dashboard, issue 13) ======================================
+    # Thin public methods over db/dashboard.py; kept in this one block on purpose.
+
+    def calendar(
+        self, start: date, end: date, *, channel: str | None = None
+    ) -> list[reports.CalendarDay]:
+        """Channel days ``start..end`` (inclusive, in the channel's time zone): every configured
+        slot of every type, booked or free, and every schedule publishing on those days (all
+        statuses but ``cancelled``). At most 400 days."""
+        for name, value in (("start", start), ("end", end)):
+            if not isinstance(value, date) or isinstance(value, datetime):
+                raise InvalidScheduleError(name, "must be a date")
+        if end < start:
+            raise InvalidScheduleError("end", "must not be before start")
+        if (end - start).days > 400:
+            raise InvalidScheduleError("end", "at most 400 days at once")
+        ch = self._channel(channel)
+        zone = self.config.zone
+        lo = datetime.combine(start, datetime.min.time(), tzinfo=zone).astimezone(UTC)
+        hi = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=zone).astimezone(
+            UTC
+        )
+        rows = self._db.run_core(
+            "read calendar",
+            lambda c: dashboard.calendar_rows(c, ch, lo, hi),
+            read_only=True,
+        )
+        return reports.build_calendar(
+            rows,
+            start=start,
+            end=end,
+            zone=zone,
+            publish_times=self.config.publish_times,
+            window=self._window(self.now()),
+        )
+
+    def quota_usage(
+        self, start: date, end: date, *, api_project: str | None = None
+    ) -> list[reports.QuotaDayUsage]:
+        """Reserved and used quota per (API project, Pacific quota day, bucket) for quota days
+        ``start..end`` (inclusive). Days and buckets without a counter row are reported as 0
+        for the configured buckets of the projects asked for (``api_project``, or the configured
+        one plus every project with rows); limits are the configured ones."""
+        for name, value in (("start", start), ("end", end)):
+            if not isinstance(value, date) or isinstance(value, datetime):
+                raise InvalidScheduleError(name, "must be a date")
+        if end < start:
+            raise InvalidScheduleError("end", "must not be before start")
+        if (end - start).days > 400:
+            raise InvalidScheduleError("end", "at most 400 days at once")
+        rows = self._db.run_core(
+            "read quota usage",
+            lambda c: dashboard.quota_rows(c, start, end, api_project),
+            read_only=True,
+        )
+        policy = self.config.quota_policy
+        found = {(r["api_project"], r["quota_date"], r["bucket"]): r for r in rows}
+        projects = {api_project} if api_project is not None else {self.config.api_project}
+        projects |= {k[0] for k in found}
+        buckets = set(policy.buckets) | {k[2] for k in found}
+        out: list[reports.QuotaDayUsage] = []
+        for project in sorted(projects):
+            day = start
+            while day <= end:
+                for bucket in sorted(buckets):
+                    r = found.get((project, day, bucket))
+                    if r is None and bucket not in policy.buckets:
+                        continue
+                    out.append(
+                        reports.QuotaDayUsage(
+                            api_project=project,
+                            quota_date=day,
+                            bucket=bucket,
+                            reserved=int(r["reserved"]) if r else 0,
+                            used=int(r["used"]) if r else 0,
+                            limit=policy.buckets.get(bucket, 0),
+                        )
+                    )
+                day += timedelta(days=1)
+        return out
+
+    def api_calls(self, schedule_id: int) -> list[reports.ApiCallRecord]:
+        """The quota ledger of one schedule (every charged API call), oldest first."""
+        number = _schedule_id(schedule_id)
+        rows = self._db.run_core(
+            "read api calls",
+            lambda c: dashboard.api_calls_of_schedule(c, number),
+            read_only=True,
+        )
+        return [reports.ApiCallRecord(**r) for r in rows]
+
+    def known_names(self) -> reports.KnownNames:
+        """Channels and API projects found in the database, plus the configured ones."""
+
+        def read(conn: Connection) -> reports.KnownNames:
+            channels = set(dashboard.known_channels(conn)) | {self.config.channel}
+            projects = set(dashboard.known_projects(conn)) | {self.config.api_project}
+            return reports.KnownNames(tuple(sorted(channels)), tuple(sorted(projects)))
+
+        return self._db.run_core("read known names", read, read_only=True)
+
+    def stored_totals(self) -> reports.StoredTotals:
+        """Totals stored in the database (schedules by status, processor runs by outcome, the
+        quota ledger, due lag), for metrics exporters."""
+        now = self.now()
+        lead = self.config.upload_lead_time
+
+        def read(conn: Connection) -> reports.StoredTotals:
+            schedules = {(ch, st): n for ch, st, n in dashboard.status_counts(conn)}
+            runs = {
+                r["outcome"]: {k: int(v) for k, v in r.items() if k != "outcome"}
+                for r in dashboard.run_totals(conn)
+            }
+            calls = {
+                (r["api_project"], r["operation"], r["outcome"]): (int(r["calls"]), int(r["cost"]))
+                for r in dashboard.api_call_totals(conn)
+            }
+            due_since = [
+                t - lead
+                for t, retry_at in dashboard.due_rows(conn, now + lead)
+                if retry_at is None or retry_at <= now
+            ]
+            lag = (now - min(due_since)).total_seconds() if due_since else 0.0
+            return reports.StoredTotals(schedules, runs, calls, max(0.0, lag), len(due_since))
+
+        return self._db.run_core("read stored totals", read, read_only=True)
+
+    def retry_failed(
+        self,
+        schedule_id: int,
+        *,
+        new_time: datetime | None = None,
+        channel: str | None = None,
+    ) -> ScheduledVideo:
+        """Put a ``failed`` schedule back to ``scheduled`` so the next processor run uploads it.
+
+        It takes its slot again (its old publish time, or ``new_time``), counts on that channel
+        day again and reserves its quota again, under the same locks and checks as
+        :meth:`reschedule` (channel-day row, quota rows sorted, then the schedule row). Attempts
+        start from 0; ``last_error`` is kept until the next attempt.
+
+        Raises:
+            ScheduleNotFoundError: no such schedule (on ``channel``, when given).
+            InvalidTransitionError: it is not ``failed``.
+            InvalidScheduleError: the publish time is outside the booking window (give
+                ``new_time``).
+            SlotUnavailableError: the instant was booked meanwhile (carries ``next_available``).
+            QuotaExceededError: the day or quota day is full.
+            DuplicateVideoError: the same content is active on the channel again.
+        """
+        schedule_id = _schedule_id(schedule_id)
+        for _ in range(_MAX_SEARCH_ROUNDS):
+            peek = self._peek(schedule_id, channel)
+            if peek.upload_status != UploadStatus.FAILED:
+                raise InvalidTransitionError(schedule_id, peek.upload_status, "retry")
+            field_name = "scheduled_publish_time" if new_time is None else "new_time"
+            when = peek.scheduled_publish_time if new_time is None else new_time
+            slot = _aware(when, field_name).replace(microsecond=0)
+            self._check_window(slot, field_name, self.now())
+            day_date = channel_date_of(slot, self.config.zone)
+            vt = VideoType(peek.video_type)
+            cost = self._cost(VideoMetadata.from_stored(peek.video_metadata))
+
+            def txn(
+                session: Session,
+                peek: Schedule = peek,
+                vt: VideoType = vt,
+                slot: datetime = slot,
+                day_date: date = day_date,
+                cost: dict[str, int] = cost,
+            ) -> ScheduledVideo | None:
+                now = self.now()
+                qday = self.quota_date_for(slot, now=now)
+                day = lock_day(session, self._db.dialect, peek.channel_id, day_date)
+                quota_rows = self._lock_quota(session, [qday], cost)
+                row = self._lock_schedule(session, schedule_id)
+                if row.upload_status != UploadStatus.FAILED:
+                    raise InvalidTransitionError(schedule_id, row.upload_status, "retry")
+                if row.updated_at != peek.updated_at:
+                    return None  # changed meanwhile: read it again
+                column = _COUNT_COLUMN[vt]
+                self._check_day(getattr(day, column), day_date, vt)
+                self._check_quota(
+                    {k: q.reserved + q.used for k, q in quota_rows.items()}, qday, cost
+                )
+                if self._taken_among(session.connection(), row.channel_id, [slot]):
+                    raise _SlotTaken(str(slot))
+                if row.content_sha256 is not None:
+                    holder = session.execute(
+                        select(Schedule.id, Schedule.upload_status).where(
+                            Schedule.channel_id == row.channel_id,
+                            Schedule.fingerprint_key == row.content_sha256,
+                        )
+                    ).first()
+                    if holder is not None:
+                        raise DuplicateVideoError(
+                            holder[0],
+                            channel_id=row.channel_id,
+                            content_sha256=row.content_sha256,
+                            status=holder[1],
+                        )
+                setattr(day, column, getattr(day, column) + 1)
+                for bucket, amount in cost.items():
+                    quota_rows[(qday, bucket)].reserved += amount
+                row.upload_status = UploadStatus.SCHEDULED.value
+                row.scheduled_publish_time = slot
+                row.slot_key = slot
+                row.publish_date = day_date
+                row.quota_date = qday
+                row.fingerprint_key = row.content_sha256
+                row.reserved_quota = dict(cost)
+                row.attempts = 0
+                row.next_attempt_at = None
+                row.lease_owner = None
+                row.lease_expires_at = None
+                row.upload_session_uri = None
+                row.bytes_uploaded = 0
+                row.updated_at = now
+                try:
+                    session.flush()
+                except IntegrityError as exc:
+                    if "fingerprint_key" in str(exc.orig):
+                        raise DuplicateVideoError(
+                            0,
+                            channel_id=row.channel_id,
+                            content_sha256=row.content_sha256 or "",
+                            status="active",
+                        ) from exc
+                    raise _SlotTaken(str(slot)) from exc
+                return _to_domain(row)
+
+            try:
+                result = self._db.run("retry failed schedule", txn)
+            except _SlotTaken:
+                raise SlotUnavailableError(
+                    slot,
+                    "already booked",
+                    next_available=self._next_or_none(vt, slot, peek.channel_id, None),
+                ) from None
+            if result is not None:
+                logger.info("schedule %d put back for a retry at %s", schedule_id, slot)
+                return result
+        raise InvalidTransitionError(schedule_id, "changing", "retry")
+
+    # == end of dashboard block ==================================================================

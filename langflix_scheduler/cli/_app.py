@@ -18,6 +18,7 @@ from . import (
     _cmd_quota,
     _cmd_reading,
     _cmd_status,
+    _cmd_web,
 )
 from ._errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_USER_ERROR
 from ._parse import hoist_global_options
@@ -90,6 +91,7 @@ for _module in (
     _cmd_process,
     _cmd_status,
     _cmd_demo,
+    _cmd_web,
 ):
     for _command in _module.COMMANDS:
         cli.add_command(_command)

@@ -94,6 +94,17 @@ class _Outcome:
     envvar=f"{ENV}API_ENDPOINT",
     help=f"YouTube API base URL (default Google's; e.g. a FakeYouTube) [env: {ENV}API_ENDPOINT].",
 )
+@click.option(
+    "--chunk-size",
+    "chunk_mib",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="MIB",
+    envvar=f"{ENV}CHUNK_SIZE",
+    help="Send each video in requests of at most MIB MiB, for proxies that limit request bodies "
+    "(default or 0: the whole file in one request, the fastest; chunks cost one round trip "
+    f"each) [env: {ENV}CHUNK_SIZE].",
+)
 @channel_option
 @token_dir_option
 @run
@@ -101,13 +112,14 @@ def process(
     state: State,
     dry_run: bool,
     api_endpoint: str | None,
+    chunk_mib: int | None,
     token_dir: str,
     **options: Any,
 ) -> None:
     """Upload the channel's (--channel) due schedules: once, or every --interval seconds.
 
     Uses the OAuth token that `auth` saved for the channel. Stop a loop with Ctrl-C or SIGTERM:
-    it claims nothing more, stops uploads at the next chunk and releases them for the next run.
+    it claims nothing more, stops uploads within 1 MiB and releases them for the next run.
     """
     if dry_run:
         with state.manager() as m:
@@ -115,7 +127,7 @@ def process(
         _render_plan(state, plan)
         return
     settings = _Settings(**options)
-    uploader = _build_uploader(state, token_dir, api_endpoint)
+    uploader = _build_uploader(state, token_dir, api_endpoint, chunk_mib)
     outcome = _process(state, uploader, settings)
     _render_outcome(state, outcome)
     _raise_for(state, outcome.report)
@@ -182,7 +194,9 @@ def _render_plan(state: State, plan: DryRunPlan) -> None:
 # -- a real run --------------------------------------------------------------------------------
 
 
-def _build_uploader(state: State, token_dir: str, api_endpoint: str | None) -> YouTubeUploader:
+def _build_uploader(
+    state: State, token_dir: str, api_endpoint: str | None, chunk_mib: int | None = None
+) -> YouTubeUploader:
     """The channel's uploader, with the token that `auth` saved."""
     from ..youtube.auth import load_credentials, token_path_for
     from ..youtube.google import YouTubeUploader
@@ -190,7 +204,10 @@ def _build_uploader(state: State, token_dir: str, api_endpoint: str | None) -> Y
     cfg = state.config
     credentials = load_credentials(token_path_for(cfg.channel, Path(token_dir).expanduser()))
     return YouTubeUploader(
-        credentials, api_endpoint=api_endpoint, quota_timezone=cfg.quota_timezone
+        credentials,
+        api_endpoint=api_endpoint,
+        quota_timezone=cfg.quota_timezone,
+        chunk_size=chunk_mib * 1024 * 1024 if chunk_mib else None,
     )
 
 
@@ -259,7 +276,7 @@ def _run_loop(
     if not state.as_json:
         display.print(
             f"processing channel {state.config.channel} every {settings.interval:g} s "
-            "(Ctrl-C or SIGTERM stops after the uploads in flight reach a chunk boundary)"
+            "(Ctrl-C or SIGTERM stops the uploads in flight within 1 MiB; they resume next run)"
         )
     processor.run_forever(settings.interval)
     return None

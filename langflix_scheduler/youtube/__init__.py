@@ -1,7 +1,10 @@
 """The YouTube seam: the :class:`Uploader` protocol and its implementations.
 
 * :mod:`.uploader`: the protocol, request/result types and :class:`DryRunUploader` (no network).
-* :mod:`.google`: :class:`YouTubeUploader` (google-api-python-client) and :func:`classify_error`.
+* :mod:`.google`: :class:`YouTubeUploader` (google-api-python-client), built from
+  :mod:`.classify` (:func:`classify_error`, table-driven), :mod:`.metering` (the quota-ledger
+  wrapper of the http object), :mod:`.resumable` (the resumable insert state machine) and
+  :mod:`.streaming` (the one-shot media request body).
 * :mod:`.auth`: OAuth (:func:`authorize`, :func:`load_credentials`, :func:`token_path_for`).
 
 The Google-backed names are imported lazily, so importing the protocol does not load

@@ -60,7 +60,8 @@ logger = logging.getLogger(__name__)
 #: by the time YouTube processes it, which publishes the video at once).
 PUBLISH_AT_MIN_LEAD = timedelta(seconds=60)
 
-#: Default resumable-upload chunk size in bytes (8 MiB; must be a multiple of 256 KiB).
+#: Simulated chunk size of :class:`DryRunUploader` in bytes (8 MiB). The real uploader sends the
+#: whole file in one request unless given a ``chunk_size`` (a multiple of 256 KiB).
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 
 #: Resumable-upload chunks other than the last must be a multiple of this many bytes (256 KiB).
@@ -82,9 +83,14 @@ ProgressCallback = Callable[[int, int, "str | None"], None]
 
 Called once right after a resumable session is opened (``bytes_sent=0``) or probed on resume,
 before any media byte of that session is sent, so the caller can persist the session URI; then
-after every chunk. ``bytes_sent`` is the offset the server has confirmed, non-decreasing within
-one session (a new session, after the old one expired, starts again at 0 with a new URI).
-The session URI is a bearer capability: store it like a secret and never log it.
+while the media is being sent (the real uploader: after each 1 MiB handed to the socket, also in
+the middle of one long request, and after each answer), so an exception raised here stops the
+upload within one buffer. ``bytes_sent`` counts the bytes handed to the connection in this
+session: at least the offset the server has confirmed, ahead of it by at most the request in
+flight (a request cut short is resumed from the server's offset, which may be lower; the count
+reported does not go down). It is non-decreasing within one session (a new session, after the
+old one expired, starts again at 0 with a new URI). The session URI is a bearer capability:
+store it like a secret and never log it.
 """
 
 StepCallback = Callable[[UploadStep, str], None]

@@ -396,3 +396,32 @@ def test_process_on_a_terminal_shows_progress_bars(
     assert "uploading Lesson" in out
     assert f"uploaded #{sid}" in out
     assert "run ok after" in out
+
+
+def test_process_chunk_size_option_and_env(
+    run_cli: Callable[..., CliResult],
+    book: Callable[..., list[int]],
+    youtube: FakeYouTube,
+    uploading_env: dict[str, str],
+) -> None:
+    """By default a video goes in one request; ``--chunk-size MIB`` (or
+    ``LANGFLIX_SCHEDULER_CHUNK_SIZE``) caps the request body for proxies that limit it."""
+    mib = 1024 * 1024
+    size = 3 * mib + 5
+
+    def media_puts() -> list[int]:
+        return [r.body_bytes for r in youtube.requests if r.kind == "chunk"]
+
+    book(1, size=size)
+    run_cli("process", "--once", env=uploading_env, check=True)
+    assert media_puts() == [size]
+
+    book(1, size=size)
+    run_cli("process", "--once", "--chunk-size", "1", env=uploading_env, check=True)
+    assert media_puts()[1:] == [mib, mib, mib, 5]
+
+    book(1, size=size)
+    env = {**uploading_env, "LANGFLIX_SCHEDULER_CHUNK_SIZE": "2"}
+    run_cli("process", "--once", env=env, check=True)
+    assert media_puts()[5:] == [2 * mib, mib + 5]
+    assert len(youtube.videos) == 3

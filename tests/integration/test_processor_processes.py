@@ -140,10 +140,15 @@ def result_of(tmp_path: Path, worker_id: str) -> dict[str, Any]:
 
 
 def mid_upload(peek: RawDB, sid: int) -> bool:
-    """A chunk is confirmed and recorded, and the upload is not finished."""
+    """A chunk is sent and recorded, and the upload is not finished."""
     row = peek.row(sid)
     assert row["upload_status"] in ("scheduled", "uploading"), "the upload ended too early"
     return row["upload_status"] == "uploading" and row["bytes_uploaded"] >= CHUNK
+
+
+def server_offset(fake: FakeYouTube) -> int:
+    """Bytes the fake holds in its (only) upload session."""
+    return max((session.offset for session in fake.sessions.values()), default=0)
 
 
 def sha256_of(path: str) -> str:
@@ -232,8 +237,10 @@ def test_sigkilled_exclusive_holder_blocks_nothing_and_its_upload_resumes_once(
             processes,
             **spec(db_url, fake, tmp_path, "holder", exclusive=True, **SINGLE),
         )
-        # Mid-upload: a chunk is confirmed and recorded, the exclusive lock is held.
-        wait_for(lambda: mid_upload(peek, sid), REACH_TIMEOUT)
+        # Mid-upload: a chunk is confirmed (by the server) and recorded, the exclusive lock is
+        # held. (Progress counts bytes handed to the socket, so the row alone does not say the
+        # server has them.)
+        wait_for(lambda: mid_upload(peek, sid) and server_offset(fake) >= CHUNK, REACH_TIMEOUT)
 
         # Two overlapping exclusive runs: the second one skips and says so.
         with caplog.at_level(logging.WARNING, logger="langflix_scheduler.processor"):
@@ -273,7 +280,9 @@ def test_sigkilled_exclusive_holder_blocks_nothing_and_its_upload_resumes_once(
     assert recording.requests[0].session_uri == stored_uri
     offset, total, uri = recording.progress[0]  # the probe of the stored session
     assert (total, uri) == (size, stored_uri)
-    assert offset >= dead["bytes_uploaded"] >= CHUNK
+    assert offset >= CHUNK  # resumed where the server was, not started over
+    # The recorded progress is ahead of the server by at most the request in flight (one chunk).
+    assert offset + CHUNK >= dead["bytes_uploaded"] >= CHUNK
     (result,) = recording.results
     assert result.bytes_sent == size - offset  # only the missing bytes were sent
     assert "videos.insert" not in result.operations

@@ -183,7 +183,8 @@ def chaos_processor_main(spec: dict[str, Any]) -> None:
     uploader = YouTubeUploader(
         Credentials(token="chaos"),
         api_endpoint=spec["endpoint"],
-        chunk_size=CHUNK,
+        # The whole-file shape for some processors, chunks for others (issue 14).
+        chunk_size=spec.get("chunk_size", CHUNK),
         retry_initial_delay=0.005,
         retry_max_delay=0.05,
     )

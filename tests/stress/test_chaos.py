@@ -108,7 +108,14 @@ def processors(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
         name = f"chaos-{state['started']}"
         proc = ctx.Process(  # type: ignore[attr-defined]
             target=_workers.chaos_processor_main,
-            args=({**spec, "worker_id": name},),
+            # Odd-numbered processors stream each file in one request, even ones send chunks.
+            args=(
+                {
+                    **spec,
+                    "worker_id": name,
+                    "chunk_size": None if state["started"] % 2 else _workers.CHUNK,
+                },
+            ),
             name=name,
             daemon=True,
         )

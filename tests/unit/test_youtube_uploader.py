@@ -166,7 +166,12 @@ def test_only_google_and_auth_modules_import_google_libraries():
     import langflix_scheduler
 
     root = Path(langflix_scheduler.__file__).parent
-    allowed = {root / "youtube" / "google.py", root / "youtube" / "auth.py"}
+    # google.py was split (issue 10): its parts that talk to the client libraries are allowed;
+    # the protocol (uploader.py), the request body (streaming.py) and the fake stay free of them.
+    allowed = {
+        root / "youtube" / name
+        for name in ("google.py", "auth.py", "classify.py", "metering.py", "resumable.py")
+    }
     google_libs = ("googleapiclient", "google_auth", "google.auth", "google.oauth2", "httplib2")
     for path in [*root.joinpath("youtube").rglob("*.py"), *root.joinpath("testing").rglob("*.py")]:
         if path in allowed:

@@ -1,0 +1,224 @@
+"""Read models for dashboards and exporters: the calendar, quota usage, stored totals.
+
+Returned by :meth:`ScheduleManager.calendar`, :meth:`ScheduleManager.quota_usage`,
+:meth:`ScheduleManager.api_calls`, :meth:`ScheduleManager.known_names` and
+:meth:`ScheduleManager.stored_totals`. Pure data; :func:`build_calendar` is pure arithmetic on
+rows already read (no I/O).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
+
+from .domain import UploadStatus, VideoType
+from .slots import slots_on_day
+
+__all__ = [
+    "ApiCallRecord",
+    "CalendarDay",
+    "CalendarEntry",
+    "CalendarSlot",
+    "KnownNames",
+    "QuotaDayUsage",
+    "StoredTotals",
+    "build_calendar",
+]
+
+#: Statuses that hold their slot (``slot_key`` set).
+_HOLDING = frozenset(
+    {
+        UploadStatus.SCHEDULED.value,
+        UploadStatus.UPLOADING.value,
+        UploadStatus.COMPLETED.value,
+        UploadStatus.NEEDS_REVIEW.value,
+    }
+)
+
+
+class CalendarEntry(NamedTuple):
+    """A schedule shown on the calendar (every status but ``cancelled``)."""
+
+    id: int
+    video_type: VideoType
+    publish_time: datetime
+    status: UploadStatus
+    title: str
+    bytes_uploaded: int
+    bytes_total: int | None
+    next_attempt_at: datetime | None
+    #: True while the schedule keeps its slot (failed schedules freed theirs).
+    holds_slot: bool
+
+    @property
+    def progress(self) -> float | None:
+        """Upload progress in [0, 1] while uploading with a known size, else None."""
+        if self.status is not UploadStatus.UPLOADING or not self.bytes_total:
+            return None
+        return min(1.0, self.bytes_uploaded / self.bytes_total)
+
+
+class CalendarSlot(NamedTuple):
+    """One publish instant of a channel day.
+
+    ``types`` are the video types configured at this local time (empty: an off-cadence time
+    booked exactly). ``free`` is True when no schedule holds the instant; ``bookable`` when it is
+    free and inside the booking window (now + min lead time .. the horizon).
+    """
+
+    at: datetime
+    local: datetime
+    types: tuple[VideoType, ...]
+    entries: tuple[CalendarEntry, ...]
+    free: bool
+    bookable: bool
+
+
+@dataclass(frozen=True)
+class CalendarDay:
+    """One channel day (in the channel's time zone) and its slots, in time order."""
+
+    day: date
+    slots: tuple[CalendarSlot, ...]
+    counts: Mapping[VideoType, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QuotaDayUsage:
+    """One bucket of one Pacific-time quota day for one API project."""
+
+    api_project: str
+    quota_date: date
+    bucket: str
+    reserved: int
+    used: int
+    limit: int
+
+    @property
+    def free(self) -> int:
+        """What is neither reserved nor used (never negative)."""
+        return max(0, self.limit - self.reserved - self.used)
+
+
+@dataclass(frozen=True)
+class ApiCallRecord:
+    """One row of the quota ledger (a charged YouTube API call)."""
+
+    id: int
+    operation: str
+    bucket: str
+    cost: int
+    quota_date: date
+    sent_at: datetime
+    outcome: str
+    worker_id: str | None
+
+
+@dataclass(frozen=True)
+class KnownNames:
+    """Channels and API projects that appear in the database, plus the configured ones."""
+
+    channels: tuple[str, ...]
+    api_projects: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StoredTotals:
+    """Totals read from the database, for metrics (see :mod:`langflix_scheduler.web.metrics`).
+
+    Attributes:
+        schedules: ``(channel, status) -> count``.
+        runs: ``outcome -> {"runs": n, "claimed": n, "uploaded": n, ...}``.
+        api_calls: ``(api_project, operation, outcome) -> (calls, cost)``.
+        due_lag_seconds: how long the oldest due ``scheduled`` schedule has been due (0 if none).
+        due_count: how many ``scheduled`` schedules are due now.
+    """
+
+    schedules: Mapping[tuple[str, str], int]
+    runs: Mapping[str, Mapping[str, int]]
+    api_calls: Mapping[tuple[str, str, str], tuple[int, int]]
+    due_lag_seconds: float
+    due_count: int
+
+
+def build_calendar(
+    rows: Iterable[Sequence[Any]],
+    *,
+    start: date,
+    end: date,
+    zone: ZoneInfo,
+    publish_times: Mapping[VideoType, Sequence[time]],
+    window: tuple[datetime, datetime],
+) -> list[CalendarDay]:
+    """Days ``start..end`` (inclusive), each with its configured slots and its schedules.
+
+    ``rows`` are :func:`langflix_scheduler.db.dashboard.calendar_rows` tuples; ``window`` the
+    bookable ``[earliest, end)`` of publish times.
+    """
+    by_instant: dict[datetime, list[CalendarEntry]] = {}
+    by_day: dict[date, set[datetime]] = {}
+    types = {v.value: v for v in VideoType}
+    statuses = {v.value: v for v in UploadStatus}
+    for sid, vtype, at, status, done, total, title, retry_at in rows:
+        entry = CalendarEntry(
+            sid,
+            types[vtype],
+            at,
+            statuses[status],
+            title or "",
+            done or 0,
+            total,
+            retry_at,
+            status in _HOLDING,
+        )
+        same = by_instant.get(at)
+        if same is None:
+            by_instant[at] = [entry]
+        else:
+            same.append(entry)
+    # Which channel day each booked instant falls on: one pass over the sorted instants against
+    # the days' UTC boundaries (no time-zone conversion per schedule).
+    bounds = []
+    day = start
+    while day <= end + timedelta(days=1):
+        bounds.append((day, datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)))
+        day += timedelta(days=1)
+    i = 0
+    for at in sorted(by_instant):
+        while i + 1 < len(bounds) and at >= bounds[i + 1][1]:
+            i += 1
+        if bounds[0][1] <= at < bounds[-1][1]:
+            by_day.setdefault(bounds[i][0], set()).add(at)
+    earliest, latest = window
+    days: list[CalendarDay] = []
+    day = start
+    while day <= end:
+        types_at: dict[datetime, list[VideoType]] = {}
+        for vt in VideoType:
+            for instant in slots_on_day(day, publish_times.get(vt, ()), zone):
+                types_at.setdefault(instant, []).append(vt)
+        instants = set(types_at) | by_day.get(day, set())
+        slots = []
+        counts: dict[VideoType, int] = {}
+        for instant in sorted(instants):
+            entries = tuple(by_instant.get(instant, ()))
+            free = not any(e.holds_slot for e in entries)
+            for e in entries:
+                if e.holds_slot:
+                    counts[e.video_type] = counts.get(e.video_type, 0) + 1
+            slots.append(
+                CalendarSlot(
+                    at=instant,
+                    local=instant.astimezone(zone),
+                    types=tuple(types_at.get(instant, ())),
+                    entries=entries,
+                    free=free,
+                    bookable=free and earliest <= instant < latest,
+                )
+            )
+        days.append(CalendarDay(day=day, slots=tuple(slots), counts=counts))
+        day += timedelta(days=1)
+    return days
