@@ -34,14 +34,13 @@ from tests.conftest import FaultServer
 from ..conftest import T0
 from ._processor_support import (
     WAIT,
-    Peek,
     StubUploader,
     assert_consistent,
     default_upload,
     schedule_many,
 )
-from ._youtube_fixtures import *  # noqa: F403 (fixtures)
 from ._youtube_fixtures import CHUNK, real_uploader
+from .db_helpers import RawDB
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -68,8 +67,8 @@ def direct(fault_server: FaultServer, clock: FakeClock) -> Iterator[ScheduleMana
 
 
 @pytest.fixture
-def peek(fault_server: FaultServer) -> Iterator[Peek]:
-    p = Peek(fault_server.direct_url)
+def peek(fault_server: FaultServer) -> Iterator[RawDB]:
+    p = RawDB(fault_server.direct_url)
     yield p
     p.close()
 
@@ -105,7 +104,7 @@ def test_case5_lost_commit_reply_of_the_batched_completion(
     fault_server: FaultServer,
     make_processor: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ids = schedule_many(mgr, video_file, 2, start=SOON)
@@ -141,7 +140,7 @@ def test_case6_recording_survives_an_outage_of_several_connections(
     fault_server: FaultServer,
     make_processor: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     (sid,) = schedule_many(mgr, video_file, 1, start=SOON)
@@ -166,7 +165,7 @@ def test_case4_run_rows_survive_a_lost_start_reply_and_an_outage_at_the_end(
     fault_server: FaultServer,
     make_processor: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     schedule_many(mgr, video_file, 1, start=SOON)
@@ -219,7 +218,7 @@ def test_case2_database_down_when_the_last_attempt_uploads(
     make_processor: Any,
     youtube_fake: FakeYouTube,
     youtube_video: Any,
-    peek: Peek,
+    peek: RawDB,
     clock: FakeClock,
 ) -> None:
     video = youtube_video(size=3 * CHUNK + 1000)
