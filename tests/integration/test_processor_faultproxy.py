@@ -89,13 +89,17 @@ def make_processor() -> Iterator[Callable[..., UploadProcessor]]:
         p.close()
 
 
-def _outage(server: FaultServer, seconds: float) -> None:
-    """The database goes away for ``seconds``: every open connection is reset, new ones refused."""
+def _outage(server: FaultServer, seconds: float) -> threading.Timer:
+    """The database goes away for ``seconds``: every open connection is reset, new ones refused.
+
+    Returns the timer that ends the outage (join it to wait until the database is back).
+    """
     server.proxy.refuse_new(True)
     server.proxy.reset_all()
     timer = threading.Timer(seconds, server.proxy.refuse_new, args=(False,))
     timer.daemon = True
     timer.start()
+    return timer
 
 
 def test_case5_lost_commit_reply_of_the_batched_completion(
@@ -190,6 +194,14 @@ class OutageAfterInsert:
 
     def __init__(self, inner: Any, server: FaultServer, seconds: float) -> None:
         self.inner, self.server, self.seconds = inner, server, seconds
+        self.outages: list[threading.Timer] = []
+
+    def wait_until_over(self, timeout: float) -> None:
+        """Block until every outage this wrapper started has ended."""
+        assert self.outages, "no outage was started (the insert step never completed)"
+        for timer in self.outages:
+            timer.join(timeout)
+            assert not timer.is_alive(), f"the outage did not end within {timeout} s"
 
     def upload(
         self,
@@ -200,7 +212,7 @@ class OutageAfterInsert:
     ) -> UploadResult:
         def step(kind: UploadStep, video_id: str) -> None:
             if kind is UploadStep.INSERT:
-                _outage(self.server, self.seconds)
+                self.outages.append(_outage(self.server, self.seconds))
             if on_step is not None:
                 on_step(kind, video_id)
 
@@ -235,7 +247,7 @@ def test_case2_database_down_when_the_last_attempt_uploads(
     assert (first.uploaded, first.failed) == (0, 0)
     assert peek.row(sid)["youtube_video_id"] is None  # nothing was recorded
 
-    threading.Event().wait(1.0)  # the outage is over
+    uploader.wait_until_over(timeout=30)  # the database is back (not a guess at timing)
     clock.advance(lease + timedelta(seconds=1))
     report = processor.run_once()
     (video_id,) = youtube_fake.videos
