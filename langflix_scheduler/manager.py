@@ -51,15 +51,13 @@ from .db.engine import Database, create_engine
 from .db.locking import (
     add_to_day_count,
     add_to_quota_reserved,
-    lock_day,
     lock_day_counts,
     lock_quota_counts,
-    lock_quota_rows,
     take_day_count,
     take_quota,
 )
 from .db.models import DailyLimit, ProcessorRun, QuotaUsage, Schedule, UTCDateTime
-from .db.schedules import LEASE_CLEARED, clear_lease, lock_schedule
+from .db.schedules import LEASE_CLEARED, clear_lease
 from .domain import (
     Booking,
     BucketUsage,
@@ -121,12 +119,10 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class _SlotTaken(Exception):
-    """Internal: the slot was booked by someone else (unique constraint or in-lock check)."""
-
-
-class _Held(Exception):
-    """Internal: the content fingerprint or idempotency key is held by another row (unique)."""
+#: Internal: the slot was booked by someone else (unique constraint or in-lock check).
+_SlotTaken = bookings.SlotTaken
+#: Internal: the content fingerprint or idempotency key is held by another row (unique).
+_Held = bookings.KeyHeld
 
 
 class _Restart(Exception):
@@ -144,6 +140,20 @@ class _Snapshot:
     day_counts: dict[date, dict[VideoType, int]] = field(default_factory=dict)
     quota: dict[tuple[date, str], int] = field(default_factory=dict)  # reserved + used
     known_until: date | None = None  # booked instants known up to this day (None: all)
+
+
+@dataclass
+class _RetryTarget:
+    """Where :meth:`ScheduleManager.retry_failed` books a failed row again; ``qday`` and ``now``
+    are those of the transaction that holds the locks."""
+
+    channel: str
+    slot: datetime
+    day: date
+    video_type: VideoType
+    cost: dict[str, int]
+    qday: date | None = None
+    now: datetime | None = None
 
 
 class _BeyondSnapshot(Exception):
@@ -879,25 +889,6 @@ class ScheduleManager:
                 raise QuotaExceededError(
                     f"quota:{bucket}", qday, used=spent, limit=limit, requested=amount
                 )
-
-    def _lock_quota(
-        self, session: Session, qdays: Iterable[date], cost: Mapping[str, int]
-    ) -> dict[tuple[date, str], QuotaUsage]:
-        keys = [(qd, b) for qd in set(qdays) for b in cost]
-        return lock_quota_rows(
-            session,
-            self._db.dialect,
-            self.config.api_project,
-            keys,
-            self.config.quota_policy.buckets,
-        )
-
-    @staticmethod
-    def _lock_schedule(session: Session, schedule_id: int) -> Schedule:
-        row = lock_schedule(session, schedule_id)
-        if row is None:
-            raise ScheduleNotFoundError(schedule_id)
-        return row
 
     def _lock_quota_used(
         self, conn: Connection, qdays: Iterable[date], cost: Mapping[str, int]
@@ -1899,97 +1890,127 @@ class ScheduleManager:
             DuplicateVideoError: the same content is active on the channel again.
         """
         schedule_id = _schedule_id(schedule_id)
-        for _ in range(_MAX_SEARCH_ROUNDS):
-            peek = self._peek(schedule_id, channel)
-            if peek.upload_status != UploadStatus.FAILED:
-                raise InvalidTransitionError(schedule_id, peek.upload_status, "retry")
-            field_name = "scheduled_publish_time" if new_time is None else "new_time"
-            when = peek.scheduled_publish_time if new_time is None else new_time
-            slot = _aware(when, field_name).replace(microsecond=0)
-            self._check_window(slot, field_name, self.now())
-            day_date = channel_date_of(slot, self.config.zone)
-            vt = VideoType(peek.video_type)
-            cost = self._cost(VideoMetadata.from_stored(peek.video_metadata))
+        target: list[_RetryTarget] = []  # the latest peek's target; its quota day, under lock
 
-            def txn(
-                session: Session,
-                peek: Schedule = peek,
-                vt: VideoType = vt,
-                slot: datetime = slot,
-                day_date: date = day_date,
-                cost: dict[str, int] = cost,
-            ) -> ScheduledVideo | None:
-                now = self.now()
-                qday = self.quota_date_for(slot, now=now)
-                day = lock_day(session, self._db.dialect, peek.channel_id, day_date)
-                quota_rows = self._lock_quota(session, [qday], cost)
-                row = self._lock_schedule(session, schedule_id)
-                if row.upload_status != UploadStatus.FAILED:
-                    raise InvalidTransitionError(schedule_id, row.upload_status, "retry")
-                if row.updated_at != peek.updated_at:
-                    return None  # changed meanwhile: read it again
-                column = _COUNT_COLUMN[vt]
-                self._check_day(getattr(day, column), day_date, vt)
-                self._check_quota(
-                    {k: q.reserved + q.used for k, q in quota_rows.items()}, qday, cost
-                )
-                if self._taken_among(session.connection(), row.channel_id, [slot]):
-                    raise _SlotTaken(str(slot))
-                if row.content_sha256 is not None:
-                    holder = session.execute(
-                        select(Schedule.id, Schedule.upload_status).where(
-                            Schedule.channel_id == row.channel_id,
-                            Schedule.fingerprint_key == row.content_sha256,
-                        )
-                    ).first()
-                    if holder is not None:
-                        raise DuplicateVideoError(
-                            holder[0],
-                            channel_id=row.channel_id,
-                            content_sha256=row.content_sha256,
-                            status=holder[1],
-                        )
-                setattr(day, column, getattr(day, column) + 1)
-                for bucket, amount in cost.items():
-                    quota_rows[(qday, bucket)].reserved += amount
-                row.upload_status = UploadStatus.SCHEDULED.value
-                row.scheduled_publish_time = slot
-                row.slot_key = slot
-                row.publish_date = day_date
-                row.quota_date = qday
-                row.fingerprint_key = row.content_sha256
-                row.reserved_quota = dict(cost)
-                row.attempts = 0
-                row.next_attempt_at = None
-                row.lease_owner = None
-                row.lease_expires_at = None
-                row.upload_session_uri = None
-                row.bytes_uploaded = 0
-                row.updated_at = now
-                try:
-                    session.flush()
-                except IntegrityError as exc:
-                    if "fingerprint_key" in str(exc.orig):
-                        raise DuplicateVideoError(
-                            0,
-                            channel_id=row.channel_id,
-                            content_sha256=row.content_sha256 or "",
-                            status="active",
-                        ) from exc
-                    raise _SlotTaken(str(slot)) from exc
-                return _to_domain(row)
+        def failed(row: Schedule) -> bool:
+            if row.upload_status != UploadStatus.FAILED:
+                raise InvalidTransitionError(schedule_id, row.upload_status, "retry")
+            return True
 
-            try:
-                result = self._db.run("retry failed schedule", txn)
-            except _SlotTaken:
-                raise SlotUnavailableError(
-                    slot,
-                    "already booked",
-                    next_available=self._next_or_none(vt, slot, peek.channel_id, None),
-                ) from None
-            if result is not None:
-                logger.info("schedule %d put back for a retry at %s", schedule_id, slot)
-                return result
-        raise InvalidTransitionError(schedule_id, "changing", "retry")
+        def peek() -> Schedule:
+            row = self._peek(schedule_id, channel)
+            failed(row)
+            target[:] = [self._retry_target(row, new_time)]
+            return row
+
+        def new_keys(_seen: Schedule) -> list[tuple[date, str]]:
+            t = target[0]
+            t.now = self.now()
+            t.qday = self.quota_date_for(t.slot, now=t.now)
+            return [(t.qday, b) for b in t.cost]
+
+        try:
+            row = ledger.change_schedule(
+                self._db,
+                "retry failed schedule",
+                schedule_id,
+                limits=self.config.quota_policy.buckets,
+                allowed=failed,
+                apply=lambda session, row, days, quota: self._put_back(
+                    session, row, days, quota, target[0]
+                ),
+                new_days=lambda _r: [target[0].day],
+                new_keys=new_keys,
+                peek=peek,
+                project=self.config.api_project,
+                tries=_MAX_SEARCH_ROUNDS,
+                exhausted=lambda: InvalidTransitionError(schedule_id, "changing", "retry"),
+                # Any change to the failed row since the peek (its time, its content) is read
+                # again, not only a change of the counters it names.
+                moved=lambda seen, row: row.updated_at != seen.updated_at,
+            )
+        except _SlotTaken:
+            t = target[0]
+            raise SlotUnavailableError(
+                t.slot,
+                "already booked",
+                next_available=self._next_or_none(t.video_type, t.slot, t.channel, None),
+            ) from None
+        if row is None:
+            raise ScheduleNotFoundError(schedule_id)
+        logger.info("schedule %d put back for a retry at %s", schedule_id, target[0].slot)
+        return _to_domain(row)
+
+    def _retry_target(self, row: Schedule, new_time: datetime | None) -> _RetryTarget:
+        """Where a retry of the failed ``row`` goes: its old publish time, or ``new_time``
+        (checked against the booking window)."""
+        field_name = "scheduled_publish_time" if new_time is None else "new_time"
+        when = row.scheduled_publish_time if new_time is None else new_time
+        slot = _aware(when, field_name).replace(microsecond=0)
+        self._check_window(slot, field_name, self.now())
+        return _RetryTarget(
+            channel=row.channel_id,
+            slot=slot,
+            day=channel_date_of(slot, self.config.zone),
+            video_type=VideoType(row.video_type),
+            cost=self._cost(VideoMetadata.from_stored(row.video_metadata)),
+        )
+
+    def _put_back(
+        self,
+        session: Session,
+        row: Schedule,
+        days: Mapping[date, DailyLimit],
+        quota: Mapping[tuple[date, str], QuotaUsage],
+        t: _RetryTarget,
+    ) -> None:
+        """Book the locked ``failed`` row again at ``t``: check the day, the quota day, the
+        slot and the content, count and reserve, and make it ``scheduled``."""
+        assert t.qday is not None
+        assert t.now is not None
+        day = days[t.day]
+        self._check_day(getattr(day, _COUNT_COLUMN[t.video_type]), t.day, t.video_type)
+        self._check_quota({k: q.reserved + q.used for k, q in quota.items()}, t.qday, t.cost)
+        if bookings.taken_among(session.connection(), row.channel_id, [t.slot]):
+            raise _SlotTaken(str(t.slot))
+        self._check_content_free(session, row)
+        ledger.count_up(day, t.video_type)
+        ledger.reserve(quota, t.qday, t.cost)
+        row.upload_status = UploadStatus.SCHEDULED.value
+        row.scheduled_publish_time = t.slot
+        row.slot_key = t.slot
+        row.publish_date = t.day
+        row.quota_date = t.qday
+        row.fingerprint_key = row.content_sha256
+        row.reserved_quota = dict(t.cost)
+        row.attempts = 0
+        row.next_attempt_at = None
+        clear_lease(row)
+        row.upload_session_uri = None
+        row.bytes_uploaded = 0
+        row.updated_at = t.now
+        try:
+            bookings.flush_schedule(session, t.slot)
+        except _Held as exc:
+            raise DuplicateVideoError(
+                0,
+                channel_id=row.channel_id,
+                content_sha256=row.content_sha256 or "",
+                status="active",
+            ) from exc
+
+    @staticmethod
+    def _check_content_free(session: Session, row: Schedule) -> None:
+        """Refuse to book ``row`` again while its content is live on the channel."""
+        if row.content_sha256 is None:
+            return
+        holder = bookings.fingerprint_holder(session, row.channel_id, row.content_sha256)
+        if holder is not None:
+            raise DuplicateVideoError(
+                holder[0],
+                channel_id=row.channel_id,
+                content_sha256=row.content_sha256,
+                status=holder[1],
+            )
 
     # == end of dashboard block ==================================================================
