@@ -21,32 +21,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import (
-    Date,
-    Integer,
-    String,
-    Table,
-    and_,
-    bindparam,
-    cast,
-    insert,
-    literal,
-    null,
-    or_,
-    select,
-    union_all,
-)
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Engine
 
 from . import dry_run, ledger, overview, reports
 from ._time import read_clock
 from .booking import BookingRequest, check_idempotency_key, decide
 from .config import SchedulerConfig
-from .db import api_calls, bookings, dashboard, migrate
+from .db import api_calls, bookings, counters, dashboard, migrate, reads
+from .db import slots as slots_db
 from .db.counters import COUNT_COLUMN
-from .db.due import due_condition
 from .db.engine import Database, create_engine
 from .db.locking import (
     add_to_day_count,
@@ -56,8 +39,9 @@ from .db.locking import (
     take_day_count,
     take_quota,
 )
-from .db.models import DailyLimit, ProcessorRun, QuotaUsage, Schedule, UTCDateTime
-from .db.schedules import LEASE_CLEARED, clear_lease
+from .db.models import DailyLimit, ProcessorRun, QuotaUsage, Schedule
+from .db.schedules import LEASE_CLEARED, clear_lease, peek_schedule
+from .db.types import Connection, Session
 from .domain import (
     Booking,
     BucketUsage,
@@ -106,12 +90,6 @@ _REUSE_HASH_MIN_BYTES = 1 << 20
 #: Channel days with room whose booked instants the slot search reads in its one query.
 _SNAPSHOT_WINDOW_DAYS = 8
 _COUNT_COLUMN = COUNT_COLUMN
-_SCHEDULES: Table = Schedule.__table__  # type: ignore[assignment]
-# Built once (no state, no connection): see the reservation section below.
-_INSERT_SCHEDULE = insert(_SCHEDULES)
-_SLOT_TAKEN = select(_SCHEDULES.c.id).where(
-    _SCHEDULES.c.channel_id == bindparam("channel"), _SCHEDULES.c.slot_key == bindparam("slot")
-)
 
 
 def system_clock() -> datetime:
@@ -325,7 +303,6 @@ class ScheduleManager:
             deadlock_retries=self.config.deadlock_retries,
         )
         self._clock = clock or system_clock
-        self._snapshot_statements: dict[tuple[VideoType, bool], Any] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -428,84 +405,6 @@ class ScheduleManager:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def _snapshot_statement(self, video_type: VideoType, *, windowed: bool) -> Any:
-        """The snapshot query for ``video_type``, built once per manager (bound parameters).
-
-        Three branches, UNION ALL, one round trip:
-
-        * ``s``: booked instants in [start, end) on the channel days that still have room for
-          ``video_type`` (a counter row below the limit), joined day by day through the
-          (channel_id, publish_date) index. Full days are skipped by the search anyway, and a day
-          without a counter row holds no schedule (every reservation creates the row; the
-          counters are what reservations trust too, and ``recalculate_quota`` repairs them).
-          ``windowed`` keeps only the first :data:`_SNAPSHOT_WINDOW_DAYS` such days, so a busy
-          horizon does not ship every booked instant when the first free slot is near;
-        * ``d``: every counter row of the channel days in the horizon (at most ``horizon_days``);
-        * ``q``: every quota row of the project's quota days in the horizon.
-        """
-        key = (video_type, windowed)
-        cached = self._snapshot_statements.get(key)
-        if cached is not None:
-            return cached
-        channel = bindparam("channel", type_=String(64))
-        d0, d1 = bindparam("d0", type_=Date), bindparam("d1", type_=Date)
-        with_room = (
-            select(DailyLimit.publish_date.label("publish_date"))
-            .where(
-                DailyLimit.channel_id == channel,
-                DailyLimit.publish_date >= d0,
-                DailyLimit.publish_date <= d1,
-                getattr(DailyLimit, _COUNT_COLUMN[video_type]) < bindparam("day_limit"),
-            )
-            .order_by(DailyLimit.publish_date)
-        )
-        if windowed:
-            with_room = with_room.limit(_SNAPSHOT_WINDOW_DAYS)
-        open_days = with_room.subquery("open_days")
-        slots = (
-            select(
-                literal("s").label("kind"),
-                Schedule.slot_key.label("ts"),
-                cast(null(), Date).label("day"),
-                cast(null(), String(64)).label("bucket"),
-                cast(null(), Integer).label("a"),
-                cast(null(), Integer).label("b"),
-            )
-            .join_from(Schedule, open_days, Schedule.publish_date == open_days.c.publish_date)
-            .where(
-                Schedule.channel_id == channel,
-                Schedule.slot_key >= bindparam("start", type_=UTCDateTime()),
-                Schedule.slot_key < bindparam("end", type_=UTCDateTime()),
-            )
-        )
-        days = select(
-            literal("d"),
-            cast(null(), UTCDateTime()),
-            DailyLimit.publish_date,
-            cast(null(), String(64)),
-            DailyLimit.final_count,
-            DailyLimit.short_count,
-        ).where(
-            DailyLimit.channel_id == channel,
-            DailyLimit.publish_date >= d0,
-            DailyLimit.publish_date <= d1,
-        )
-        quota = select(
-            literal("q"),
-            cast(null(), UTCDateTime()),
-            QuotaUsage.quota_date,
-            QuotaUsage.bucket,
-            QuotaUsage.reserved,
-            QuotaUsage.used,
-        ).where(
-            QuotaUsage.api_project == bindparam("project", type_=String(64)),
-            QuotaUsage.quota_date >= bindparam("q0", type_=Date),
-            QuotaUsage.quota_date <= bindparam("q1", type_=Date),
-        )
-        stmt: Any = union_all(slots, days, quota)
-        self._snapshot_statements[key] = stmt
-        return stmt
-
     def _snapshot(
         self,
         conn: Connection,
@@ -516,7 +415,7 @@ class ScheduleManager:
         windowed: bool,
     ) -> _Snapshot:
         """Everything slot search needs over [start, end), in ONE query (see
-        :meth:`_snapshot_statement`)."""
+        :mod:`langflix_scheduler.db.slots`)."""
         tz = self.config.zone
         limit = self.config.daily_limits[video_type]
         params = {
@@ -531,8 +430,8 @@ class ScheduleManager:
             "day_limit": limit,
         }
         snap = _Snapshot()
-        stmt = self._snapshot_statement(video_type, windowed=windowed)
-        rows: Sequence[Any] = conn.execute(stmt, params).all()
+        window = _SNAPSHOT_WINDOW_DAYS if windowed else None
+        rows = slots_db.snapshot_rows(conn, _COUNT_COLUMN[video_type], window, params)
         for kind, ts, day, bucket, a, b in rows:
             if kind == "s":
                 snap.taken.add(ts)
@@ -670,7 +569,7 @@ class ScheduleManager:
         limit: int | None = None,
     ) -> list[ScheduledVideo]:
         """Schedules ordered by publish time, filtered by status, channel and [start, end)."""
-        stmt = select(Schedule).order_by(Schedule.scheduled_publish_time, Schedule.id)
+        values = None
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
             try:
@@ -679,20 +578,19 @@ class ScheduleManager:
                 raise InvalidScheduleError(
                     "status", f"use one of: {', '.join(s.value for s in UploadStatus)}"
                 ) from None
-            stmt = stmt.where(Schedule.upload_status.in_(values))
-        if channel is not None:
-            stmt = stmt.where(Schedule.channel_id == self._channel(channel))
-        if start is not None:
-            stmt = stmt.where(Schedule.scheduled_publish_time >= _aware(start, "start"))
-        if end is not None:
-            stmt = stmt.where(Schedule.scheduled_publish_time < _aware(end, "end"))
-        if limit is not None:
-            if limit < 1:
-                raise InvalidScheduleError("limit", "must be >= 1")
-            stmt = stmt.limit(limit)
+        ch = None if channel is None else self._channel(channel)
+        lo = None if start is None else _aware(start, "start")
+        hi = None if end is None else _aware(end, "end")
+        if limit is not None and limit < 1:
+            raise InvalidScheduleError("limit", "must be >= 1")
         return self._db.run(
             "list schedules",
-            lambda s: [_to_domain(r) for r in s.execute(stmt).scalars()],
+            lambda s: [
+                _to_domain(r)
+                for r in reads.schedules(
+                    s, statuses=values, channel=ch, start=lo, end=hi, limit=limit
+                )
+            ],
             read_only=True,
         )
 
@@ -710,22 +608,19 @@ class ScheduleManager:
         ``channel`` / ``api_project`` filter (``None``: every channel / every project).
         """
         at = self.now() if now is None else _aware(now, "now")
-        stmt = (
-            select(Schedule)
-            .where(
-                due_condition(
-                    Schedule,
+        channels = None if channel is None else [self._channel(channel)]
+        return self._db.run(
+            "list due schedules",
+            lambda s: [
+                _to_domain(r)
+                for r in reads.due(
+                    s,
                     now=at,
                     horizon=at + self.config.upload_lead_time,
                     api_project=api_project,
-                    channels=None if channel is None else [self._channel(channel)],
+                    channels=channels,
                 )
-            )
-            .order_by(Schedule.scheduled_publish_time, Schedule.id)
-        )
-        return self._db.run(
-            "list due schedules",
-            lambda s: [_to_domain(r) for r in s.execute(stmt).scalars()],
+            ],
             read_only=True,
         )
 
@@ -744,12 +639,6 @@ class ScheduleManager:
         ``running`` whose heartbeat lease passed is reported as ``lost``."""
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise InvalidScheduleError("limit", "must be an integer >= 1")
-        stmt = (
-            select(ProcessorRun)
-            .order_by(ProcessorRun.started_at.desc(), ProcessorRun.id.desc())
-            .limit(limit)
-        )
-
         now = self.now()
 
         def outcome(r: ProcessorRun) -> str:
@@ -782,7 +671,7 @@ class ScheduleManager:
                     heartbeat_at=r.heartbeat_at,
                     lease_expires_at=r.lease_expires_at,
                 )
-                for r in session.execute(stmt).scalars()
+                for r in reads.processor_runs(session, limit)
             ]
 
         return self._db.run("list processor runs", read, read_only=True)
@@ -809,7 +698,7 @@ class ScheduleManager:
         ) or [target_date]
 
         def read(session: Session) -> DailyQuotaStatus:
-            day = session.get(DailyLimit, (ch, target_date))
+            day = reads.day_counter(session, ch, target_date)
             types = {
                 vt: TypeUsage(
                     video_type=vt,
@@ -818,15 +707,7 @@ class ScheduleManager:
                 )
                 for vt in VideoType
             }
-            rows = {
-                (r.quota_date, r.bucket): r
-                for r in session.execute(
-                    select(QuotaUsage).where(
-                        QuotaUsage.api_project == self.config.api_project,
-                        QuotaUsage.quota_date.in_(qdays),
-                    )
-                ).scalars()
-            }
+            rows = reads.quota_counters(session, self.config.api_project, qdays)
             buckets = []
             for qd in qdays:
                 for bucket, limit in sorted(self.config.quota_policy.buckets.items()):
@@ -904,26 +785,6 @@ class ScheduleManager:
         )
         return {k: reserved + used for k, (reserved, used) in rows.items()}
 
-    @staticmethod
-    def _taken_among(conn: Connection, channel: str, slots: Sequence[datetime]) -> set[datetime]:
-        """Which of ``slots`` are booked on ``channel``: an index lookup on (channel, slot_key).
-
-        Only the candidate instants are asked for, so the cost does not grow with the number of
-        schedules on the day (an unlimited day may hold thousands).
-        """
-        if not slots:
-            return set()
-        if len(slots) == 1:
-            found = conn.execute(_SLOT_TAKEN, {"channel": channel, "slot": slots[0]})
-            return {slots[0]} if found.first() is not None else set()
-        rows = conn.execute(
-            select(_SCHEDULES.c.slot_key).where(
-                _SCHEDULES.c.channel_id == channel, _SCHEDULES.c.slot_key.in_(list(slots))
-            )
-        )
-        booked = {ensure_aware(r[0]) for r in rows if r[0] is not None}
-        return {s for s in slots if s in booked}
-
     def _new_row(
         self,
         *,
@@ -961,20 +822,13 @@ class ScheduleManager:
 
     @staticmethod
     def _insert(conn: Connection, values: Mapping[str, Any]) -> int:
-        """Insert a schedule row; UNIQUE(channel_id, slot_key) refuses a booked slot, and
-        UNIQUE(channel_id, fingerprint_key / idempotency_key) content or a request booked."""
-        try:
-            result = conn.execute(_INSERT_SCHEDULE, dict(values))
-        except IntegrityError as exc:
-            if "fingerprint_key" in str(exc.orig) or "idempotency_key" in str(exc.orig):
-                raise _Held(str(exc.orig)) from exc
-            if "slot_key" in str(exc.orig):
-                raise _SlotTaken(str(values["slot_key"])) from exc
-            raise
-        (new_id,) = result.inserted_primary_key or (None,)
+        """Insert a schedule row; UNIQUE(channel_id, slot_key) refuses a booked slot
+        (:class:`_SlotTaken`), and UNIQUE(channel_id, fingerprint_key / idempotency_key) content
+        or a request booked (:class:`_Held`)."""
+        new_id = bookings.insert_schedule(conn, values)
         if new_id is None:  # pragma: no cover - every supported driver reports the id
             raise StorageError("schedule video", "the database did not report the new id")
-        return int(new_id)
+        return new_id
 
     @staticmethod
     def _booked(new_id: int, values: Mapping[str, Any], meta: VideoMetadata) -> ScheduledVideo:
@@ -1346,7 +1200,7 @@ class ScheduleManager:
                 used = self._lock_quota_used(conn, qdays.values(), cost)
                 if counts[_COUNT_COLUMN[vt]] >= limit:
                     return None
-                taken = self._taken_among(conn, channel, day_slots)
+                taken = bookings.taken_among(conn, channel, day_slots)
                 for slot in day_slots:
                     if slot in taken or not self._quota_fits(used, qdays[slot], cost):
                         continue
@@ -1404,10 +1258,9 @@ class ScheduleManager:
         only = None if channel is None else self._channel(channel)
 
         def read(session: Session) -> Schedule:
-            row = session.get(Schedule, number)
+            row = peek_schedule(session, number)
             if row is None or (only is not None and row.channel_id != only):
                 raise ScheduleNotFoundError(number, channel=only)
-            session.expunge(row)
             return row
 
         return self._db.run("read schedule", read, read_only=True)
@@ -1552,7 +1405,7 @@ class ScheduleManager:
                 {k: q.reserved + q.used for k, q in quota.items()}, new_qday, reserved
             )
             ledger.reserve(quota, new_qday, reserved)
-        if self._taken_among(session.connection(), row.channel_id, [slot]):
+        if bookings.taken_among(session.connection(), row.channel_id, [slot]):
             raise _SlotTaken(str(slot))
         if new_day_date != row.publish_date:
             ledger.count_down(days[row.publish_date], vt)
@@ -1564,8 +1417,8 @@ class ScheduleManager:
         row.next_attempt_at = None
         row.updated_at = now
         try:
-            session.flush()
-        except IntegrityError as exc:
+            bookings.flush_schedule(session, slot)
+        except _Held as exc:  # the fingerprint does not move: any unique refusal is the slot's
             raise _SlotTaken(str(slot)) from exc
 
     # -- maintenance ---------------------------------------------------------------------------
@@ -1599,15 +1452,6 @@ class ScheduleManager:
                 keys = (keys[0] | restart.keys[0], keys[1] | restart.keys[1])
         raise InvalidTransitionError(0, "busy", "recalculate quota (counters kept changing)")
 
-    @staticmethod
-    def _in_range(column: Any, start: date | None, end: date | None) -> Any:
-        conds = []
-        if start is not None:
-            conds.append(column >= start)
-        if end is not None:
-            conds.append(column <= end)
-        return and_(*conds) if conds else literal(True)
-
     def _recount(
         self, session: Session, start: date | None, end: date | None
     ) -> tuple[
@@ -1615,23 +1459,7 @@ class ScheduleManager:
     ]:
         day_counts: dict[tuple[str, date], dict[str, int]] = {}
         quota: dict[tuple[str, date, str], dict[str, int]] = {}
-        rows = session.execute(
-            select(
-                Schedule.channel_id,
-                Schedule.publish_date,
-                Schedule.video_type,
-                Schedule.slot_key,
-                Schedule.api_project,
-                Schedule.quota_date,
-                Schedule.upload_status,
-                Schedule.reserved_quota,
-            ).where(
-                or_(
-                    self._in_range(Schedule.publish_date, start, end),
-                    self._in_range(Schedule.quota_date, start, end),
-                )
-            )
-        ).all()
+        rows = counters.recount_rows(session, start, end)
 
         def in_range(d: date) -> bool:
             return (start is None or d >= start) and (end is None or d <= end)
@@ -1658,22 +1486,7 @@ class ScheduleManager:
         extra: tuple[set[tuple[str, date]], set[tuple[str, date, str]]],
     ) -> RecalculationReport:
         dialect = self._db.dialect
-        existing_days = {
-            (r.channel_id, r.publish_date)
-            for r in session.execute(
-                select(DailyLimit.channel_id, DailyLimit.publish_date).where(
-                    self._in_range(DailyLimit.publish_date, start, end)
-                )
-            )
-        }
-        existing_quota = {
-            (r.api_project, r.quota_date, r.bucket)
-            for r in session.execute(
-                select(QuotaUsage.api_project, QuotaUsage.quota_date, QuotaUsage.bucket).where(
-                    self._in_range(QuotaUsage.quota_date, start, end)
-                )
-            )
-        }
+        existing_days, existing_quota = counters.existing_counter_keys(session, start, end)
         locked_days, locked_quota = ledger.lock_counters(
             session,
             dialect,
