@@ -152,6 +152,25 @@ def _not_scheduled(schedule_id: int, status: str, operation: str) -> InvalidTran
     return InvalidTransitionError(schedule_id, status, operation, hint=hint)
 
 
+def _correct(
+    table: str,
+    locked: Mapping[Any, Any],
+    want: Mapping[Any, Mapping[str, int]],
+    zero: Mapping[str, int],
+) -> list[QuotaCorrection]:
+    """Set each locked counter row of ``table`` to its recount (``zero`` when nothing counts on
+    it) and return what changed. Keys are tuples whose dates are reported in ISO format."""
+    out: list[QuotaCorrection] = []
+    for key, row in locked.items():
+        for column, new in want.get(key, zero).items():
+            old = getattr(row, column)
+            if old != new:
+                setattr(row, column, new)
+                shown = tuple(k.isoformat() if isinstance(k, date) else k for k in key)
+                out.append(QuotaCorrection(table=table, key=shown, column=column, old=old, new=new))
+    return out
+
+
 def _to_domain(row: Schedule) -> ScheduledVideo:
     return ScheduledVideo(
         id=row.id,
@@ -1095,29 +1114,54 @@ class ScheduleManager:
             logger.warning("schedule video: the COMMIT in doubt did not commit; booking again")
         return found
 
+    def _row_for(
+        self,
+        request: BookingRequest,
+        fixed: tuple[Mapping[str, Any], Mapping[str, Any]],
+        *,
+        slot: datetime,
+        day: date,
+        qday: date,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """The new row of ``request`` at ``slot``; ``fixed`` is ``(metadata JSON, identity
+        columns)``, computed once per booking (not once per transaction)."""
+        meta_json, identity = fixed
+        return self._new_row(
+            channel=request.channel,
+            path=request.path,
+            video_type=request.video_type,
+            slot=slot,
+            day=day,
+            qday=qday,
+            meta_json=meta_json,
+            cost=request.cost,
+            now=now,
+            identity=identity,
+        )
+
+    @staticmethod
+    def _log_booked(request: BookingRequest, booked: ScheduledVideo) -> None:
+        logger.info(
+            "scheduled %s %s on channel %s at %s (id %d)",
+            request.video_type.value,
+            request.path,
+            request.channel,
+            booked.scheduled_publish_time.isoformat(),
+            booked.id,
+        )
+
     def _book_exact(
         self, request: BookingRequest, slot: datetime, attempted: list[Mapping[str, Any]]
     ) -> ScheduledVideo:
         channel, vt, cost = request.channel, request.video_type, request.cost
         day_date = channel_date_of(slot, self.config.zone)
-        meta_json = request.meta.to_json()
-        identity = request.row_values()
+        fixed = (request.meta.to_json(), request.row_values())
 
         def txn(conn: Connection) -> tuple[int, dict[str, Any]]:
             now = self.now()
             qday = self.quota_date_for(slot, now=now)
-            values = self._new_row(
-                channel=channel,
-                path=request.path,
-                video_type=vt,
-                slot=slot,
-                day=day_date,
-                qday=qday,
-                meta_json=meta_json,
-                cost=cost,
-                now=now,
-                identity=identity,
-            )
+            values = self._row_for(request, fixed, slot=slot, day=day_date, qday=qday, now=now)
             # Lock order: ledger.py (channel-day row, then quota rows sorted). Both are
             # locked by their increment (one statement per row where the engine can return the
             # counts from an UPDATE); the checks follow, and a refusal raises, which rolls the
@@ -1126,12 +1170,7 @@ class ScheduleManager:
             dialect = self._db.dialect
             counts = take_day_count(conn, dialect, channel, day_date, _COUNT_COLUMN[vt])
             before = take_quota(
-                conn,
-                dialect,
-                self.config.api_project,
-                qday,
-                cost,
-                self.config.quota_policy.buckets,
+                conn, dialect, self.config.api_project, qday, cost, self.config.quota_policy.buckets
             )
             self._check_day(counts[_COUNT_COLUMN[vt]], day_date, vt)
             self._check_quota({(qday, b): n for b, n in before.items()}, qday, cost)
@@ -1147,14 +1186,7 @@ class ScheduleManager:
                 next_available=self._next_or_none(vt, slot, channel, request.meta),
             ) from None
         booked = self._booked(new_id, values, request.meta)
-        logger.info(
-            "scheduled %s %s on channel %s at %s (id %d)",
-            vt.value,
-            request.path,
-            channel,
-            slot.isoformat(),
-            booked.id,
-        )
+        self._log_booked(request, booked)
         return booked
 
     def _next_or_none(
@@ -1168,86 +1200,85 @@ class ScheduleManager:
     def _book_next(
         self, request: BookingRequest, attempted: list[Mapping[str, Any]]
     ) -> ScheduledVideo:
-        channel, vt, cost = request.channel, request.video_type, request.cost
-        times = self.config.publish_times[vt]
-        limit = self.config.daily_limits[vt]
-        tz = self.config.zone
-        meta_json = request.meta.to_json()
-        identity = request.row_values()
-
+        """Book the earliest free slot: search (no locks), then book on that slot's day under
+        its locks; a day that filled up meanwhile starts the search again."""
+        vt, tz = request.video_type, self.config.zone
+        fixed = (request.meta.to_json(), request.row_values())
         for _ in range(_MAX_SEARCH_ROUNDS):
             now = self.now()
             start, end = self._window(now)
-            candidate = self._find_slot(channel, vt, start, end, cost, now)
+            candidate = self._find_slot(request.channel, vt, start, end, request.cost, now)
             if candidate is None:
                 raise SlotUnavailableError(
                     start,
                     f"no free {vt} slot within {self.config.horizon_days} days "
-                    f"(daily limit {limit}, API quota policy {self.config.quota_policy.name})",
+                    f"(daily limit {self.config.daily_limits[vt]}, "
+                    f"API quota policy {self.config.quota_policy.name})",
                     next_available=None,
                 )
             day_date = channel_date_of(candidate, tz)
-            day_slots = [s for s in slots_on_day(day_date, times, tz) if start <= s < end]
-
-            def txn(
-                conn: Connection,
-                day_date: date = day_date,
-                day_slots: Sequence[datetime] = day_slots,
-            ) -> tuple[int, dict[str, Any]] | None:
-                now = self.now()
-                qdays = {s: self.quota_date_for(s, now=now) for s in day_slots}
-                counts = lock_day_counts(conn, self._db.dialect, channel, day_date)
-                used = self._lock_quota_used(conn, qdays.values(), cost)
-                if counts[_COUNT_COLUMN[vt]] >= limit:
-                    return None
-                taken = bookings.taken_among(conn, channel, day_slots)
-                for slot in day_slots:
-                    if slot in taken or not self._quota_fits(used, qdays[slot], cost):
-                        continue
-                    values = self._new_row(
-                        channel=channel,
-                        path=request.path,
-                        video_type=vt,
-                        slot=slot,
-                        day=day_date,
-                        qday=qdays[slot],
-                        meta_json=meta_json,
-                        cost=cost,
-                        now=now,
-                        identity=identity,
-                    )
-                    new_id = self._insert(conn, values)
-                    self._reserve(
-                        conn,
-                        channel=channel,
-                        day=day_date,
-                        video_type=vt,
-                        qday=qdays[slot],
-                        cost=cost,
-                    )
-                    attempted.append(values)
-                    return new_id, values
-                return None
-
+            day_slots = [
+                s
+                for s in slots_on_day(day_date, self.config.publish_times[vt], tz)
+                if start <= s < end
+            ]
             try:
-                done = self._db.run_core("schedule video", txn)
+                done = self._db.run_core(
+                    "schedule video",
+                    functools.partial(
+                        self._book_on_day,
+                        request=request,
+                        fixed=fixed,
+                        day_date=day_date,
+                        day_slots=day_slots,
+                        attempted=attempted,
+                    ),
+                )
             except _SlotTaken:
                 done = None
-            booked = None if done is None else self._booked(done[0], done[1], request.meta)
-            if booked is not None:
-                logger.info(
-                    "scheduled %s %s on channel %s at %s (id %d)",
-                    vt.value,
-                    request.path,
-                    channel,
-                    booked.scheduled_publish_time.isoformat(),
-                    booked.id,
-                )
+            if done is not None:
+                booked = self._booked(done[0], done[1], request.meta)
+                self._log_booked(request, booked)
                 return booked
             logger.debug("day %s filled up meanwhile; searching again", day_date)
         raise SlotUnavailableError(
             self.now(), "slot search kept losing races; try again", next_available=None
         )
+
+    def _book_on_day(
+        self,
+        conn: Connection,
+        *,
+        request: BookingRequest,
+        fixed: tuple[Mapping[str, Any], Mapping[str, Any]],
+        day_date: date,
+        day_slots: Sequence[datetime],
+        attempted: list[Mapping[str, Any]],
+    ) -> tuple[int, dict[str, Any]] | None:
+        """One booking transaction on one channel day: lock its counter row, then the quota
+        rows of its slots' quota days (sorted), and book the first slot that is free and fits;
+        None when the day has no such slot any more."""
+        channel, vt, cost = request.channel, request.video_type, request.cost
+        now = self.now()
+        qdays = {s: self.quota_date_for(s, now=now) for s in day_slots}
+        counts = lock_day_counts(conn, self._db.dialect, channel, day_date)
+        used = self._lock_quota_used(conn, qdays.values(), cost)
+        if counts[_COUNT_COLUMN[vt]] >= self.config.daily_limits[vt]:
+            return None
+        taken = bookings.taken_among(conn, channel, day_slots)
+        for slot in day_slots:
+            if slot in taken or not self._quota_fits(used, qdays[slot], cost):
+                continue
+            values = self._row_for(
+                request, fixed, slot=slot, day=day_date, qday=qdays[slot], now=now
+            )
+            new_id = self._insert(conn, values)
+            self._reserve(
+                conn, channel=channel, day=day_date, video_type=vt, qday=qdays[slot], cost=cost
+            )
+            attempted.append(values)
+            return new_id, values
+        return None
 
     # -- changes to existing schedules -------------------------------------------------------------
 
@@ -1498,37 +1529,15 @@ class ScheduleManager:
         missing = (set(day_counts) - set(locked_days), set(quota) - set(locked_quota))
         if missing[0] or missing[1]:
             raise _Restart(missing)
-        corrections: list[QuotaCorrection] = []
-        for key, row in locked_days.items():
-            want = day_counts.get(key, {"final_count": 0, "short_count": 0})
-            for column, new in want.items():
-                old = getattr(row, column)
-                if old != new:
-                    setattr(row, column, new)
-                    corrections.append(
-                        QuotaCorrection(
-                            table=DailyLimit.__tablename__,
-                            key=(key[0], key[1].isoformat()),
-                            column=column,
-                            old=old,
-                            new=new,
-                        )
-                    )
-        for qkey, qrow in locked_quota.items():
-            want = quota.get(qkey, {"reserved": 0, "used": 0})
-            for column, new in want.items():
-                old = getattr(qrow, column)
-                if old != new:
-                    setattr(qrow, column, new)
-                    corrections.append(
-                        QuotaCorrection(
-                            table=QuotaUsage.__tablename__,
-                            key=(qkey[0], qkey[1].isoformat(), qkey[2]),
-                            column=column,
-                            old=old,
-                            new=new,
-                        )
-                    )
+        corrections = [
+            *_correct(
+                DailyLimit.__tablename__,
+                locked_days,
+                day_counts,
+                {"final_count": 0, "short_count": 0},
+            ),
+            *_correct(QuotaUsage.__tablename__, locked_quota, quota, {"reserved": 0, "used": 0}),
+        ]
         for c in corrections:
             logger.warning(
                 "recalculate: %s %s %s: %d -> %d", c.table, c.key, c.column, c.old, c.new
@@ -1704,6 +1713,30 @@ class ScheduleManager:
         """
         schedule_id = _schedule_id(schedule_id)
         target: list[_RetryTarget] = []  # the latest peek's target; its quota day, under lock
+        try:
+            row = self._retry(schedule_id, channel, new_time, target)
+        except _SlotTaken:
+            t = target[0]
+            raise SlotUnavailableError(
+                t.slot,
+                "already booked",
+                next_available=self._next_or_none(t.video_type, t.slot, t.channel, None),
+            ) from None
+        if row is None:
+            raise ScheduleNotFoundError(schedule_id)
+        logger.info("schedule %d put back for a retry at %s", schedule_id, target[0].slot)
+        return _to_domain(row)
+
+    def _retry(
+        self,
+        schedule_id: int,
+        channel: str | None,
+        new_time: datetime | None,
+        target: list[_RetryTarget],
+    ) -> Schedule | None:
+        """:func:`ledger.change_schedule` for :meth:`retry_failed`: peek at the ``failed`` row
+        and choose its target (kept in ``target``), lock the target's day and quota rows, then
+        :meth:`_put_back`."""
 
         def failed(row: Schedule) -> bool:
             if row.upload_status != UploadStatus.FAILED:
@@ -1722,37 +1755,25 @@ class ScheduleManager:
             t.qday = self.quota_date_for(t.slot, now=t.now)
             return [(t.qday, b) for b in t.cost]
 
-        try:
-            row = ledger.change_schedule(
-                self._db,
-                "retry failed schedule",
-                schedule_id,
-                limits=self.config.quota_policy.buckets,
-                allowed=failed,
-                apply=lambda session, row, days, quota: self._put_back(
-                    session, row, days, quota, target[0]
-                ),
-                new_days=lambda _r: [target[0].day],
-                new_keys=new_keys,
-                peek=peek,
-                project=self.config.api_project,
-                tries=_MAX_SEARCH_ROUNDS,
-                exhausted=lambda: InvalidTransitionError(schedule_id, "changing", "retry"),
-                # Any change to the failed row since the peek (its time, its content) is read
-                # again, not only a change of the counters it names.
-                moved=lambda seen, row: row.updated_at != seen.updated_at,
-            )
-        except _SlotTaken:
-            t = target[0]
-            raise SlotUnavailableError(
-                t.slot,
-                "already booked",
-                next_available=self._next_or_none(t.video_type, t.slot, t.channel, None),
-            ) from None
-        if row is None:
-            raise ScheduleNotFoundError(schedule_id)
-        logger.info("schedule %d put back for a retry at %s", schedule_id, target[0].slot)
-        return _to_domain(row)
+        return ledger.change_schedule(
+            self._db,
+            "retry failed schedule",
+            schedule_id,
+            limits=self.config.quota_policy.buckets,
+            allowed=failed,
+            apply=lambda session, row, days, quota: self._put_back(
+                session, row, days, quota, target[0]
+            ),
+            new_days=lambda _r: [target[0].day],
+            new_keys=new_keys,
+            peek=peek,
+            project=self.config.api_project,
+            tries=_MAX_SEARCH_ROUNDS,
+            exhausted=lambda: InvalidTransitionError(schedule_id, "changing", "retry"),
+            # Any change to the failed row since the peek (its time, its content) is read
+            # again, not only a change of the counters it names.
+            moved=lambda seen, row: row.updated_at != seen.updated_at,
+        )
 
     def _retry_target(self, row: Schedule, new_time: datetime | None) -> _RetryTarget:
         """Where a retry of the failed ``row`` goes: its old publish time, or ``new_time``
