@@ -749,6 +749,26 @@ def test_events_fire_after_commit_and_a_raising_callback_is_harmless(
     assert sorted(seen) == [(i, "uploaded", "completed") for i in ids]
 
 
+def test_on_claim_gets_each_claim_round_time_and_a_raising_callback_is_harmless(
+    mgr: ScheduleManager, make_processor: Any, video_file: Any
+) -> None:
+    schedule_many(mgr, video_file, 3, start=SOON)
+    timings: list[float] = []
+
+    def on_claim(seconds: float) -> None:
+        timings.append(seconds)
+        if len(timings) == 1:
+            raise RuntimeError("a buggy metrics callback")
+
+    report = make_processor(
+        mgr, StubUploader(), max_concurrent_uploads=1, on_claim=on_claim
+    ).run_once()
+    assert report.uploaded == 3  # the raising callback changed nothing
+    # One claim round per free upload slot (1) and a last one that finds nothing.
+    assert len(timings) >= 4
+    assert all(0 <= t < WAIT for t in timings)
+
+
 # -- concurrency -------------------------------------------------------------------------------
 
 
