@@ -8,9 +8,11 @@ rows already read (no I/O).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from enum import Enum
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -26,6 +28,7 @@ __all__ = [
     "QuotaDayUsage",
     "StoredTotals",
     "build_calendar",
+    "json_default",
 ]
 
 #: Statuses that hold their slot (``slot_key`` set).
@@ -222,3 +225,24 @@ def build_calendar(
         days.append(CalendarDay(day=day, slots=tuple(slots), counts=counts))
         day += timedelta(days=1)
     return days
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps`` fallback for the library's types: what ``--json`` prints and the web
+    dashboard's JSON endpoints return (datetimes ISO 8601, durations in seconds, enums by value,
+    dataclasses as objects, sets sorted)."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
