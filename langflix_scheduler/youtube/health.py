@@ -352,7 +352,7 @@ def stored_channels(token_dir: str | os.PathLike[str]) -> list[str]:
     """The channels with a token file in ``token_dir`` (sorted; none when it does not exist)."""
     from .auth import token_path_for
 
-    directory = Path(token_dir)
+    directory = Path(token_dir).expanduser()
     if not directory.is_dir():
         return []
     names = []
@@ -417,7 +417,7 @@ def check_token(
     Args:
         channel: the scheduler's channel name (its token file is
             ``token_path_for(channel, token_dir)``).
-        token_dir: the directory of token files.
+        token_dir: the directory of token files (``~`` is expanded).
         expected_channel_id: the YouTube channel id (``UC...``) the token must belong to. When
             None and ``channel`` itself is a channel id, that is expected; otherwise the report
             says they cannot be compared (``channel_matches`` None).
@@ -449,7 +449,7 @@ def check_token(
     from .classify import classify_error
     from .metering import CallbackFailed
 
-    path = token_path_for(channel, token_dir)
+    path = token_path_for(channel, Path(token_dir).expanduser())
     expected = _expected(channel, expected_channel_id)
     now = (clock or (lambda: datetime.now(UTC)))()
     required = tuple(DEFAULT_SCOPES if required_scopes is None else required_scopes)
