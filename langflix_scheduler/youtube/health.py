@@ -457,11 +457,15 @@ def check_token(
     try:
         credentials = read_credentials(path, token_uri=token_uri)
         refresh_credentials(credentials, on_response=responses.append)
-        if save:
-            save_credentials(credentials, path)
     except (AuthorizationError, TransientUploadError, ConfigurationError) as err:
         logger.info("token of channel %s: %s", channel, type(err).__name__)
         return health_from_error(channel, path, err, now=now, expected_channel_id=expected)
+    if save:
+        try:
+            save_credentials(credentials, path)
+        except OSError as exc:
+            # The check stands; only the fresh access token is not kept for the next run.
+            logger.warning("could not save the refreshed token to %s: %s", path, exc.strerror)
     token_response = _token_fields(responses)
     items: list[Mapping[str, Any]] | None
     channel_error: UploadError | None = None
