@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .processor import (
         ProcessorEvent,
         ProcessorEventKind,
+        ProcessorSettings,
         ProcessReport,
         RunOutcome,
         UploadProcessor,
@@ -66,6 +67,7 @@ _LAZY = {
     "ScheduleManager": "manager",
     "ProcessorEvent": "processor",
     "ProcessorEventKind": "processor",
+    "ProcessorSettings": "processor",
     "ProcessReport": "processor",
     "RunOutcome": "processor",
     "UploadProcessor": "processor",
@@ -120,6 +122,7 @@ __all__ = [
     "ProcessorEvent",
     "ProcessorEventKind",
     "ProcessorRunRecord",
+    "ProcessorSettings",
     "QuotaCorrection",
     "QuotaExceededError",
     "QuotaExhaustedError",

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -131,7 +131,12 @@ class SchedulerConfig:
             )
         _zone(self.timezone, "timezone")
         _zone(self.quota_timezone, "quota_timezone")
+        self._normalise_limits()
+        self._normalise_times()
+        self._check_timeouts()
+        self._check_rest()
 
+    def _normalise_limits(self) -> None:
         limits: dict[VideoType, int] = {}
         for key, value in dict(self.daily_limits).items():
             vt = _video_type(key, "daily_limits")
@@ -142,6 +147,7 @@ class SchedulerConfig:
             limits.setdefault(vt, DEFAULT_DAILY_LIMITS[vt])
         object.__setattr__(self, "daily_limits", MappingProxyType(limits))
 
+    def _normalise_times(self) -> None:
         times: dict[VideoType, tuple[time, ...]] = {}
         for key, wall_times in dict(self.publish_times).items():
             vt = _video_type(key, "publish_times")
@@ -159,6 +165,7 @@ class SchedulerConfig:
             times.setdefault(vt, DEFAULT_PUBLISH_TIMES[vt])
         object.__setattr__(self, "publish_times", MappingProxyType(times))
 
+    def _check_timeouts(self) -> None:
         if not isinstance(self.quota_policy, QuotaPolicy):
             raise ConfigurationError("quota_policy", "must be a QuotaPolicy")
         if not isinstance(self.lock_timeout, int | float) or not (
@@ -175,6 +182,8 @@ class SchedulerConfig:
                 f"must be longer than lock_timeout ({self.lock_timeout:g} s), or every lock wait "
                 "would end as a database timeout",
             )
+
+    def _check_rest(self) -> None:
         if not isinstance(self.horizon_days, int) or not 1 <= self.horizon_days <= MAX_HORIZON_DAYS:
             raise ConfigurationError(
                 "horizon_days", f"must be an integer in [1, {MAX_HORIZON_DAYS}]"
@@ -302,42 +311,9 @@ def _pairs(raw: str, field_name: str) -> dict[str, str]:
 
 def _coerce(key: str, raw: Any) -> Any:
     """Turn an environment string or TOML value into the field's type."""
-    if key == "daily_limits":
-        if isinstance(raw, str):
-            raw = _pairs(raw, key)
-        if not isinstance(raw, Mapping):
-            raise ConfigurationError(key, "must map video type to a count")
-        out: dict[Any, int] = {}
-        for k, v in raw.items():
-            try:
-                out[k] = int(v)
-            except (TypeError, ValueError):
-                raise ConfigurationError(f"daily_limits.{k}", f"{v!r} is not an integer") from None
-        return out
-    if key == "publish_times":
-        if isinstance(raw, str):
-            raw = {k: v.split("|") for k, v in _pairs(raw, key).items()}
-        if not isinstance(raw, Mapping):
-            raise ConfigurationError(key, "must map video type to a list of times")
-        return {
-            k: tuple(
-                v if isinstance(v, time) else _parse_time(str(v), f"publish_times.{k}") for v in vs
-            )
-            for k, vs in raw.items()
-        }
-    if key == "quota_policy":
-        if isinstance(raw, QuotaPolicy):
-            return raw
-        if isinstance(raw, str):
-            return QuotaPolicy.preset(raw.strip())
-        if isinstance(raw, Mapping):
-            costs = {op: tuple(v) for op, v in dict(raw.get("costs", {})).items()}
-            return QuotaPolicy(
-                name=str(raw.get("name", "custom")),
-                buckets=dict(raw.get("buckets", {})),
-                costs=costs,
-            )
-        raise ConfigurationError(key, "must be a preset name or a table with buckets and costs")
+    special = _COERCERS.get(key)
+    if special is not None:
+        return special(key, raw)
     if key in ("min_lead_time", "upload_lead_time"):
         return _seconds(raw, key)
     if key in ("lock_timeout", "db_timeout"):
@@ -351,3 +327,52 @@ def _coerce(key: str, raw: Any) -> Any:
         except (TypeError, ValueError):
             raise ConfigurationError(key, f"{raw!r} is not an integer") from None
     return raw
+
+
+def _coerce_daily_limits(key: str, raw: Any) -> Any:
+    if isinstance(raw, str):
+        raw = _pairs(raw, key)
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(key, "must map video type to a count")
+    out: dict[Any, int] = {}
+    for k, v in raw.items():
+        try:
+            out[k] = int(v)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"daily_limits.{k}", f"{v!r} is not an integer") from None
+    return out
+
+
+def _coerce_publish_times(key: str, raw: Any) -> Any:
+    if isinstance(raw, str):
+        raw = {k: v.split("|") for k, v in _pairs(raw, key).items()}
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(key, "must map video type to a list of times")
+    return {
+        k: tuple(
+            v if isinstance(v, time) else _parse_time(str(v), f"publish_times.{k}") for v in vs
+        )
+        for k, vs in raw.items()
+    }
+
+
+def _coerce_quota_policy(key: str, raw: Any) -> Any:
+    if isinstance(raw, QuotaPolicy):
+        return raw
+    if isinstance(raw, str):
+        return QuotaPolicy.preset(raw.strip())
+    if isinstance(raw, Mapping):
+        costs = {op: tuple(v) for op, v in dict(raw.get("costs", {})).items()}
+        return QuotaPolicy(
+            name=str(raw.get("name", "custom")),
+            buckets=dict(raw.get("buckets", {})),
+            costs=costs,
+        )
+    raise ConfigurationError(key, "must be a preset name or a table with buckets and costs")
+
+
+_COERCERS: dict[str, Callable[[str, Any], Any]] = {
+    "daily_limits": _coerce_daily_limits,
+    "publish_times": _coerce_publish_times,
+    "quota_policy": _coerce_quota_policy,
+}

@@ -167,6 +167,12 @@ class VideoMetadata:
     playlist_id: str | None = None
 
     def __post_init__(self) -> None:
+        self._check_title()
+        self._check_description()
+        self._check_tags()
+        self._check_rest()
+
+    def _check_title(self) -> None:
         if not isinstance(self.title, str) or not self.title.strip():
             raise InvalidScheduleError("metadata.title", "must be a non-empty string")
         if len(self.title) > TITLE_MAX_CHARS:
@@ -176,6 +182,8 @@ class VideoMetadata:
         if _forbidden_brackets(self.title):
             raise InvalidScheduleError("metadata.title", "must not contain '<' or '>'")
         _check_text("metadata.title", self.title)
+
+    def _check_description(self) -> None:
         if not isinstance(self.description, str):
             raise InvalidScheduleError("metadata.description", "must be a string")
         _check_text("metadata.description", self.description, allowed=DESCRIPTION_CONTROLS_ALLOWED)
@@ -187,6 +195,8 @@ class VideoMetadata:
             )
         if _forbidden_brackets(self.description):
             raise InvalidScheduleError("metadata.description", "must not contain '<' or '>'")
+
+    def _check_tags(self) -> None:
         tags: object = self.tags
         if isinstance(tags, str) or not all(isinstance(t, str) for t in self.tags):
             raise InvalidScheduleError("metadata.tags", "must be a sequence of strings")
@@ -202,6 +212,8 @@ class VideoMetadata:
             )
         if any(_forbidden_brackets(t) for t in self.tags):
             raise InvalidScheduleError("metadata.tags", "must not contain '<' or '>'")
+
+    def _check_rest(self) -> None:
         if not (isinstance(self.category_id, str) and self.category_id.isdigit()):
             raise InvalidScheduleError("metadata.category_id", "must be a numeric string")
         try:

@@ -40,10 +40,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import dry_run, overview, reports
+from . import dry_run, ledger, overview, reports
+from ._time import read_clock
 from .booking import BookingRequest, check_idempotency_key, decide
 from .config import SchedulerConfig
 from .db import api_calls, bookings, dashboard, migrate
+from .db.counters import COUNT_COLUMN
 from .db.due import due_condition
 from .db.engine import Database, create_engine
 from .db.locking import (
@@ -57,6 +59,7 @@ from .db.locking import (
     take_quota,
 )
 from .db.models import DailyLimit, ProcessorRun, QuotaUsage, Schedule, UTCDateTime
+from .db.schedules import LEASE_CLEARED, clear_lease, lock_schedule
 from .domain import (
     Booking,
     BucketUsage,
@@ -71,7 +74,6 @@ from .domain import (
     VideoType,
 )
 from .errors import (
-    ConfigurationError,
     DuplicateVideoError,
     InvalidScheduleError,
     InvalidTransitionError,
@@ -105,7 +107,7 @@ _MAX_BOOK_ROUNDS = 3
 _REUSE_HASH_MIN_BYTES = 1 << 20
 #: Channel days with room whose booked instants the slot search reads in its one query.
 _SNAPSHOT_WINDOW_DAYS = 8
-_COUNT_COLUMN = {VideoType.FINAL: "final_count", VideoType.SHORT: "short_count"}
+_COUNT_COLUMN = COUNT_COLUMN
 _SCHEDULES: Table = Schedule.__table__  # type: ignore[assignment]
 # Built once (no state, no connection): see the reservation section below.
 _INSERT_SCHEDULE = insert(_SCHEDULES)
@@ -344,20 +346,18 @@ class ScheduleManager:
     ) -> None:
         self.close()
 
+    @property
+    def database(self) -> Database:
+        """The manager's database handle (shared with the :class:`UploadProcessor` built on it)."""
+        return self._db
+
     def now(self) -> datetime:
         """The manager's clock, in UTC.
 
         Raises:
             ConfigurationError: the injected clock returned a naive datetime (or no datetime).
         """
-        value = self._clock()
-        if not isinstance(value, datetime) or value.utcoffset() is None:
-            raise ConfigurationError(
-                "clock",
-                f"{self._clock!r} returned {value!r}; a clock must return a timezone-aware "
-                "datetime, e.g. datetime.now(UTC)",
-            )
-        return value.astimezone(UTC)
+        return read_clock(self._clock)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -892,6 +892,13 @@ class ScheduleManager:
             self.config.quota_policy.buckets,
         )
 
+    @staticmethod
+    def _lock_schedule(session: Session, schedule_id: int) -> Schedule:
+        row = lock_schedule(session, schedule_id)
+        if row is None:
+            raise ScheduleNotFoundError(schedule_id)
+        return row
+
     def _lock_quota_used(
         self, conn: Connection, qdays: Iterable[date], cost: Mapping[str, int]
     ) -> dict[tuple[date, str], int]:
@@ -1000,8 +1007,7 @@ class ScheduleManager:
             bytes_total=None,
             reserved_quota=dict(values["reserved_quota"]),
             consumed_quota={},
-            lease_owner=None,
-            lease_expires_at=None,
+            **LEASE_CLEARED,
             created_at=values["created_at"],
             updated_at=values["updated_at"],
             uploaded_at=None,
@@ -1267,7 +1273,7 @@ class ScheduleManager:
                 now=now,
                 identity=identity,
             )
-            # Lock order: channel-day row, then quota rows sorted (see db/locking.py). Both are
+            # Lock order: ledger.py (channel-day row, then quota rows sorted). Both are
             # locked by their increment (one statement per row where the engine can return the
             # counts from an UPDATE); the checks follow, and a refusal raises, which rolls the
             # whole transaction back. The slot itself is guarded by UNIQUE(channel_id, slot_key):
@@ -1415,15 +1421,6 @@ class ScheduleManager:
 
         return self._db.run("read schedule", read, read_only=True)
 
-    @staticmethod
-    def _lock_schedule(session: Session, schedule_id: int) -> Schedule:
-        row = session.execute(
-            select(Schedule).where(Schedule.id == schedule_id).with_for_update()
-        ).scalar_one_or_none()
-        if row is None:
-            raise ScheduleNotFoundError(schedule_id)
-        return row
-
     def cancel(self, schedule_id: int, *, channel: str | None = None) -> ScheduledVideo:
         """Cancel a ``scheduled`` schedule, freeing its slot, daily count and reserved quota.
 
@@ -1437,45 +1434,57 @@ class ScheduleManager:
             InvalidTransitionError: it is no longer ``scheduled`` (uploading, done, needs review).
         """
         schedule_id = _schedule_id(schedule_id)
-        for _ in range(_MAX_SEARCH_ROUNDS):
-            peek = self._peek(schedule_id, channel)
-            if peek.upload_status != UploadStatus.SCHEDULED:
-                raise _not_scheduled(schedule_id, peek.upload_status, "cancel")
 
-            def txn(session: Session, peek: Schedule = peek) -> ScheduledVideo | None:
-                now = self.now()
-                day = lock_day(session, self._db.dialect, peek.channel_id, peek.publish_date)
-                reserved = dict(peek.reserved_quota or {})
-                quota_rows = self._lock_quota(session, [peek.quota_date], reserved)
-                row = self._lock_schedule(session, schedule_id)
-                if row.upload_status != UploadStatus.SCHEDULED:
-                    raise _not_scheduled(schedule_id, row.upload_status, "cancel")
-                if (row.publish_date, row.quota_date, row.reserved_quota) != (
-                    peek.publish_date,
-                    peek.quota_date,
-                    peek.reserved_quota,
-                ):
-                    return None  # moved meanwhile: lock the right rows and try again
-                column = _COUNT_COLUMN[VideoType(row.video_type)]
-                setattr(day, column, max(0, getattr(day, column) - 1))
-                for bucket, amount in reserved.items():
-                    q = quota_rows[(row.quota_date, bucket)]
-                    q.reserved = max(0, q.reserved - amount)
-                row.upload_status = UploadStatus.CANCELLED.value
-                row.slot_key = None
-                row.fingerprint_key = None
-                row.reserved_quota = {}
-                row.lease_owner = None
-                row.lease_expires_at = None
-                row.updated_at = now
-                session.flush()
-                return _to_domain(row)
+        def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
+            ledger.count_down(days[row.publish_date], row.video_type)
+            ledger.release_reservation(quota, row.quota_date, dict(row.reserved_quota or {}))
+            row.upload_status = UploadStatus.CANCELLED.value
+            row.slot_key = None
+            row.fingerprint_key = None
+            row.reserved_quota = {}
+            clear_lease(row)
+            row.updated_at = self.now()
 
-            result = self._db.run("cancel schedule", txn)
-            if result is not None:
-                logger.info("cancelled schedule %d", schedule_id)
-                return result
-        raise InvalidTransitionError(schedule_id, "changing", "cancel")
+        row = self._change_scheduled(schedule_id, channel, "cancel", "cancel schedule", apply)
+        logger.info("cancelled schedule %d", schedule_id)
+        return _to_domain(row)
+
+    def _change_scheduled(
+        self,
+        schedule_id: int,
+        channel: str | None,
+        verb: str,
+        operation: str,
+        apply: ledger.Apply,
+        *,
+        new_days: Callable[[Schedule], Iterable[date]] = lambda _r: (),
+        new_keys: Callable[[Schedule], Iterable[tuple[date, str]]] = lambda _r: (),
+    ) -> Schedule:
+        """:func:`ledger.change_schedule` for a ``scheduled`` row (``verb`` names the refused
+        transition): the row must exist (on ``channel``) and still be ``scheduled``."""
+
+        def scheduled(row: Schedule) -> bool:
+            if row.upload_status != UploadStatus.SCHEDULED:
+                raise _not_scheduled(schedule_id, row.upload_status, verb)
+            return True
+
+        row = ledger.change_schedule(
+            self._db,
+            operation,
+            schedule_id,
+            limits=self.config.quota_policy.buckets,
+            allowed=scheduled,
+            apply=apply,
+            new_days=new_days,
+            new_keys=new_keys,
+            peek=lambda: self._peek(schedule_id, channel),
+            project=self.config.api_project,
+            tries=_MAX_SEARCH_ROUNDS,
+            exhausted=lambda: InvalidTransitionError(schedule_id, "changing", verb),
+        )
+        if row is None:
+            raise ScheduleNotFoundError(schedule_id)
+        return row
 
     def reschedule(
         self, schedule_id: int, new_time: datetime, *, channel: str | None = None
@@ -1494,78 +1503,79 @@ class ScheduleManager:
         slot = _aware(new_time, "new_time").replace(microsecond=0)
         self._check_window(slot, "new_time", self.now())
         new_day_date = channel_date_of(slot, self.config.zone)
-        for _ in range(_MAX_SEARCH_ROUNDS):
+        # The time and quota day of the current transaction (set when its locks are chosen).
+        at: dict[str, Any] = {}
+
+        def new_keys(peek: Schedule) -> list[tuple[date, str]]:
+            at["now"] = now = self.now()
+            at["qday"] = qday = self.quota_date_for(slot, now=now)
+            return [(qday, b) for b in (peek.reserved_quota or {})]
+
+        def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
+            if slot == row.slot_key:
+                return
+            self._move(session, row, slot, new_day_date, days, quota, at["qday"], at["now"])
+
+        try:
+            row = self._change_scheduled(
+                schedule_id,
+                channel,
+                "reschedule",
+                "reschedule",
+                apply,
+                new_days=lambda _r: [new_day_date],
+                new_keys=new_keys,
+            )
+        except _SlotTaken:
             peek = self._peek(schedule_id, channel)
-            if peek.upload_status != UploadStatus.SCHEDULED:
-                raise _not_scheduled(schedule_id, peek.upload_status, "reschedule")
-            vt = VideoType(peek.video_type)
+            raise SlotUnavailableError(
+                slot,
+                "already booked",
+                next_available=self._next_or_none(
+                    VideoType(peek.video_type), slot, peek.channel_id, None
+                ),
+            ) from None
+        logger.info("rescheduled %d to %s", schedule_id, slot.isoformat())
+        return _to_domain(row)
 
-            def txn(
-                session: Session, peek: Schedule = peek, vt: VideoType = vt
-            ) -> ScheduledVideo | None:
-                now = self.now()
-                new_qday = self.quota_date_for(slot, now=now)
-                reserved = dict(peek.reserved_quota or {})
-                # Day rows in sorted order, then every quota row involved, sorted.
-                days = {
-                    d: lock_day(session, self._db.dialect, peek.channel_id, d)
-                    for d in sorted({peek.publish_date, new_day_date})
-                }
-                quota_rows = self._lock_quota(session, {peek.quota_date, new_qday}, reserved)
-                row = self._lock_schedule(session, schedule_id)
-                if row.upload_status != UploadStatus.SCHEDULED:
-                    raise _not_scheduled(schedule_id, row.upload_status, "reschedule")
-                if (row.publish_date, row.quota_date, row.reserved_quota) != (
-                    peek.publish_date,
-                    peek.quota_date,
-                    peek.reserved_quota,
-                ):
-                    return None
-                if slot == row.slot_key:
-                    return _to_domain(row)
-                column = _COUNT_COLUMN[vt]
-                old_day, new_day = days[row.publish_date], days[new_day_date]
-                if new_day_date != row.publish_date:
-                    self._check_day(getattr(new_day, column), new_day_date, vt)
-                if new_qday != row.quota_date:
-                    # Release first so the check sees the quota day as it will be.
-                    for bucket, amount in reserved.items():
-                        q = quota_rows[(row.quota_date, bucket)]
-                        q.reserved = max(0, q.reserved - amount)
-                    self._check_quota(
-                        {k: q.reserved + q.used for k, q in quota_rows.items()}, new_qday, reserved
-                    )
-                    for bucket, amount in reserved.items():
-                        quota_rows[(new_qday, bucket)].reserved += amount
-                if self._taken_among(session.connection(), row.channel_id, [slot]):
-                    raise _SlotTaken(str(slot))
-                if new_day_date != row.publish_date:
-                    setattr(old_day, column, max(0, getattr(old_day, column) - 1))
-                    setattr(new_day, column, getattr(new_day, column) + 1)
-                row.scheduled_publish_time = slot
-                row.slot_key = slot
-                row.publish_date = new_day_date
-                row.quota_date = new_qday
-                row.next_attempt_at = None
-                row.updated_at = now
-                try:
-                    session.flush()
-                except IntegrityError as exc:
-                    raise _SlotTaken(str(slot)) from exc
-                return _to_domain(row)
-
-            try:
-                result = self._db.run("reschedule", txn)
-            except _SlotTaken:
-                raise SlotUnavailableError(
-                    slot,
-                    "already booked",
-                    next_available=self._next_or_none(vt, slot, peek.channel_id, None),
-                ) from None
-            if result is not None:
-                logger.info("rescheduled %d to %s", schedule_id, slot.isoformat())
-                return result
-        raise InvalidTransitionError(schedule_id, "changing", "reschedule")
+    def _move(
+        self,
+        session: Session,
+        row: Schedule,
+        slot: datetime,
+        new_day_date: date,
+        days: Mapping[date, DailyLimit],
+        quota: Mapping[tuple[date, str], QuotaUsage],
+        new_qday: date,
+        now: datetime,
+    ) -> None:
+        """Move a locked ``scheduled`` row to ``slot``: check the new day's limit and quota
+        (released first, so the check sees the quota day as it will be), then move the counts."""
+        vt = VideoType(row.video_type)
+        reserved = dict(row.reserved_quota or {})
+        if new_day_date != row.publish_date:
+            self._check_day(getattr(days[new_day_date], _COUNT_COLUMN[vt]), new_day_date, vt)
+        if new_qday != row.quota_date:
+            ledger.release_reservation(quota, row.quota_date, reserved)
+            self._check_quota(
+                {k: q.reserved + q.used for k, q in quota.items()}, new_qday, reserved
+            )
+            ledger.reserve(quota, new_qday, reserved)
+        if self._taken_among(session.connection(), row.channel_id, [slot]):
+            raise _SlotTaken(str(slot))
+        if new_day_date != row.publish_date:
+            ledger.count_down(days[row.publish_date], vt)
+            ledger.count_up(days[new_day_date], vt)
+        row.scheduled_publish_time = slot
+        row.slot_key = slot
+        row.publish_date = new_day_date
+        row.quota_date = new_qday
+        row.next_attempt_at = None
+        row.updated_at = now
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            raise _SlotTaken(str(slot)) from exc
 
     # -- maintenance ---------------------------------------------------------------------------
 
@@ -1673,19 +1683,13 @@ class ScheduleManager:
                 )
             )
         }
-        day_keys = sorted(existing_days | extra[0])
-        quota_keys = sorted(existing_quota | extra[1])
-        locked_days = {k: lock_day(session, dialect, k[0], k[1]) for k in day_keys}
-        locked_quota: dict[tuple[str, date, str], QuotaUsage] = {}
-        for project in sorted({k[0] for k in quota_keys}):
-            rows = lock_quota_rows(
-                session,
-                dialect,
-                project,
-                [(k[1], k[2]) for k in quota_keys if k[0] == project],
-                self.config.quota_policy.buckets,
-            )
-            locked_quota.update({(project, qd, b): r for (qd, b), r in rows.items()})
+        locked_days, locked_quota = ledger.lock_counters(
+            session,
+            dialect,
+            existing_days | extra[0],
+            existing_quota | extra[1],
+            self.config.quota_policy.buckets,
+        )
         day_counts, quota, checked = self._recount(session, start, end)
         missing = (set(day_counts) - set(locked_days), set(quota) - set(locked_quota))
         if missing[0] or missing[1]:

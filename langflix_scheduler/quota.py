@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
+from ._time import require_aware
 from .errors import ConfigurationError
 
 __all__ = [
@@ -143,8 +144,7 @@ QUOTA_PRESETS: Mapping[str, QuotaPolicy] = MappingProxyType(
 
 
 def _require_aware(instant: datetime) -> None:
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise ValueError("datetime must be timezone-aware")
+    require_aware(instant, "datetime must be timezone-aware")
 
 
 def quota_date_of(instant: datetime, quota_timezone: str = DEFAULT_QUOTA_TIMEZONE) -> date:

@@ -18,19 +18,14 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from ._time import ensure_aware
+
 __all__ = [
     "channel_date_of",
     "ensure_aware",
     "iter_slots",
     "slots_on_day",
 ]
-
-
-def ensure_aware(value: datetime) -> datetime:
-    """Return ``value`` in UTC; raise ``ValueError`` if it is naive."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("datetime must be timezone-aware (e.g. 2026-05-01T10:00:00+09:00)")
-    return value.astimezone(UTC)
 
 
 def channel_date_of(instant: datetime, tz: ZoneInfo) -> date:

@@ -183,6 +183,12 @@ def raw_db(db_url: str) -> Iterator[Any]:
     raw.close()
 
 
+@pytest.fixture
+def peek(raw_db: Any) -> Any:
+    """The test database read directly (typed rows, statuses, counters): ``raw_db``."""
+    return raw_db
+
+
 @pytest.fixture(params=ENGINES)
 def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestDatabase]:
     """A brand-new EMPTY database (no schema) on each engine, dropped after the test.

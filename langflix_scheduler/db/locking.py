@@ -1,9 +1,8 @@
 """Row locks in a fixed order, insert-if-absent, and named non-blocking locks.
 
-Lock order (never violated, so two reservations can never deadlock on these rows):
-
-1. the channel-day row (``youtube_daily_limits``) — one per transaction;
-2. the quota-day rows (``youtube_quota_usage``), sorted by (api_project, quota_date, bucket).
+The order in which these rows are locked is :mod:`langflix_scheduler.ledger`'s (channel-day
+rows before quota-day rows, each sorted by key); the functions here lock what they are given, in
+key order, and callers follow the ledger's order.
 
 A row that may not exist yet is created race-free: insert-if-absent (``ON CONFLICT DO NOTHING``
 / ``ON DUPLICATE KEY UPDATE``), then ``SELECT ... FOR UPDATE``. On SQLite, ``FOR UPDATE`` renders

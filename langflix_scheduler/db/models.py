@@ -203,8 +203,7 @@ class UploadChannel(Base):
 
     A claim locks this row (``SELECT ... FOR UPDATE``) before counting the channel's live
     ``uploading`` schedules, so the per-channel concurrency cap holds across every processor on
-    every machine. In the lock order it comes first: before channel-day, quota-day and schedule
-    rows.
+    every machine. In the lock order (:mod:`langflix_scheduler.ledger`) it comes first.
     """
 
     __tablename__ = "youtube_upload_channels"

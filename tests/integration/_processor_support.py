@@ -7,15 +7,11 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
-from langflix_scheduler.db.engine import create_engine
-from langflix_scheduler.db.models import DailyLimit, ProcessorRun, QuotaUsage, Schedule
 from langflix_scheduler.manager import ScheduleManager
 from langflix_scheduler.youtube.uploader import (
     ProgressCallback,
@@ -168,52 +164,6 @@ def schedule_many(
         )
         ids.append(booked.id)
     return ids
-
-
-class Peek:
-    """Direct reads of the tables (fresh connections, no library logic in between)."""
-
-    def __init__(self, url: str) -> None:
-        self.engine = create_engine(url)
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    def row(self, schedule_id: int) -> dict[str, Any]:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(Schedule).where(Schedule.id == schedule_id)).mappings().one()
-            return dict(row)
-
-    def rows(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            return [
-                dict(r) for r in conn.execute(select(Schedule).order_by(Schedule.id)).mappings()
-            ]
-
-    def statuses(self, ids: Sequence[int] | None = None) -> Counter[str]:
-        rows = self.rows()
-        return Counter(r["upload_status"] for r in rows if ids is None or r["id"] in ids)
-
-    def quota(self) -> dict[tuple[Any, str], tuple[int, int]]:
-        with self.engine.connect() as conn:
-            return {
-                (q.quota_date, q.bucket): (q.reserved, q.used)
-                for q in conn.execute(select(QuotaUsage)).all()
-            }
-
-    def day_counts(self) -> dict[tuple[str, Any], tuple[int, int]]:
-        with self.engine.connect() as conn:
-            return {
-                (d.channel_id, d.publish_date): (d.final_count, d.short_count)
-                for d in conn.execute(select(DailyLimit)).all()
-            }
-
-    def runs(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            return [
-                dict(r)
-                for r in conn.execute(select(ProcessorRun).order_by(ProcessorRun.id)).mappings()
-            ]
 
 
 def assert_consistent(manager: ScheduleManager) -> None:

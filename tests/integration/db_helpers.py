@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
+
+from langflix_scheduler.db.models import DailyLimit, ProcessorRun, QuotaUsage, Schedule
 
 ACTIVE = ("scheduled", "uploading", "completed", "needs_review")
 #: Statuses whose reserved quota is still held.
@@ -84,6 +86,52 @@ class RawDB:
     def scalar(self, sql: str, **params: Any) -> Any:
         with self.connect() as conn:
             return conn.execute(text(sql), params).scalar()
+
+    # -- typed reads through the library's tables (aware datetimes, JSON decoded) --------------
+
+    def row(self, schedule_id: int) -> dict[str, Any]:
+        """One ``youtube_schedules`` row as a dict of column -> value."""
+        with self.connect() as conn:
+            row = conn.execute(select(Schedule).where(Schedule.id == schedule_id)).mappings().one()
+            return dict(row)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every ``youtube_schedules`` row, by id."""
+        with self.connect() as conn:
+            return [
+                dict(r) for r in conn.execute(select(Schedule).order_by(Schedule.id)).mappings()
+            ]
+
+    def statuses(self, ids: Sequence[int] | None = None) -> Counter[str]:
+        """How many rows (of ``ids``, or all) are in each status."""
+        rows = self.rows()
+        return Counter(r["upload_status"] for r in rows if ids is None or r["id"] in ids)
+
+    def quota_by_day(self) -> dict[tuple[Any, str], tuple[int, int]]:
+        """``(quota_date, bucket) -> (reserved, used)`` over every project."""
+        with self.connect() as conn:
+            return {
+                (q.quota_date, q.bucket): (q.reserved, q.used)
+                for q in conn.execute(select(QuotaUsage)).all()
+            }
+
+    def day_count_pairs(self) -> dict[tuple[str, Any], tuple[int, int]]:
+        """``(channel, day) -> (final_count, short_count)``."""
+        with self.connect() as conn:
+            return {
+                (d.channel_id, d.publish_date): (d.final_count, d.short_count)
+                for d in conn.execute(select(DailyLimit)).all()
+            }
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every ``processor_runs`` row, by id."""
+        with self.connect() as conn:
+            return [
+                dict(r)
+                for r in conn.execute(select(ProcessorRun).order_by(ProcessorRun.id)).mappings()
+            ]
+
+    # -- plain SQL --------------------------------------------------------------------------
 
     def tables(self) -> list[str]:
         """Every table in the database (reflected), except Alembic's bookkeeping."""

@@ -28,7 +28,8 @@ from langflix_scheduler.testing.clock import FakeClock
 from tests.conftest import T0
 from tests.integration._processor_support import StubUploader
 from tests.integration.db_helpers import RawDB
-from tests.integration.test_concurrency import Attempt, Outcome, RacerPool, Task
+from tests.integration.test_concurrency import Attempt, Outcome, Task, spawn_racers
+from tests.procpool import RacerPool, lazy_pools
 
 VideoFile = Callable[..., Path]
 LIMITS = {"daily_limits": {"final": 5, "short": 5}}
@@ -230,18 +231,7 @@ def test_a_file_replaced_after_booking_is_not_uploaded(
 @pytest.fixture(scope="module")
 def racers() -> Iterator[Callable[[], RacerPool]]:
     """A small pool of the concurrency tests' racers (spawned once for this module)."""
-    pools: list[RacerPool] = []
-
-    def get() -> RacerPool:
-        if pools and pools[-1].broken:
-            pools.pop().close()
-        if not pools:
-            pools.append(RacerPool(POOL_SIZE))
-        return pools[-1]
-
-    yield get
-    for p in pools:
-        p.close()
+    yield from lazy_pools(lambda: spawn_racers(POOL_SIZE))
 
 
 def _race(pool: RacerPool, db_url: str, path: Path, titles: list[str | None]) -> list[Outcome]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
-import queue
 import sqlite3
 import time
 import traceback
@@ -42,6 +41,7 @@ from langflix_scheduler.errors import LockTimeoutError
 from langflix_scheduler.manager import ScheduleManager
 from langflix_scheduler.quota import QuotaPolicy
 from tests.integration.db_helpers import RawDB, as_date
+from tests.procpool import RacerPool, lazy_pools
 
 MakeManager = Callable[..., ScheduleManager]
 VideoFile = Callable[..., Path]
@@ -198,107 +198,22 @@ def _racer_main(tasks: Any, results: Any, barrier: Any) -> None:
         results.put((task.worker, _run_task(task, barrier)))
 
 
-class RacerPool:
-    """``RACERS`` spawned processes sharing a task queue, a result queue and a cyclic barrier.
-
-    With a ``Barrier(RACERS)`` and ``RACERS`` tasks per round, every racer takes exactly one task
-    per round: a racer holding a task cannot take another before all of them hold one.
-    """
-
-    def __init__(self, size: int) -> None:
-        ctx = mp.get_context("spawn")
-        self.size = size
-        self.tasks = ctx.Queue()
-        self.results = ctx.Queue()
-        self.barrier = ctx.Barrier(size)
-        self.procs = [
-            ctx.Process(
-                target=_racer_main,
-                args=(self.tasks, self.results, self.barrier),
-                name=f"racer-{i}",
-                daemon=True,
-            )
-            for i in range(size)
-        ]
-        self.broken = False
-        try:
-            for p in self.procs:
-                p.start()
-            deadline = time.monotonic() + STARTUP_TIMEOUT
-            for _ in range(size):
-                kind, _pid = self._get(deadline, "starting the racers")
-                assert kind == "ready"
-        except BaseException:
-            self.close()
-            raise
-
-    def _get(self, deadline: float, what: str) -> Any:
-        """The next result; fails at ``deadline``, or at once when a racer has died."""
-        while True:
-            try:
-                return self.results.get(timeout=0.5)
-            except queue.Empty:
-                dead = [p.exitcode for p in self.procs if not p.is_alive()]
-                if dead or time.monotonic() >= deadline:
-                    self.broken = True
-                    raise AssertionError(
-                        f"{what}: {'racers died, exit codes ' + str(dead) if dead else 'timed out'}"
-                    ) from None
-
-    def run(self, tasks: list[Task]) -> list[Outcome]:
-        """One round: every racer runs one task, all starting together. Bounded in time."""
-        assert len(tasks) == self.size
-        for t in tasks:
-            self.tasks.put(t)
-        deadline = time.monotonic() + ROUND_TIMEOUT
-        outcomes: list[Outcome] = []
-        failures: list[str] = []
-        for _ in tasks:
-            _worker, result = self._get(deadline, "waiting for the racers")
-            if isinstance(result, str):
-                failures.append(result)
-            else:
-                outcomes.extend(result)
-        if failures:
-            self.broken = True
-            raise AssertionError("\n".join(failures))
-        return outcomes
-
-    def close(self) -> None:
-        """Stop the racers: politely, then by force; each join is bounded."""
-        for _ in self.procs:
-            with contextlib.suppress(Exception):
-                self.tasks.put(None)
-        deadline = time.monotonic() + 10.0
-        for p in self.procs:
-            p.join(timeout=max(0.1, deadline - time.monotonic()))
-        for p in self.procs:
-            if p.is_alive():
-                p.terminate()
-                p.join(timeout=5.0)
-            if p.is_alive():
-                p.kill()
-                p.join(timeout=5.0)
-        for q in (self.tasks, self.results):
-            q.close()
-            q.cancel_join_thread()
+def spawn_racers(size: int) -> RacerPool:
+    """``size`` spawned racers running :func:`_racer_main` (booking tasks)."""
+    return RacerPool(
+        size,
+        target=_racer_main,
+        context=mp.get_context("spawn"),
+        startup_timeout=STARTUP_TIMEOUT,
+        round_timeout=ROUND_TIMEOUT,
+    )
 
 
 @pytest.fixture(scope="module")
 def racer_pool() -> Iterator[Callable[[], RacerPool]]:
-    """A lazily (re)started pool of racers, shared by the tests and engines of this module."""
-    pools: list[RacerPool] = []
-
-    def get() -> RacerPool:
-        if pools and pools[-1].broken:
-            pools.pop().close()
-        if not pools:
-            pools.append(RacerPool(RACERS))
-        return pools[-1]
-
-    yield get
-    for p in pools:
-        p.close()
+    """A lazily (re)started pool of spawned racers, shared by the tests and engines of this
+    module."""
+    yield from lazy_pools(lambda: spawn_racers(RACERS))
 
 
 # -- checks with plain SQL ----------------------------------------------------------------------

@@ -53,7 +53,6 @@ from langflix_scheduler.youtube.uploader import (
 from ..conftest import T0
 from ._processor_support import (
     WAIT,
-    Peek,
     ProbingStubUploader,
     StubUploader,
     assert_consistent,
@@ -61,16 +60,10 @@ from ._processor_support import (
     schedule_many,
     wait_for,
 )
+from .db_helpers import RawDB
 
 SOON = T0 + timedelta(minutes=20)  # due at once with the default 1 h upload lead time
 LIMITS = {"final": 30, "short": 30}
-
-
-@pytest.fixture
-def peek(db_url: str) -> Iterator[Peek]:
-    p = Peek(db_url)
-    yield p
-    p.close()
 
 
 @pytest.fixture
@@ -105,7 +98,7 @@ def _raise(exc: BaseException) -> Any:
 
 
 def test_uploads_due_schedules_and_moves_quota_to_used(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek, clock: FakeClock
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB, clock: FakeClock
 ) -> None:
     due = schedule_many(mgr, video_file, 3, start=SOON)
     later = schedule_many(mgr, video_file, 1, start=T0 + timedelta(hours=5))
@@ -134,7 +127,7 @@ def test_uploads_due_schedules_and_moves_quota_to_used(
         assert row["lease_owner"] is None
         assert row["bytes_uploaded"] == row["bytes_total"] == 2048
     assert peek.row(later[0])["upload_status"] == "scheduled"
-    assert peek.quota()[(qday, "uploads")] == (1, 3)
+    assert peek.quota_by_day()[(qday, "uploads")] == (1, 3)
     runs = peek.runs()
     assert [(r["outcome"], r["claimed"], r["uploaded"], r["skipped_overlap"]) for r in runs] == [
         ("ok", 3, 3, 0)
@@ -146,7 +139,7 @@ def test_uploads_due_schedules_and_moves_quota_to_used(
 
 
 def test_used_quota_lands_on_the_day_the_upload_ran(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek, clock: FakeClock
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB, clock: FakeClock
 ) -> None:
     (sid,) = schedule_many(mgr, video_file, 1, start=T0 + timedelta(days=2))
     planned = peek.row(sid)["quota_date"]
@@ -157,14 +150,14 @@ def test_used_quota_lands_on_the_day_the_upload_ran(
     assert actual != planned
     row = peek.row(sid)
     assert row["quota_date"] == actual
-    quota = peek.quota()
+    quota = peek.quota_by_day()
     assert quota[(planned, "uploads")] == (0, 0)
     assert quota[(actual, "uploads")] == (0, 1)
     assert_consistent(mgr)
 
 
 def test_follow_up_steps_are_recorded_and_consumed(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek, tmp_path: Path
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB, tmp_path: Path
 ) -> None:
     thumb = tmp_path / "t.jpg"
     thumb.write_bytes(b"\xff\xd8" + b"0" * 100)
@@ -183,7 +176,7 @@ def test_follow_up_steps_are_recorded_and_consumed(
 
 
 def test_not_due_and_next_attempt_are_respected(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek, clock: FakeClock
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB, clock: FakeClock
 ) -> None:
     (sid,) = schedule_many(mgr, video_file, 1, start=T0 + timedelta(hours=3))
     stub = StubUploader()
@@ -195,7 +188,7 @@ def test_not_due_and_next_attempt_are_respected(
 
 
 def test_channels_filter(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB
 ) -> None:
     a = schedule_many(mgr, video_file, 2, start=SOON, channel="a")
     b = schedule_many(mgr, video_file, 2, start=SOON, channel="b")
@@ -209,7 +202,7 @@ def test_channels_filter(
 
 
 def test_transient_failures_back_off_then_fail(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek, clock: FakeClock
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB, clock: FakeClock
 ) -> None:
     (sid,) = schedule_many(mgr, video_file, 1, start=SOON)
     events: list[ProcessorEvent] = []
@@ -252,7 +245,7 @@ def test_transient_failures_back_off_then_fail(
         ProcessorEventKind.RETRIED,
         ProcessorEventKind.FAILED,
     ]
-    assert peek.day_counts()[("ch1", SOON.date())] == (0, 0)
+    assert peek.day_count_pairs()[("ch1", SOON.date())] == (0, 0)
     assert_consistent(mgr)
 
 
@@ -269,7 +262,7 @@ def test_permanent_failure_frees_slot_count_and_quota(
     mgr: ScheduleManager,
     make_processor: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     clock: FakeClock,
 ) -> None:
     (sid,) = schedule_many(mgr, video_file, 1, start=SOON)
@@ -281,8 +274,8 @@ def test_permanent_failure_frees_slot_count_and_quota(
     assert row["attempts"] == 1
     assert row["reserved_quota"] == {}
     assert ("invalidTitle" in row["last_error"]) or ("FileNotFoundError" in row["last_error"])
-    assert peek.quota()[(quota_date_of(clock()), "uploads")] == (0, 0)
-    assert peek.day_counts()[("ch1", SOON.date())] == (0, 0)
+    assert peek.quota_by_day()[(quota_date_of(clock()), "uploads")] == (0, 0)
+    assert peek.day_count_pairs()[("ch1", SOON.date())] == (0, 0)
     assert_consistent(mgr)
     # The slot is free again.
     again = mgr.schedule_video(video_file(), "short", preferred_time=SOON, channel="ch1")
@@ -291,7 +284,7 @@ def test_permanent_failure_frees_slot_count_and_quota(
 
 
 def test_unexpected_uploader_exception_is_transient(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB
 ) -> None:
     (sid,) = schedule_many(mgr, video_file, 1, start=SOON)
     report = make_processor(mgr, StubUploader(_raise(RuntimeError("boom")))).run_once()
@@ -305,7 +298,7 @@ def test_no_byte_is_sent_into_a_session_whose_uri_could_not_be_stored(
     mgr: ScheduleManager,
     make_processor: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (sid,) = schedule_many(mgr, video_file, 1, start=SOON)
@@ -341,7 +334,7 @@ def test_no_byte_is_sent_into_a_session_whose_uri_could_not_be_stored(
 
 
 def test_follow_up_failure_after_insert_never_fails_an_uploaded_video(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek, tmp_path: Path
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB, tmp_path: Path
 ) -> None:
     thumb = tmp_path / "t.jpg"
     thumb.write_bytes(b"\xff\xd8" + b"0" * 100)
@@ -369,7 +362,7 @@ def test_follow_up_failure_after_insert_never_fails_an_uploaded_video(
 
 
 def test_transient_follow_up_failure_retries_only_the_follow_up(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek, clock: FakeClock
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB, clock: FakeClock
 ) -> None:
     calls: list[UploadRequest] = []
 
@@ -402,7 +395,7 @@ def test_transient_follow_up_failure_retries_only_the_follow_up(
 
 
 def test_quota_exhausted_defers_the_project_to_next_pt_midnight(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek, clock: FakeClock
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB, clock: FakeClock
 ) -> None:
     due = schedule_many(mgr, video_file, 4, start=SOON)
     # Not yet due, but planned for the same quota day (17:00 PDT + 3 h < midnight PDT).
@@ -433,7 +426,7 @@ def test_quota_exhausted_defers_the_project_to_next_pt_midnight(
         assert row["quota_date"] == quota_date_of(resume_at)
     untouched = peek.row(tomorrow[0])
     assert untouched["next_attempt_at"] is None
-    quota = peek.quota()
+    quota = peek.quota_by_day()
     assert quota[(today, "uploads")] == (0, 0)
     assert quota[(quota_date_of(resume_at), "uploads")] == (6, 0)
     assert untouched["quota_date"] == quota_date_of(T0 + timedelta(days=1, hours=11))
@@ -452,7 +445,7 @@ def test_quota_exhausted_defers_the_project_to_next_pt_midnight(
 
 
 def test_upload_limit_defers_only_that_channel(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek, clock: FakeClock
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB, clock: FakeClock
 ) -> None:
     a = schedule_many(mgr, video_file, 3, start=SOON, channel="a")
     b = schedule_many(mgr, video_file, 2, start=SOON, channel="b")
@@ -480,7 +473,7 @@ def test_authorization_error_stops_claiming_without_burning_attempts(
     mgr: ScheduleManager,
     make_processor: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ids = schedule_many(mgr, video_file, 3, start=SOON)
@@ -515,7 +508,7 @@ class Gate:
 
 
 def test_heartbeats_and_progress_never_regress(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek, clock: FakeClock
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB, clock: FakeClock
 ) -> None:
     (sid,) = schedule_many(mgr, video_file, 1, start=SOON)
     first, second = Gate(), Gate()
@@ -582,7 +575,7 @@ def test_heartbeats_and_progress_never_regress(
 
 
 def test_a_worker_whose_lease_was_taken_over_writes_nothing(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek, clock: FakeClock
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB, clock: FakeClock
 ) -> None:
     (sid,) = schedule_many(mgr, video_file, 1, start=SOON)
     gate = Gate()
@@ -631,7 +624,7 @@ def test_a_worker_whose_lease_was_taken_over_writes_nothing(
 
 
 def test_rescue_returns_expired_rows_or_fails_them_when_attempts_are_spent(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek, clock: FakeClock
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB, clock: FakeClock
 ) -> None:
     ids = schedule_many(mgr, video_file, 3, start=SOON)
     hung = Gate()
@@ -700,7 +693,7 @@ def test_rescue_returns_expired_rows_or_fails_them_when_attempts_are_spent(
 
 
 def test_stop_request_releases_leases_and_the_next_run_resumes(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB
 ) -> None:
     (sid,) = schedule_many(mgr, video_file, 1, start=SOON)
     gate = Gate()
@@ -738,7 +731,7 @@ def test_events_fire_after_commit_and_a_raising_callback_is_harmless(
 ) -> None:
     ids = schedule_many(mgr, video_file, 4, start=SOON)
     seen: list[tuple[int, str, str]] = []
-    fresh = Peek(db_url)
+    fresh = RawDB(db_url)
 
     def on_event(event: ProcessorEvent) -> None:
         # A new connection sees the transition: it was committed before the callback.
@@ -756,11 +749,31 @@ def test_events_fire_after_commit_and_a_raising_callback_is_harmless(
     assert sorted(seen) == [(i, "uploaded", "completed") for i in ids]
 
 
+def test_on_claim_gets_each_claim_round_time_and_a_raising_callback_is_harmless(
+    mgr: ScheduleManager, make_processor: Any, video_file: Any
+) -> None:
+    schedule_many(mgr, video_file, 3, start=SOON)
+    timings: list[float] = []
+
+    def on_claim(seconds: float) -> None:
+        timings.append(seconds)
+        if len(timings) == 1:
+            raise RuntimeError("a buggy metrics callback")
+
+    report = make_processor(
+        mgr, StubUploader(), max_concurrent_uploads=1, on_claim=on_claim
+    ).run_once()
+    assert report.uploaded == 3  # the raising callback changed nothing
+    # One claim round per free upload slot (1) and a last one that finds nothing.
+    assert len(timings) >= 4
+    assert all(0 <= t < WAIT for t in timings)
+
+
 # -- concurrency -------------------------------------------------------------------------------
 
 
 def test_per_channel_cap_holds_across_processors(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB
 ) -> None:
     channel_of: dict[str, str] = {}
     ids: list[int] = []
@@ -796,7 +809,7 @@ def test_exclusive_overlapping_run_is_skipped_and_recorded(
     mgr: ScheduleManager,
     make_processor: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     schedule_many(mgr, video_file, 1, start=SOON)
@@ -829,7 +842,7 @@ def test_exclusive_overlapping_run_is_skipped_and_recorded(
 
 
 def test_exclusive_runs_of_different_channels_do_not_skip_each_other(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB
 ) -> None:
     schedule_many(mgr, video_file, 1, start=SOON, channel="a")
     schedule_many(mgr, video_file, 1, start=SOON, channel="b")
@@ -860,7 +873,7 @@ def test_run_forever_stops_on_sigterm_and_logs_a_summary(
     mgr: ScheduleManager,
     make_processor: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     schedule_many(mgr, video_file, 2, start=SOON)
@@ -892,7 +905,7 @@ def test_run_forever_stops_on_sigterm_and_logs_a_summary(
 
 
 def test_run_forever_stops_on_event(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB
 ) -> None:
     schedule_many(mgr, video_file, 1, start=SOON)
     stop = threading.Event()
@@ -960,7 +973,7 @@ def test_quota_exhausted_mid_run_defers_the_rest_to_pt_midnight_end_to_end(
     make_processor: Any,
     make_youtube: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     clock: FakeClock,
 ) -> None:
     ids = schedule_many(mgr, video_file, 4, start=SOON, size=300_000)
@@ -987,8 +1000,8 @@ def test_quota_exhausted_mid_run_defers_the_rest_to_pt_midnight_end_to_end(
         assert (row["lease_owner"], row["youtube_video_id"]) == (None, None)
     assert len(fake.videos) == 2
     assert fake.quota_used("uploads", today) == 2
-    assert peek.quota()[(today, "uploads")] == (0, 2)
-    assert peek.quota()[(tomorrow, "uploads")] == (2, 0)
+    assert peek.quota_by_day()[(today, "uploads")] == (0, 2)
+    assert peek.quota_by_day()[(tomorrow, "uploads")] == (2, 0)
     assert_consistent(mgr)
 
     clock.set(resume_at - timedelta(seconds=1))
@@ -1004,7 +1017,7 @@ def test_quota_exhausted_mid_run_defers_the_rest_to_pt_midnight_end_to_end(
         assert (row["upload_status"], row["attempts"]) == ("completed", 0)
         video = videos[row["youtube_video_id"]]
         assert (video.size, video.sha256) == (300_000, _sha256(row["video_path"]))
-    assert peek.quota()[(tomorrow, "uploads")] == (0, 2)
+    assert peek.quota_by_day()[(tomorrow, "uploads")] == (0, 2)
     assert_consistent(mgr)
 
 
@@ -1013,7 +1026,7 @@ def test_progress_and_heartbeats_never_regress_end_to_end(
     make_processor: Any,
     make_youtube: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     db_url: str,
     clock: FakeClock,
 ) -> None:
@@ -1022,7 +1035,7 @@ def test_progress_and_heartbeats_never_regress_end_to_end(
     fake, uploader = make_youtube(latency=0.03)
     fake.drop_next_chunk(1, after_bytes=CHUNK + 1000)  # the server keeps part of a chunk
     fake.fail_next(1, 503, target="chunk")
-    committed = Peek(db_url)
+    committed = RawDB(db_url)
     seen: list[tuple[str, str, bool, Any]] = []
 
     def on_event(event: ProcessorEvent) -> None:

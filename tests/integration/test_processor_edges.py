@@ -52,7 +52,6 @@ from langflix_scheduler.youtube.uploader import (
 from ..conftest import T0
 from ._processor_support import (
     WAIT,
-    Peek,
     ProbingStubUploader,
     StubUploader,
     assert_consistent,
@@ -60,8 +59,8 @@ from ._processor_support import (
     schedule_many,
     wait_for,
 )
-from ._youtube_fixtures import *  # noqa: F403 (fixtures)
 from ._youtube_fixtures import CHUNK, real_uploader
+from .db_helpers import RawDB
 
 SOON = T0 + timedelta(minutes=20)
 LIMITS = {"final": 30, "short": 30}
@@ -78,13 +77,6 @@ OUTCOME_WRITES = frozenset(
         "defer upload",
     }
 )
-
-
-@pytest.fixture
-def peek(db_url: str) -> Iterator[Peek]:
-    p = Peek(db_url)
-    yield p
-    p.close()
 
 
 @pytest.fixture
@@ -247,7 +239,7 @@ def test_case2_insert_finished_while_db_unavailable_on_last_attempt_completes_fr
     make_processor: Any,
     youtube_fake: FakeYouTube,
     youtube_video: Any,
-    peek: Peek,
+    peek: RawDB,
     clock: FakeClock,
     db_url: str,
     engine_name: str,
@@ -311,7 +303,7 @@ def test_giving_up_asks_the_stored_session_first(
     mgr: ScheduleManager,
     make_processor: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
 ) -> None:
     (sid,) = schedule_many(mgr, video_file, 1, start=SOON)
     exc: Exception = (
@@ -351,7 +343,7 @@ def test_giving_up_asks_the_stored_session_first(
     else:
         # Slot, day count and quota reservation kept; never claimed again; shown for review.
         assert (row["slot_key"], row["reserved_quota"]) == (before["slot_key"], {"uploads": 1})
-        assert peek.day_counts()[("ch1", SOON.date())] == (0, 1)
+        assert peek.day_count_pairs()[("ch1", SOON.date())] == (0, 1)
         assert "unknown" in row["last_error"]
         assert "HTTP" in row["last_error"]
         assert (report.failed, report.uploaded) == (0, 0)
@@ -364,7 +356,7 @@ def test_giving_up_asks_the_stored_session_first(
 
 
 def test_rescue_of_an_exhausted_session_without_answer_needs_review(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek, clock: FakeClock
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB, clock: FakeClock
 ) -> None:
     (sid,) = schedule_many(mgr, video_file, 1, start=SOON)
     with peek.engine.begin() as conn:  # a worker died mid-upload on its last attempt
@@ -413,7 +405,7 @@ def test_case6_recording_survives_three_dropped_connections(
     mgr: ScheduleManager,
     make_processor: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     monkeypatch: pytest.MonkeyPatch,
     clock: FakeClock,
 ) -> None:
@@ -445,7 +437,7 @@ def test_case5_lost_reply_to_the_batched_completion_still_reports_uploaded(
     mgr: ScheduleManager,
     make_processor: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -495,7 +487,7 @@ def test_lost_answer_to_an_outcome_write_is_read_back(
     mgr: ScheduleManager,
     make_processor: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -538,7 +530,7 @@ def _raise_or_upload(exc: Exception | None) -> Any:
 
 
 def test_case4_a_run_whose_heartbeat_stopped_is_reported_lost(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek, clock: FakeClock
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB, clock: FakeClock
 ) -> None:
     schedule_many(mgr, video_file, 1, start=SOON)
     hung = threading.Event()
@@ -574,7 +566,7 @@ def test_case4_a_run_whose_heartbeat_stopped_is_reported_lost(
 
 
 def test_case4_the_run_thread_raises_the_run_heartbeat(
-    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: Peek, clock: FakeClock
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, peek: RawDB, clock: FakeClock
 ) -> None:
     schedule_many(mgr, video_file, 1, start=SOON)
     go = threading.Event()
@@ -606,7 +598,7 @@ def test_case4_run_rows_survive_dropped_and_lost_writes(
     mgr: ScheduleManager,
     make_processor: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     schedule_many(mgr, video_file, 1, start=SOON)

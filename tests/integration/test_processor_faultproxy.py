@@ -34,14 +34,13 @@ from tests.conftest import FaultServer
 from ..conftest import T0
 from ._processor_support import (
     WAIT,
-    Peek,
     StubUploader,
     assert_consistent,
     default_upload,
     schedule_many,
 )
-from ._youtube_fixtures import *  # noqa: F403 (fixtures)
 from ._youtube_fixtures import CHUNK, real_uploader
+from .db_helpers import RawDB
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -68,8 +67,8 @@ def direct(fault_server: FaultServer, clock: FakeClock) -> Iterator[ScheduleMana
 
 
 @pytest.fixture
-def peek(fault_server: FaultServer) -> Iterator[Peek]:
-    p = Peek(fault_server.direct_url)
+def peek(fault_server: FaultServer) -> Iterator[RawDB]:
+    p = RawDB(fault_server.direct_url)
     yield p
     p.close()
 
@@ -90,13 +89,17 @@ def make_processor() -> Iterator[Callable[..., UploadProcessor]]:
         p.close()
 
 
-def _outage(server: FaultServer, seconds: float) -> None:
-    """The database goes away for ``seconds``: every open connection is reset, new ones refused."""
+def _outage(server: FaultServer, seconds: float) -> threading.Timer:
+    """The database goes away for ``seconds``: every open connection is reset, new ones refused.
+
+    Returns the timer that ends the outage (join it to wait until the database is back).
+    """
     server.proxy.refuse_new(True)
     server.proxy.reset_all()
     timer = threading.Timer(seconds, server.proxy.refuse_new, args=(False,))
     timer.daemon = True
     timer.start()
+    return timer
 
 
 def test_case5_lost_commit_reply_of_the_batched_completion(
@@ -105,7 +108,7 @@ def test_case5_lost_commit_reply_of_the_batched_completion(
     fault_server: FaultServer,
     make_processor: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ids = schedule_many(mgr, video_file, 2, start=SOON)
@@ -141,7 +144,7 @@ def test_case6_recording_survives_an_outage_of_several_connections(
     fault_server: FaultServer,
     make_processor: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     (sid,) = schedule_many(mgr, video_file, 1, start=SOON)
@@ -166,7 +169,7 @@ def test_case4_run_rows_survive_a_lost_start_reply_and_an_outage_at_the_end(
     fault_server: FaultServer,
     make_processor: Any,
     video_file: Any,
-    peek: Peek,
+    peek: RawDB,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     schedule_many(mgr, video_file, 1, start=SOON)
@@ -191,6 +194,14 @@ class OutageAfterInsert:
 
     def __init__(self, inner: Any, server: FaultServer, seconds: float) -> None:
         self.inner, self.server, self.seconds = inner, server, seconds
+        self.outages: list[threading.Timer] = []
+
+    def wait_until_over(self, timeout: float) -> None:
+        """Block until every outage this wrapper started has ended."""
+        assert self.outages, "no outage was started (the insert step never completed)"
+        for timer in self.outages:
+            timer.join(timeout)
+            assert not timer.is_alive(), f"the outage did not end within {timeout} s"
 
     def upload(
         self,
@@ -201,7 +212,7 @@ class OutageAfterInsert:
     ) -> UploadResult:
         def step(kind: UploadStep, video_id: str) -> None:
             if kind is UploadStep.INSERT:
-                _outage(self.server, self.seconds)
+                self.outages.append(_outage(self.server, self.seconds))
             if on_step is not None:
                 on_step(kind, video_id)
 
@@ -219,7 +230,7 @@ def test_case2_database_down_when_the_last_attempt_uploads(
     make_processor: Any,
     youtube_fake: FakeYouTube,
     youtube_video: Any,
-    peek: Peek,
+    peek: RawDB,
     clock: FakeClock,
 ) -> None:
     video = youtube_video(size=3 * CHUNK + 1000)
@@ -236,7 +247,7 @@ def test_case2_database_down_when_the_last_attempt_uploads(
     assert (first.uploaded, first.failed) == (0, 0)
     assert peek.row(sid)["youtube_video_id"] is None  # nothing was recorded
 
-    threading.Event().wait(1.0)  # the outage is over
+    uploader.wait_until_over(timeout=30)  # the database is back (not a guess at timing)
     clock.advance(lease + timedelta(seconds=1))
     report = processor.run_once()
     (video_id,) = youtube_fake.videos

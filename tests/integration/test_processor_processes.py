@@ -37,7 +37,8 @@ from langflix_scheduler.youtube.google import YouTubeUploader
 
 from ..conftest import T0
 from ._processor_procs import CHUNK, processor_main
-from ._processor_support import Peek, RecordingUploader, assert_consistent, schedule_many, wait_for
+from ._processor_support import RecordingUploader, assert_consistent, schedule_many, wait_for
+from .db_helpers import RawDB
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -54,13 +55,6 @@ SLOW_LATENCY = 0.3
 VIDEO_CHUNKS = 16
 #: Options of the single-video processes: every confirmed chunk is recorded at once.
 SINGLE = {"lease": LEASE_S, "heartbeat": 10, "progress_interval": 0}
-
-
-@pytest.fixture
-def peek(db_url: str) -> Iterator[Peek]:
-    p = Peek(db_url)
-    yield p
-    p.close()
 
 
 @pytest.fixture
@@ -145,7 +139,7 @@ def result_of(tmp_path: Path, worker_id: str) -> dict[str, Any]:
     return dict(json.loads((tmp_path / f"{worker_id}.json").read_text()))
 
 
-def mid_upload(peek: Peek, sid: int) -> bool:
+def mid_upload(peek: RawDB, sid: int) -> bool:
     """A chunk is sent and recorded, and the upload is not finished."""
     row = peek.row(sid)
     assert row["upload_status"] in ("scheduled", "uploading"), "the upload ended too early"
@@ -166,7 +160,7 @@ def test_three_processes_upload_60_schedules_exactly_once(
     clock: FakeClock,
     video_file: Any,
     db_url: str,
-    peek: Peek,
+    peek: RawDB,
     tmp_path: Path,
     processes: list[BaseProcess],
 ) -> None:
@@ -226,7 +220,7 @@ def test_sigkilled_exclusive_holder_blocks_nothing_and_its_upload_resumes_once(
     clock: FakeClock,
     video_file: Any,
     db_url: str,
-    peek: Peek,
+    peek: RawDB,
     tmp_path: Path,
     processes: list[BaseProcess],
     uploaders: Callable[[FakeYouTube, FakeClock], YouTubeUploader],
@@ -314,7 +308,7 @@ def test_a_paused_processor_whose_lease_was_taken_over_writes_nothing(
     clock: FakeClock,
     video_file: Any,
     db_url: str,
-    peek: Peek,
+    peek: RawDB,
     tmp_path: Path,
     processes: list[BaseProcess],
     uploaders: Callable[[FakeYouTube, FakeClock], YouTubeUploader],

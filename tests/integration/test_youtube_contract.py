@@ -18,7 +18,6 @@ from langflix_scheduler.errors import PermanentUploadError
 from langflix_scheduler.testing import FakeYouTube
 from langflix_scheduler.youtube.uploader import PUBLISH_AT_MIN_LEAD, UploadRequest, UploadStep
 
-from ._youtube_fixtures import *  # noqa: F403 - pytest fixtures
 from ._youtube_fixtures import (
     CHUNK,
     FIVE_MB,

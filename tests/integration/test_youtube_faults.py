@@ -22,7 +22,6 @@ from langflix_scheduler.errors import (
 from langflix_scheduler.testing import FakeYouTube
 from langflix_scheduler.youtube.uploader import UploadRequest, UploadStep
 
-from ._youtube_fixtures import *  # noqa: F403 - pytest fixtures
 from ._youtube_fixtures import (
     CHUNK,
     NOW,

@@ -17,7 +17,6 @@ from langflix_scheduler.youtube.uploader import (
     UploadRequest,
 )
 
-from ._youtube_fixtures import *  # noqa: F403 - pytest fixtures
 from ._youtube_fixtures import CHUNK, NOW, fixed_clock, real_uploader
 
 pytestmark = pytest.mark.timeout(60)

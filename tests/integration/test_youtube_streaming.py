@@ -27,9 +27,10 @@ from langflix_scheduler.youtube.streaming import FileBody, StreamReused
 from langflix_scheduler.youtube.uploader import UploadRequest, UploadResult, upload_passing_calls
 
 from ..conftest import T0
-from ._processor_support import Peek, schedule_many
+from ._processor_support import schedule_many
 from ._youtube_fixtures import *  # noqa: F403 - pytest fixtures
 from ._youtube_fixtures import CHUNK, NOW, fixed_clock, real_uploader, sha256_of
+from .db_helpers import RawDB
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -286,7 +287,7 @@ def test_processor_stop_mid_request_keeps_the_session_and_the_next_run_resumes(
     manager = make_manager(daily_limits={"final": 30, "short": 30})
     size = 8 * MIB + 777
     (sid,) = schedule_many(manager, video_file, 1, start=T0 + timedelta(minutes=20), size=size)
-    peek = Peek(db_url)
+    peek = RawDB(db_url)
     box: dict[str, UploadProcessor] = {}
     with FakeYouTube(clock=clock) as fake:
         uploader = YouTubeUploader(

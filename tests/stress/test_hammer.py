@@ -34,6 +34,7 @@ from langflix_scheduler.errors import SlotUnavailableError
 from langflix_scheduler.manager import ScheduleManager
 from langflix_scheduler.quota import QuotaPolicy
 from tests.integration.db_helpers import RawDB
+from tests.procpool import RacerPool, lazy_pools
 from tests.stress._pool import HammerPool, env_int
 from tests.stress._workers import Attempt, FixedClock, HammerTask, Outcome
 
@@ -52,20 +53,9 @@ SLOT_HOURS = {"final": (10, 18), "short": (8, 11, 14, 17, 20)}
 
 
 @pytest.fixture(scope="module")
-def hammer_pool() -> Iterator[Callable[[], HammerPool]]:
+def hammer_pool() -> Iterator[Callable[[], RacerPool]]:
     """The racers, started once (a forkserver forks them) and shared by every engine."""
-    pools: list[HammerPool] = []
-
-    def get() -> HammerPool:
-        if pools and pools[-1].broken:
-            pools.pop().close()
-        if not pools:
-            pools.append(HammerPool(PROCESSES))
-        return pools[-1]
-
-    yield get
-    for p in pools:
-        p.close()
+    yield from lazy_pools(lambda: HammerPool(PROCESSES))
 
 
 def plan(worker: int) -> tuple[Attempt, ...]:
@@ -153,7 +143,7 @@ def test_hammer(
     engine_name: str,
     raw_db: RawDB,
     video_file: Callable[..., Path],
-    hammer_pool: Callable[[], HammerPool],
+    hammer_pool: Callable[[], RacerPool],
 ) -> None:
     path = str(video_file(size=64))
     tasks = [

@@ -1,0 +1,90 @@
+"""Public result types of the processor: events passed to ``on_event``, and run reports."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+__all__ = ["ProcessReport", "ProcessorEvent", "ProcessorEventKind", "RunOutcome"]
+
+
+class ProcessorEventKind(enum.StrEnum):
+    """What happened to a schedule."""
+
+    UPLOADED = "uploaded"
+    FAILED = "failed"
+    RETRIED = "retried"
+    DEFERRED = "deferred"
+    RESCUED = "rescued"
+    #: Given up, but the video may be on YouTube: ``needs_review``, slot and quota kept.
+    NEEDS_REVIEW = "needs_review"
+
+
+class RunOutcome(enum.StrEnum):
+    """How a run ended (stored in ``processor_runs.outcome``)."""
+
+    OK = "ok"
+    SKIPPED = "skipped"
+    STOPPED = "stopped"
+    UNAUTHORIZED = "unauthorized"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessorEvent:
+    """One transition, passed to ``on_event`` after it was committed.
+
+    Attributes:
+        kind: what happened.
+        schedule_id: the schedule.
+        channel_id: its channel.
+        worker_id: the processor that made the transition.
+        at: when (processor clock).
+        attempts: failed attempts counted so far.
+        video_id: the YouTube video id, when known.
+        error: the error that caused a failure, retry or deferral.
+        next_attempt_at: when a retried or deferred schedule becomes due again.
+    """
+
+    kind: ProcessorEventKind
+    schedule_id: int
+    channel_id: str
+    worker_id: str
+    at: datetime
+    attempts: int
+    video_id: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessReport:
+    """What one run did.
+
+    Attributes:
+        worker_id: the processor.
+        outcome: how the run ended.
+        claimed: schedules claimed.
+        uploaded: schedules completed.
+        failed: schedules marked failed (including rescued ones whose attempts were spent).
+        retried: schedules put back for a retry after a transient failure.
+        deferred: schedules deferred for quota or the channel upload limit (all of them, not only
+            the one whose upload hit the limit).
+        rescued: expired leases taken back.
+        skipped: the run did nothing because another run held the exclusive lock.
+        duration: wall-clock time the run took.
+        error: why the run stopped early (``outcome`` ``error`` or ``unauthorized``).
+    """
+
+    worker_id: str
+    outcome: RunOutcome
+    claimed: int = 0
+    uploaded: int = 0
+    failed: int = 0
+    retried: int = 0
+    deferred: int = 0
+    rescued: int = 0
+    skipped: bool = False
+    duration: timedelta = timedelta(0)
+    error: str | None = None
