@@ -8,9 +8,11 @@ rows already read (no I/O).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from enum import Enum
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -26,6 +28,7 @@ __all__ = [
     "QuotaDayUsage",
     "StoredTotals",
     "build_calendar",
+    "json_default",
 ]
 
 #: Statuses that hold their slot (``slot_key`` set).
@@ -158,8 +161,20 @@ def build_calendar(
     ``rows`` are :func:`langflix_scheduler.db.dashboard.calendar_rows` tuples; ``window`` the
     bookable ``[earliest, end)`` of publish times.
     """
+    by_instant = _entries_by_instant(rows)
+    by_day = _instants_by_day(by_instant, start, end, zone)
+    days: list[CalendarDay] = []
+    day = start
+    while day <= end:
+        days.append(
+            _calendar_day(day, by_instant, by_day.get(day, set()), zone, publish_times, window)
+        )
+        day += timedelta(days=1)
+    return days
+
+
+def _entries_by_instant(rows: Iterable[Sequence[Any]]) -> dict[datetime, list[CalendarEntry]]:
     by_instant: dict[datetime, list[CalendarEntry]] = {}
-    by_day: dict[date, set[datetime]] = {}
     types = {v.value: v for v in VideoType}
     statuses = {v.value: v for v in UploadStatus}
     for sid, vtype, at, status, done, total, title, retry_at in rows:
@@ -179,46 +194,80 @@ def build_calendar(
             by_instant[at] = [entry]
         else:
             same.append(entry)
-    # Which channel day each booked instant falls on: one pass over the sorted instants against
-    # the days' UTC boundaries (no time-zone conversion per schedule).
+    return by_instant
+
+
+def _instants_by_day(
+    by_instant: Mapping[datetime, object], start: date, end: date, zone: ZoneInfo
+) -> dict[date, set[datetime]]:
+    """Which channel day each booked instant falls on: one pass over the sorted instants against
+    the days' UTC boundaries (no time-zone conversion per schedule)."""
     bounds = []
     day = start
     while day <= end + timedelta(days=1):
         bounds.append((day, datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)))
         day += timedelta(days=1)
+    by_day: dict[date, set[datetime]] = {}
     i = 0
     for at in sorted(by_instant):
         while i + 1 < len(bounds) and at >= bounds[i + 1][1]:
             i += 1
         if bounds[0][1] <= at < bounds[-1][1]:
             by_day.setdefault(bounds[i][0], set()).add(at)
+    return by_day
+
+
+def _calendar_day(
+    day: date,
+    by_instant: Mapping[datetime, list[CalendarEntry]],
+    booked: set[datetime],
+    zone: ZoneInfo,
+    publish_times: Mapping[VideoType, Sequence[time]],
+    window: tuple[datetime, datetime],
+) -> CalendarDay:
+    """One day: its configured slots (free or not) and every booked instant."""
     earliest, latest = window
-    days: list[CalendarDay] = []
-    day = start
-    while day <= end:
-        types_at: dict[datetime, list[VideoType]] = {}
-        for vt in VideoType:
-            for instant in slots_on_day(day, publish_times.get(vt, ()), zone):
-                types_at.setdefault(instant, []).append(vt)
-        instants = set(types_at) | by_day.get(day, set())
-        slots = []
-        counts: dict[VideoType, int] = {}
-        for instant in sorted(instants):
-            entries = tuple(by_instant.get(instant, ()))
-            free = not any(e.holds_slot for e in entries)
-            for e in entries:
-                if e.holds_slot:
-                    counts[e.video_type] = counts.get(e.video_type, 0) + 1
-            slots.append(
-                CalendarSlot(
-                    at=instant,
-                    local=instant.astimezone(zone),
-                    types=tuple(types_at.get(instant, ())),
-                    entries=entries,
-                    free=free,
-                    bookable=free and earliest <= instant < latest,
-                )
+    types_at: dict[datetime, list[VideoType]] = {}
+    for vt in VideoType:
+        for instant in slots_on_day(day, publish_times.get(vt, ()), zone):
+            types_at.setdefault(instant, []).append(vt)
+    slots = []
+    counts: dict[VideoType, int] = {}
+    for instant in sorted(set(types_at) | booked):
+        entries = tuple(by_instant.get(instant, ()))
+        free = not any(e.holds_slot for e in entries)
+        for e in entries:
+            if e.holds_slot:
+                counts[e.video_type] = counts.get(e.video_type, 0) + 1
+        slots.append(
+            CalendarSlot(
+                at=instant,
+                local=instant.astimezone(zone),
+                types=tuple(types_at.get(instant, ())),
+                entries=entries,
+                free=free,
+                bookable=free and earliest <= instant < latest,
             )
-        days.append(CalendarDay(day=day, slots=tuple(slots), counts=counts))
-        day += timedelta(days=1)
-    return days
+        )
+    return CalendarDay(day=day, slots=tuple(slots), counts=counts)
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps`` fallback for the library's types: what ``--json`` prints and the web
+    dashboard's JSON endpoints return (datetimes ISO 8601, durations in seconds, enums by value,
+    dataclasses as objects, sets sorted)."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -1,13 +1,19 @@
-"""``auth``: authorise a channel and save its token; ``init-db``: create or upgrade the schema."""
+"""``auth``: authorise a channel and save its token, or check stored tokens (``--check``);
+``init-db``: create or upgrade the schema."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ._render import emit_json
-from ._state import State, channel_option, run, token_dir_option
+from ._errors import EXIT_UNAVAILABLE, EXIT_USER_ERROR
+from ._render import emit_json, fmt_local, table_of
+from ._state import ENV, State, channel_option, run, token_dir_option
+
+if TYPE_CHECKING:
+    from ..youtube.health import TokenHealth
 
 
 @click.command("init-db")
@@ -25,20 +31,73 @@ def init_db(state: State) -> None:
         state.out.print(f"database ready: {url}")
 
 
+def _json_after_command(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``auth --check --json``: the global ``--json`` given after the command."""
+    state = ctx.find_object(State)
+    if value and state is not None:
+        state.as_json = True
+
+
 @click.command()
 @click.option(
     "--client-secrets",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="OAuth client JSON (Desktop app) from Google Cloud Console.",
+    help="OAuth client JSON (Desktop app) from Google Cloud Console (required unless --check).",
 )
 @channel_option
 @click.option("--headless", is_flag=True, help="Do not open a browser; print the URL instead.")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Local redirect port.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Check stored tokens instead (every channel, or --channel): refresh each, ask YouTube "
+    "whose channel it is (channels.list, 1 quota unit); exit 1 when one needs `auth` again.",
+)
+@click.option(
+    "--expect-channel-id",
+    metavar="UC...",
+    help="With --check --channel: the YouTube channel id the token must belong to.",
+)
+@click.option(
+    "--api-endpoint",
+    envvar=f"{ENV}API_ENDPOINT",
+    help=f"YouTube API base URL for --check (default Google's) [env: {ENV}API_ENDPOINT].",
+)
+@click.option(
+    "--token-uri",
+    envvar=f"{ENV}TOKEN_URI",
+    help=f"OAuth token endpoint for --check (default Google's) [env: {ENV}TOKEN_URI].",
+)
+@click.option(
+    "--json",
+    "_json",
+    is_flag=True,
+    expose_value=False,
+    callback=_json_after_command,
+    help="Machine-readable JSON output (same as the global --json).",
+)
 @token_dir_option
 @run
-def auth(state: State, client_secrets: Path, headless: bool, port: int, token_dir: str) -> None:
-    """Authorise a channel (--channel) and save its token file (mode 0600)."""
+def auth(
+    state: State,
+    client_secrets: Path | None,
+    headless: bool,
+    port: int,
+    check: bool,
+    expect_channel_id: str | None,
+    api_endpoint: str | None,
+    token_uri: str | None,
+    token_dir: str,
+) -> None:
+    """Authorise a channel (--channel) and save its token file (mode 0600); or, with --check,
+    check the stored tokens."""
+    if check:
+        _check(state, Path(token_dir).expanduser(), expect_channel_id, api_endpoint, token_uri)
+        return
+    if expect_channel_id is not None:
+        raise click.UsageError("--expect-channel-id goes with --check")
+    if client_secrets is None:
+        raise click.UsageError("Missing option '--client-secrets' (or pass --check).")
     from ..youtube.auth import authorize, token_path_for
 
     channel = state.config.channel
@@ -60,6 +119,87 @@ def auth(state: State, client_secrets: Path, headless: bool, port: int, token_di
         emit_json({"channel": channel, "token_path": str(token_path)})
     else:
         state.out.print(f"authorised channel {channel}; token saved to {token_path}")
+
+
+def _check(
+    state: State,
+    token_dir: Path,
+    expect_channel_id: str | None,
+    api_endpoint: str | None,
+    token_uri: str | None,
+) -> None:
+    """``auth --check``: one report per channel; exit 1 when any needs a person."""
+    from ..youtube.health import check_tokens, stored_channels
+
+    channel = state.explicit_channel
+    if expect_channel_id is not None and channel is None:
+        raise click.UsageError("--expect-channel-id needs --channel")
+    channels = [channel] if channel is not None else stored_channels(token_dir)
+    if not channels:
+        raise click.ClickException(
+            f"no stored tokens in {token_dir}; run `langflix-scheduler auth --channel NAME "
+            "--client-secrets FILE` first"
+        )
+    expected = {channel: expect_channel_id} if channel and expect_channel_id else None
+    reports = check_tokens(
+        token_dir,
+        channels,
+        expected_channel_ids=expected,
+        api_endpoint=api_endpoint,
+        token_uri=token_uri,
+        quota_timezone=state.config.quota_timezone,
+    )
+    if state.as_json:
+        emit_json({"tokens": [r.to_dict() for r in reports]})
+    else:
+        _render_health(state, reports)
+    if any(r.needs_reauth for r in reports):
+        raise SystemExit(EXIT_USER_ERROR)
+    if any(not r.ok for r in reports):
+        raise SystemExit(EXIT_UNAVAILABLE)
+
+
+def _render_health(state: State, reports: list[TokenHealth]) -> None:
+    def expiry(r: TokenHealth) -> str:
+        if r.refresh_token_expires_at is None:
+            return "-" if r.problem is not None else "no expiry given"
+        return fmt_local(r.refresh_token_expires_at, state.config)
+
+    def matches(r: TokenHealth) -> str:
+        if r.channel_matches is None:
+            return "cannot compare" if r.youtube_channel_id else "-"
+        return "yes" if r.channel_matches else f"NO (expected {r.expected_channel_id})"
+
+    rows: list[tuple[str, ...]] = [
+        (
+            r.channel,
+            "ok" if r.ok else r.problem.value if r.problem else "",
+            r.youtube_channel_id or "-",
+            r.youtube_channel_title or "-",
+            matches(r),
+            " ".join(s.rsplit("/", 1)[-1] for s in r.scopes) or "-",
+            expiry(r),
+        )
+        for r in reports
+    ]
+    state.out.print(
+        table_of(
+            "OAuth tokens",
+            (
+                "channel",
+                "health",
+                "youtube channel id",
+                "title",
+                "matches",
+                "scopes",
+                "refresh token expires",
+            ),
+            rows,
+        )
+    )
+    for r in reports:
+        if r.message:
+            state.out.print(f"{r.channel}: {r.message}", markup=False, soft_wrap=True)
 
 
 COMMANDS = (init_db, auth)

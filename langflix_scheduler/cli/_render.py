@@ -5,9 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Mapping
-from datetime import date, datetime, time, timedelta
-from enum import Enum
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -15,6 +13,7 @@ import click
 from ..config import SchedulerConfig
 from ..domain import ScheduledVideo
 from ..overview import format_local
+from ..reports import json_default
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -55,23 +54,6 @@ def table_of(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) 
 def fmt_local(when: datetime | None, config: SchedulerConfig) -> str:
     """``when`` in the channel zone as ``YYYY-MM-DD HH:MM TZ`` (``-`` for None)."""
     return format_local(when, config.zone)
-
-
-def json_default(value: Any) -> Any:
-    """``json.dumps`` fallback for the library's types."""
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, Mapping):
-        return {str(k): v for k, v in value.items()}
-    if isinstance(value, frozenset | set | tuple):
-        return sorted(value) if isinstance(value, frozenset | set) else list(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def emit_json(data: Any) -> None:

@@ -130,6 +130,7 @@ COMPLETE_ROW = (
         consumed_quota=bindparam("k_consumed", type_=SCHEDULES.c.consumed_quota.type),
         upload_status=_COMPLETED,
         youtube_video_id=bindparam("k_video_id"),
+        upload_session_uri=None,  # a secret that is no use once the video exists
         completed_steps=bindparam("k_steps", type_=SCHEDULES.c.completed_steps.type),
         uploaded_at=bindparam("k_now", type_=SCHEDULES.c.uploaded_at.type),
         updated_at=bindparam("k_now", type_=SCHEDULES.c.uploaded_at.type),

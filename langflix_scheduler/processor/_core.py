@@ -76,6 +76,7 @@ class _Core:
     channels: tuple[str, ...] | None
     api_project: str
     _on_event: Callable[[ProcessorEvent], None] | None
+    _on_claim: Callable[[float], None] | None
     _clock: Callable[[], datetime]
     _db: Database
     _policy: QuotaPolicy
@@ -114,6 +115,14 @@ class _Core:
                     event.kind.value,
                     event.schedule_id,
                 )
+
+    def _report_claim_time(self, seconds: float) -> None:
+        if self._on_claim is None:
+            return
+        try:
+            self._on_claim(seconds)
+        except Exception:
+            logger.exception("on_claim callback failed; processing continues")
 
     def _event(
         self,

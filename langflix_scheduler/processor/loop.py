@@ -97,6 +97,10 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
             the processor cannot tell which channel an uploader's token belongs to.
         on_event: called with a :class:`ProcessorEvent` after each committed transition, from the
             run thread, never inside a transaction; its exceptions are logged and ignored.
+        on_claim: called with the wall-clock seconds each claim round took (finding due rows
+            and claiming them, every transaction of the round), for latency metrics such as
+            ``langflix_scheduler.web.metrics.EVENTS.observe_claim``; its exceptions are logged
+            and ignored.
         clock: returns the aware current time (default: the manager's clock).
 
     Use as a context manager, or call :meth:`close` to shut the thread pool down.
@@ -120,6 +124,7 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
         exclusive: bool = False,
         channels: Iterable[str] | None = None,
         on_event: Callable[[ProcessorEvent], None] | None = None,
+        on_claim: Callable[[float], None] | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         settings = ProcessorSettings(
@@ -138,7 +143,7 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
             exclusive=exclusive,
             channels=channels,
         )
-        self._setup(manager, uploader, settings, on_event=on_event, clock=clock)
+        self._setup(manager, uploader, settings, on_event=on_event, on_claim=on_claim, clock=clock)
 
     @classmethod
     def from_settings(
@@ -148,6 +153,7 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
         settings: ProcessorSettings,
         *,
         on_event: Callable[[ProcessorEvent], None] | None = None,
+        on_claim: Callable[[float], None] | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> UploadProcessor:
         """A processor built from ready :class:`ProcessorSettings` (``upload_lead_time`` None:
@@ -157,7 +163,7 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
             settings = dataclasses.replace(
                 settings, upload_lead_time=manager.config.upload_lead_time
             )
-        self._setup(manager, uploader, settings, on_event=on_event, clock=clock)
+        self._setup(manager, uploader, settings, on_event=on_event, on_claim=on_claim, clock=clock)
         return self
 
     def _setup(
@@ -167,6 +173,7 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
         settings: ProcessorSettings,
         *,
         on_event: Callable[[ProcessorEvent], None] | None,
+        on_claim: Callable[[float], None] | None = None,
         clock: Callable[[], datetime] | None,
     ) -> None:
         assert settings.upload_lead_time is not None
@@ -187,6 +194,7 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
         self.channels = settings.channel_filter
         self.api_project = manager.config.api_project
         self._on_event = on_event
+        self._on_claim = on_claim
         self._clock = clock or manager.now
         self._db = manager.database
         self._policy = manager.config.quota_policy
@@ -446,12 +454,14 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
                 run.want_claim = True
 
     def _claim_and_submit(self, run: _RunState, free: int) -> None:
+        started = time.perf_counter()
         try:
             claimed = self._claim(free)
         except SchedulerError as exc:
             logger.error("claiming due uploads failed: %s", exc)
             run.outcome, run.error, run.claiming = RunOutcome.ERROR, str(exc), False
             claimed = []
+        self._report_claim_time(time.perf_counter() - started)
         run.counts.claimed += len(claimed)
         run.want_claim = len(claimed) >= free
         pool = self._pool() if claimed else None

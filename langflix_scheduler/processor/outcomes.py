@@ -180,6 +180,7 @@ class _Outcomes(_Metering):
             row.consumed_quota = merged
             row.upload_status = UploadStatus.COMPLETED.value
             row.youtube_video_id = video_id
+            row.upload_session_uri = None  # a secret that is no use once the video exists
             row.completed_steps = step_values
             row.uploaded_at = now
             row.updated_at = now

@@ -10,9 +10,8 @@ import calendar as _calendar
 import dataclasses
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, time, timedelta
-from enum import Enum
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -42,7 +41,7 @@ from ..errors import (
 from ..manager import MAX_SCHEDULE_ID, ScheduleManager
 from ..overview import PROBLEM_KINDS, explain, format_local
 from ..quota import quota_date_of
-from ..reports import CalendarDay, CalendarSlot, QuotaDayUsage
+from ..reports import CalendarDay, CalendarSlot, QuotaDayUsage, json_default
 from .security import AUTH_COOKIE, CSRF_COOKIE, Guard, SecurityHeaders, redact
 
 __all__ = ["create_app"]
@@ -59,22 +58,6 @@ _DONE_MESSAGES = {
 }
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): v for k, v in value.items()}
-    if isinstance(value, tuple | set | frozenset):
-        return list(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
 def _plain(value: Any) -> Any:
     """``value`` as JSON-ready builtins (dates ISO 8601, enums by value)."""
     if isinstance(value, dict):
@@ -83,7 +66,7 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if value is None or isinstance(value, str | int | float | bool):
         return value
-    return _plain(_json_default(value))
+    return _plain(json_default(value))
 
 
 def schedule_json(s: ScheduledVideo) -> dict[str, Any]:

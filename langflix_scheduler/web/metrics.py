@@ -36,6 +36,7 @@ from ..quota import quota_date_of
 if TYPE_CHECKING:
     from ..manager import ScheduleManager
     from ..processor import ProcessorEvent
+    from ..reports import StoredTotals
 
 __all__ = [
     "CONTENT_TYPE",
@@ -77,54 +78,13 @@ class SchedulerCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         totals = self._m.stored_totals()
-        by_status = GaugeMetricFamily(
-            "langflix_schedules", "Schedules by channel and status.", labels=["channel", "status"]
-        )
-        for (channel, status), n in sorted(totals.schedules.items()):
-            by_status.add_metric([channel, status], n)
-        yield by_status
+        yield from _schedule_families(totals)
+        yield from _run_families(totals)
+        yield from _api_call_families(totals)
+        yield from self._quota_families()
+        yield from _due_families(totals)
 
-        uploads = CounterMetricFamily(
-            "langflix_stored_uploads",
-            "Schedules that reached a final upload outcome (stored statuses).",
-            labels=["outcome"],
-        )
-        for outcome in ("completed", "failed", "needs_review"):
-            n = sum(v for (_, st), v in totals.schedules.items() if st == outcome)
-            uploads.add_metric([outcome], n)
-        yield uploads
-
-        runs = CounterMetricFamily(
-            "langflix_processor_runs", "Processor runs by outcome.", labels=["outcome"]
-        )
-        did = CounterMetricFamily(
-            "langflix_processor_run_schedules",
-            "What processor runs did (sums of their counters) by run outcome.",
-            labels=["outcome", "what"],
-        )
-        for outcome, values in sorted(totals.runs.items()):
-            runs.add_metric([outcome], values.get("runs", 0))
-            for name in _RUN_FIELDS:
-                did.add_metric([outcome, name], values.get(name, 0))
-        yield runs
-        yield did
-
-        calls = CounterMetricFamily(
-            "langflix_api_calls",
-            "Charged YouTube API calls in the quota ledger.",
-            labels=["api_project", "operation", "outcome"],
-        )
-        units = CounterMetricFamily(
-            "langflix_api_call_units",
-            "Quota units charged in the quota ledger.",
-            labels=["api_project", "operation", "outcome"],
-        )
-        for key, (n, cost) in sorted(totals.api_calls.items()):
-            calls.add_metric(list(key), n)
-            units.add_metric(list(key), cost)
-        yield calls
-        yield units
-
+    def _quota_families(self) -> Iterator[Any]:
         cfg = self._m.config
         today = quota_date_of(self._m.now(), cfg.quota_timezone)
         rows = self._m.quota_usage(
@@ -145,15 +105,71 @@ class SchedulerCollector(Collector):
             families["limit"].add_metric(labels, r.limit)
         yield from families.values()
 
-        lag = GaugeMetricFamily(
-            "langflix_due_lag_seconds",
-            "How long the oldest due scheduled upload has waited to start (0: none due).",
-        )
-        lag.add_metric([], totals.due_lag_seconds)
-        yield lag
-        due = GaugeMetricFamily("langflix_due_schedules", "Scheduled uploads due to start now.")
-        due.add_metric([], totals.due_count)
-        yield due
+
+def _schedule_families(totals: StoredTotals) -> Iterator[Any]:
+    by_status = GaugeMetricFamily(
+        "langflix_schedules", "Schedules by channel and status.", labels=["channel", "status"]
+    )
+    for (channel, status), n in sorted(totals.schedules.items()):
+        by_status.add_metric([channel, status], n)
+    yield by_status
+
+    uploads = CounterMetricFamily(
+        "langflix_stored_uploads",
+        "Schedules that reached a final upload outcome (stored statuses).",
+        labels=["outcome"],
+    )
+    for outcome in ("completed", "failed", "needs_review"):
+        n = sum(v for (_, st), v in totals.schedules.items() if st == outcome)
+        uploads.add_metric([outcome], n)
+    yield uploads
+
+
+def _run_families(totals: StoredTotals) -> Iterator[Any]:
+    runs = CounterMetricFamily(
+        "langflix_processor_runs", "Processor runs by outcome.", labels=["outcome"]
+    )
+    did = CounterMetricFamily(
+        "langflix_processor_run_schedules",
+        "What processor runs did (sums of their counters) by run outcome.",
+        labels=["outcome", "what"],
+    )
+    for outcome, values in sorted(totals.runs.items()):
+        runs.add_metric([outcome], values.get("runs", 0))
+        for name in _RUN_FIELDS:
+            did.add_metric([outcome, name], values.get(name, 0))
+    yield runs
+    yield did
+
+
+def _api_call_families(totals: StoredTotals) -> Iterator[Any]:
+    calls = CounterMetricFamily(
+        "langflix_api_calls",
+        "Charged YouTube API calls in the quota ledger.",
+        labels=["api_project", "operation", "outcome"],
+    )
+    units = CounterMetricFamily(
+        "langflix_api_call_units",
+        "Quota units charged in the quota ledger.",
+        labels=["api_project", "operation", "outcome"],
+    )
+    for key, (n, cost) in sorted(totals.api_calls.items()):
+        calls.add_metric(list(key), n)
+        units.add_metric(list(key), cost)
+    yield calls
+    yield units
+
+
+def _due_families(totals: StoredTotals) -> Iterator[Any]:
+    lag = GaugeMetricFamily(
+        "langflix_due_lag_seconds",
+        "How long the oldest due scheduled upload has waited to start (0: none due).",
+    )
+    lag.add_metric([], totals.due_lag_seconds)
+    yield lag
+    due = GaugeMetricFamily("langflix_due_schedules", "Scheduled uploads due to start now.")
+    due.add_metric([], totals.due_count)
+    yield due
 
 
 class EventMetrics:

@@ -6,6 +6,8 @@
   wrapper of the http object), :mod:`.resumable` (the resumable insert state machine) and
   :mod:`.streaming` (the one-shot media request body).
 * :mod:`.auth`: OAuth (:func:`authorize`, :func:`load_credentials`, :func:`token_path_for`).
+* :mod:`.health`: token health (:func:`check_token`, :func:`check_tokens`: refresh a stored
+  token, ask ``channels.list(mine=true)`` whose channel it is, report a :class:`TokenHealth`).
 
 The Google-backed names are imported lazily, so importing the protocol does not load
 google-api-python-client.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .health import TokenHealth, TokenProblem, check_token, check_tokens
 from .uploader import (
     ApiCallReport,
     CallCallback,
@@ -46,12 +49,16 @@ __all__ = [
     "SessionProber",
     "SessionState",
     "StepCallback",
+    "TokenHealth",
+    "TokenProblem",
     "UploadRequest",
     "UploadResult",
     "UploadStep",
     "Uploader",
     "YouTubeUploader",
     "authorize",
+    "check_token",
+    "check_tokens",
     "classify_error",
     "load_credentials",
     "token_path_for",

@@ -42,6 +42,8 @@ __all__ = [
     "authorize",
     "classify_refresh_error",
     "load_credentials",
+    "read_credentials",
+    "refresh_credentials",
     "save_credentials",
     "token_path_for",
 ]
@@ -174,13 +176,21 @@ def save_credentials(credentials: Any, token_path: str | os.PathLike[str]) -> Pa
     return path
 
 
-def _refresh(credentials: Credentials) -> None:
+def _refresh(credentials: Credentials, on_response: Callable[[Any], None] | None = None) -> None:
     import google_auth_httplib2
     from googleapiclient.http import build_http
 
     http = build_http()
+    inner = google_auth_httplib2.Request(http)
+
+    def request(*args: Any, **kwargs: Any) -> Any:
+        response = inner(*args, **kwargs)
+        if on_response is not None:
+            on_response(response)
+        return response
+
     try:
-        credentials.refresh(google_auth_httplib2.Request(http))  # type: ignore[no-untyped-call]
+        credentials.refresh(request)  # type: ignore[no-untyped-call]
     finally:
         http.close()
 
@@ -207,6 +217,26 @@ def load_credentials(
         TransientUploadError: the token endpoint could not be reached; retry later.
     """
     path = Path(token_path)
+    credentials = read_credentials(path, scopes=scopes, token_uri=token_uri)
+    if not credentials.valid:
+        logger.info("access token in %s expired; refreshing", path)
+        refresh_credentials(credentials)
+        save_credentials(credentials, path)
+    return credentials
+
+
+def read_credentials(
+    token_path: str | os.PathLike[str],
+    *,
+    scopes: Sequence[str] | None = None,
+    token_uri: str | None = None,
+) -> Credentials:
+    """Read a token file (checking its mode first) without refreshing it.
+
+    Arguments and errors as for :func:`load_credentials`, except that nothing is refreshed, so
+    no :class:`TransientUploadError` and no ``invalid_grant`` can come from here.
+    """
+    path = Path(token_path)
     _check_token_permissions(path)
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
@@ -221,19 +251,32 @@ def load_credentials(
         ) from exc
     if token_uri is not None:
         credentials._token_uri = token_uri
-    if not credentials.valid:
-        logger.info("access token in %s expired; refreshing", path)
-        try:
-            _refresh(credentials)
-        except google_auth_exceptions.RefreshError as exc:
-            raise classify_refresh_error(exc) from exc
-        except google_auth_exceptions.TransportError as exc:
-            raise TransientUploadError(
-                f"cannot reach the OAuth token endpoint: {type(exc).__name__}",
-                reason="tokenTransportError",
-            ) from exc
-        save_credentials(credentials, path)
     return credentials
+
+
+def refresh_credentials(
+    credentials: Credentials, *, on_response: Callable[[Any], None] | None = None
+) -> None:
+    """Refresh ``credentials`` now (in memory; :func:`save_credentials` writes them back).
+
+    ``on_response`` is called with the token endpoint's HTTP response (``.status``,
+    ``.data``) when it answers, for a caller that reads fields google-auth does not keep
+    (``scope``, ``refresh_token_expires_in``); it must not log the body (it holds the token).
+
+    Raises:
+        AuthorizationError: the refresh token was refused (``invalid_grant``: run ``auth``
+            again) or cannot be used.
+        TransientUploadError: the token endpoint could not be reached or answered 5xx.
+    """
+    try:
+        _refresh(credentials, on_response)
+    except google_auth_exceptions.RefreshError as exc:
+        raise classify_refresh_error(exc) from exc
+    except google_auth_exceptions.TransportError as exc:
+        raise TransientUploadError(
+            f"cannot reach the OAuth token endpoint: {type(exc).__name__}",
+            reason="tokenTransportError",
+        ) from exc
 
 
 #: Loggers that print the redirect request line (``GET /?code=...``), the token request body or

@@ -82,7 +82,7 @@ from .uploader import (
     video_resource,
 )
 
-__all__ = ["DEFAULT_MAX_RETRIES", "YouTubeUploader", "classify_error"]
+__all__ = ["DEFAULT_MAX_RETRIES", "YouTubeUploader", "classify_error", "discovery_document"]
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +131,31 @@ def _check_chunk_size(chunk_size: int | None) -> None:
             "chunk_size",
             f"{chunk_size!r} is not None or a positive multiple of 256 KiB (262144)",
         )
+
+
+def discovery_document(api_endpoint: str | None = None) -> str:
+    """The bundled youtube v3 discovery document (no network), pointed at ``api_endpoint``
+    (``rootUrl``/``baseUrl`` replaced, ``mtlsRootUrl`` dropped) when one is given.
+
+    Raises:
+        ConfigurationError: the document is missing, or ``api_endpoint`` is not an http(s) URL.
+    """
+    text = discovery_cache.get_static_doc(*_DISCOVERY_SERVICE)
+    if not text:
+        raise ConfigurationError(
+            "google-api-python-client",
+            "the bundled youtube v3 discovery document is missing; reinstall the package",
+        )
+    if api_endpoint is None:
+        return str(text)
+    if not api_endpoint.startswith(("http://", "https://")):
+        raise ConfigurationError("api_endpoint", f"{api_endpoint!r} is not an http(s) URL")
+    doc = json.loads(text)
+    root = api_endpoint.rstrip("/") + "/"
+    doc["rootUrl"] = root
+    doc["baseUrl"] = root + doc.get("servicePath", "")
+    doc.pop("mtlsRootUrl", None)
+    return json.dumps(doc)
 
 
 class YouTubeUploader:
@@ -208,22 +233,7 @@ class YouTubeUploader:
 
     @staticmethod
     def _load_discovery(api_endpoint: str | None) -> str:
-        text = discovery_cache.get_static_doc(*_DISCOVERY_SERVICE)
-        if not text:
-            raise ConfigurationError(
-                "google-api-python-client",
-                "the bundled youtube v3 discovery document is missing; reinstall the package",
-            )
-        if api_endpoint is None:
-            return str(text)
-        if not api_endpoint.startswith(("http://", "https://")):
-            raise ConfigurationError("api_endpoint", f"{api_endpoint!r} is not an http(s) URL")
-        doc = json.loads(text)
-        root = api_endpoint.rstrip("/") + "/"
-        doc["rootUrl"] = root
-        doc["baseUrl"] = root + doc.get("servicePath", "")
-        doc.pop("mtlsRootUrl", None)
-        return json.dumps(doc)
+        return discovery_document(api_endpoint)
 
     def _client(self) -> tuple[Any, Any]:
         """This thread's ``(service, http)``, built on first use (no network)."""

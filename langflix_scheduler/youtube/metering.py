@@ -43,6 +43,7 @@ _METERED_PATHS = (
     ("POST", "/youtube/v3/playlistItems", UploadStep.PLAYLIST.value),
     ("GET", "/youtube/v3/playlistItems", PLAYLIST_LIST),
     ("GET", "/youtube/v3/videos", "videos.list"),
+    ("GET", "/youtube/v3/channels", "channels.list"),
 )
 
 

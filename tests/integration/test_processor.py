@@ -749,6 +749,54 @@ def test_events_fire_after_commit_and_a_raising_callback_is_harmless(
     assert sorted(seen) == [(i, "uploaded", "completed") for i in ids]
 
 
+@pytest.mark.parametrize("path", ["batched", "one by one"])
+def test_a_completed_upload_keeps_no_session_uri(
+    mgr: ScheduleManager,
+    make_processor: Any,
+    video_file: Any,
+    peek: RawDB,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+) -> None:
+    """The session URI is a secret that resumes the upload; once the video exists it is cleared
+    (the batched completion and the one-by-one fallback alike). The video id stays."""
+    ids = schedule_many(mgr, video_file, 3, start=SOON)
+    processor = make_processor(mgr, StubUploader(), max_concurrent_uploads=3)
+    if path == "one by one":
+
+        def batch_fails(*_: Any, **__: Any) -> Any:
+            raise StorageError("record completed uploads", "database connection lost")
+
+        monkeypatch.setattr(processor, "_batch_txn", batch_fails)
+    assert processor.run_once().uploaded == 3
+    for sid in ids:
+        row = peek.row(sid)
+        assert row["upload_status"] == "completed"
+        assert row["youtube_video_id"] is not None
+        assert row["upload_session_uri"] is None
+    assert_consistent(mgr)
+
+
+def test_on_claim_gets_each_claim_round_time_and_a_raising_callback_is_harmless(
+    mgr: ScheduleManager, make_processor: Any, video_file: Any
+) -> None:
+    schedule_many(mgr, video_file, 3, start=SOON)
+    timings: list[float] = []
+
+    def on_claim(seconds: float) -> None:
+        timings.append(seconds)
+        if len(timings) == 1:
+            raise RuntimeError("a buggy metrics callback")
+
+    report = make_processor(
+        mgr, StubUploader(), max_concurrent_uploads=1, on_claim=on_claim
+    ).run_once()
+    assert report.uploaded == 3  # the raising callback changed nothing
+    # One claim round per free upload slot (1) and a last one that finds nothing.
+    assert len(timings) >= 4
+    assert all(0 <= t < WAIT for t in timings)
+
+
 # -- concurrency -------------------------------------------------------------------------------
 
 

@@ -258,3 +258,66 @@ def test_fault_injection_targets_and_latency():
             fake.fail_next(1, target="everything")
         with pytest.raises(ValueError, match="error_rate"):
             fake.error_rate = 2.0
+
+
+def test_channels_list_mine_answers_the_configured_channel_and_costs_one_unit():
+    with FakeYouTube(channel_id="UCabcdefghijklmnopqrstuv", channel_title="Lessons") as fake:
+        status, _, payload = _call(fake, "GET", "/youtube/v3/channels?part=id,snippet&mine=true")
+        assert status == 200
+        assert payload["kind"] == "youtube#channelListResponse"
+        (item,) = payload["items"]
+        assert item["id"] == "UCabcdefghijklmnopqrstuv"
+        assert item["snippet"]["title"] == "Lessons"
+        status, _, payload = _call(fake, "GET", "/youtube/v3/channels?part=id&mine=true")
+        assert "snippet" not in payload["items"][0]
+        status, _, payload = _call(fake, "GET", "/youtube/v3/channels?part=id")
+        assert status == 400
+        assert payload["error"]["errors"][0]["reason"] == "missingRequiredParameter"
+        fake.set_channel(None)
+        status, _, payload = _call(fake, "GET", "/youtube/v3/channels?part=id&mine=true")
+        assert status == 200
+        assert payload["items"] == []
+        assert fake.charged() == {"channels.list": 4}
+
+
+def _token_request(fake: FakeYouTube, form: dict[str, str]) -> tuple[int, Any]:
+    body = urllib.parse.urlencode(form).encode()
+    status, _, payload = _call(
+        fake,
+        "POST",
+        "/token",
+        body,
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    return status, payload
+
+
+def test_token_endpoint_grants_scopes_and_testing_refresh_tokens_expire():
+    clock = Clock(datetime(2026, 12, 1, 0, 0, tzinfo=UTC))
+    upload = "https://www.googleapis.com/auth/youtube.upload"
+    with FakeYouTube(clock=clock, app_status="testing", granted_scopes=[upload]) as fake:
+        form = {"grant_type": "refresh_token", "refresh_token": "r1", "scope": upload}
+        status, payload = _token_request(fake, form)
+        assert status == 200
+        assert payload["scope"] == upload
+        assert payload["refresh_token_expires_in"] == 7 * 24 * 3600
+        # Asking for more than was granted is refused, as Google does.
+        wider = {**form, "scope": upload + " https://www.googleapis.com/auth/youtube"}
+        assert _token_request(fake, wider)[1]["error"] == "invalid_scope"
+        # A token the fake issued with only the upload scope may not read the channel.
+        status, _, answer = _call(
+            fake,
+            "GET",
+            "/youtube/v3/channels?part=id&mine=true",
+            headers={"Authorization": f"Bearer {payload['access_token']}"},
+        )
+        assert status == 403
+        assert answer["error"]["errors"][0]["reason"] == "insufficientPermissions"
+        clock.now += timedelta(days=7)
+        status, payload = _token_request(fake, form)
+        assert status == 400
+        assert payload["error"] == "invalid_grant"
+        fake.app_status = "production"
+        status, payload = _token_request(fake, form)
+        assert status == 200
+        assert "refresh_token_expires_in" not in payload

@@ -11,9 +11,11 @@ import multiprocessing
 import queue
 import traceback
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -158,3 +160,50 @@ def test_concurrent_init_db_on_fresh_database(fresh_database: TestDatabase) -> N
         assert schema_diff(db) == []
     finally:
         db.dispose()
+
+
+def test_0005_clears_the_session_uri_of_completed_uploads_only(db: Database) -> None:
+    migrate.upgrade(db, "0004")
+    table = Base.metadata.tables["youtube_schedules"]
+    at = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+    rows = [
+        ("completed", "https://upload.example/session-done", "vid-1"),
+        ("uploading", "https://upload.example/session-live", None),
+        ("needs_review", "https://upload.example/session-review", None),
+    ]
+    with db.engine.begin() as conn:
+        for n, (status, uri, video_id) in enumerate(rows):
+            conn.execute(
+                table.insert().values(
+                    channel_id="ch",
+                    api_project="p",
+                    video_path=f"/videos/{n}.mp4",
+                    video_type="final",
+                    scheduled_publish_time=at + timedelta(hours=n),
+                    publish_date=at.date(),
+                    quota_date=at.date(),
+                    metadata={"title": f"t{n}"},
+                    upload_status=status,
+                    attempts=1,
+                    bytes_uploaded=0,
+                    completed_steps=[],
+                    reserved_quota={},
+                    consumed_quota={},
+                    created_at=at,
+                    updated_at=at,
+                    upload_session_uri=uri,
+                    youtube_video_id=video_id,
+                )
+            )
+    migrate.upgrade(db, "head")
+    with db.engine.connect() as conn:
+        kept = dict(
+            conn.execute(sa.select(table.c.upload_status, table.c.upload_session_uri)).all()
+        )
+    assert kept == {
+        "completed": None,  # a secret of no further use
+        "uploading": "https://upload.example/session-live",  # resumes the upload
+        "needs_review": "https://upload.example/session-review",  # answers the review
+    }
+    migrate.downgrade(db, "0004")  # nothing to undo, and it works
+    assert migrate.current_revision(db) == "0004"

@@ -40,6 +40,7 @@ def test_default_is_granular_2026() -> None:
     assert policy.costs["playlistItems.insert"] == ("shared", 50)
     assert policy.costs["videos.update"] == ("shared", 50)
     assert policy.costs["videos.list"] == ("shared", 1)
+    assert policy.costs["channels.list"] == ("shared", 1)
     assert policy.limit("uploads") == 100
     assert policy.limit("shared") == 10_000
 

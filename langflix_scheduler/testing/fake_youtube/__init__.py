@@ -34,9 +34,16 @@ What it speaks:
 * ``POST /upload/youtube/v3/thumbnails/set?videoId=...`` (simple or multipart),
   ``POST /youtube/v3/playlistItems?part=snippet``,
   ``GET /youtube/v3/playlistItems?part=id&playlistId=...&videoId=...`` (1 unit),
-  ``GET /youtube/v3/videos?id=...``.
+  ``GET /youtube/v3/videos?id=...``,
+  ``GET /youtube/v3/channels?part=id,snippet&mine=true`` (1 unit: the channel set with
+  ``channel_id``/``channel_title`` or :meth:`~FakeYouTube.set_channel`; 403
+  ``insufficientPermissions`` for a token the fake issued without a YouTube read scope).
 * ``POST /token``: an OAuth token endpoint (refresh and authorization-code grants), for testing
-  credential refresh offline (``load_credentials(path, token_uri=fake.token_uri)``).
+  credential refresh offline (``load_credentials(path, token_uri=fake.token_uri)``). Answers
+  carry the granted ``scope``; with ``app_status="testing"`` refresh tokens live 7 days (fake
+  clock) from when the fake first sees them, answers carry ``refresh_token_expires_in``, and
+  an expired one gets ``invalid_grant``, as does every refresh after
+  :meth:`~FakeYouTube.revoke_refresh_tokens`.
 
 It validates like YouTube (title required, <= 100 characters, description <= 5,000 bytes, no
 ``<``/``>``, tags <= 500 characters, known category, ``publishAt`` only with ``private``) and
@@ -72,11 +79,12 @@ Any bearer token is accepted unless ``required_token`` is given; a request witho
 from __future__ import annotations
 
 from ._errors import UPLOADS_BUCKET
-from ._fake import FakeYouTube
+from ._fake import DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_TITLE, FakeYouTube
 from ._http import CONNECTION_IDLE_TIMEOUT_S, RecordedRequest
 from ._rules import (
     DESCRIPTION_MAX_BYTES,
     TAGS_MAX_CHARS,
+    TESTING_REFRESH_TOKEN_LIFETIME,
     THUMBNAIL_MAX_BYTES,
     TITLE_MAX_CHARS,
     VALID_CATEGORY_IDS,
@@ -86,9 +94,12 @@ from ._sessions import PERSIST_GRANULARITY, FakeSession
 
 __all__ = [
     "CONNECTION_IDLE_TIMEOUT_S",
+    "DEFAULT_CHANNEL_ID",
+    "DEFAULT_CHANNEL_TITLE",
     "DESCRIPTION_MAX_BYTES",
     "PERSIST_GRANULARITY",
     "TAGS_MAX_CHARS",
+    "TESTING_REFRESH_TOKEN_LIFETIME",
     "THUMBNAIL_MAX_BYTES",
     "TITLE_MAX_CHARS",
     "UPLOADS_BUCKET",

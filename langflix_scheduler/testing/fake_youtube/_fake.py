@@ -5,15 +5,19 @@ from __future__ import annotations
 import random
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
 from ...quota import DEFAULT_QUOTA_TIMEZONE, QuotaPolicy
 from ._errors import UPLOADS_BUCKET
 from ._http import RecordedRequest, Route, _Fault, _Server
-from ._rules import _COSTS, FakeVideo
+from ._rules import _COSTS, APP_STATUSES, FakeVideo
 from ._sessions import ResumableSessions, _Session
+
+#: The channel ``channels.list(mine=true)`` answers with unless told otherwise.
+DEFAULT_CHANNEL_ID = "UCfakeChannel00000000001"
+DEFAULT_CHANNEL_TITLE = "Fake Channel"
 
 
 class FakeYouTube(ResumableSessions):
@@ -31,6 +35,14 @@ class FakeYouTube(ResumableSessions):
         latency: seconds to wait before answering each request.
         keep_media: keep each video's bytes in ``FakeVideo.content``.
         known_playlists: playlist ids that exist (``None``: every playlist id exists).
+        channel_id: the channel ``channels.list(mine=true)`` returns (``None``: no channel).
+        channel_title: its title.
+        app_status: the OAuth app's status: ``"production"``, or ``"testing"`` (refresh tokens
+            expire 7 days after the fake first sees them; token answers carry
+            ``refresh_token_expires_in``).
+        granted_scopes: scopes the token endpoint grants (``None``: those asked for, else
+            ``youtube.upload`` + ``youtube.force-ssl``); a refresh asking for more is refused
+            with ``invalid_scope``.
         host: interface to listen on.
         port: port to listen on (0: ephemeral).
     """
@@ -49,6 +61,10 @@ class FakeYouTube(ResumableSessions):
         latency: float = 0.0,
         keep_media: bool = False,
         known_playlists: set[str] | frozenset[str] | None = None,
+        channel_id: str | None = DEFAULT_CHANNEL_ID,
+        channel_title: str = DEFAULT_CHANNEL_TITLE,
+        app_status: str = "production",
+        granted_scopes: Iterable[str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -85,6 +101,13 @@ class FakeYouTube(ResumableSessions):
         self._next_video = 0
         self._tokens_issued = 0
         self._refresh_revoked = False
+        self._channel = None if channel_id is None else (channel_id, channel_title)
+        if app_status not in APP_STATUSES:
+            raise ValueError(f"app_status must be one of {sorted(APP_STATUSES)}")
+        self._app_status = app_status
+        self._granted_scopes = None if granted_scopes is None else frozenset(granted_scopes)
+        self._refresh_first_seen: dict[str, datetime] = {}
+        self._access_scopes: dict[str, frozenset[str]] = {}
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -97,5 +120,6 @@ class FakeYouTube(ResumableSessions):
             "playlistItems": self._playlist_item,
             "playlistList": self._playlist_list,
             "list": self._list,
+            "channels": self._channels,
         }
         return routes[kind]

@@ -34,13 +34,24 @@ logger = logging.getLogger("langflix_scheduler.testing.fake_youtube")
 CONNECTION_IDLE_TIMEOUT_S = 60.0
 
 _TARGETS = frozenset(
-    {"any", "insert", "chunk", "status", "thumbnails", "playlistItems", "playlistList", "list"}
+    {
+        "any",
+        "insert",
+        "chunk",
+        "status",
+        "thumbnails",
+        "playlistItems",
+        "playlistList",
+        "list",
+        "channels",
+    }
 )
 
 VIDEO_UPLOAD_PATH = "/upload/youtube/v3/videos"
 THUMBNAIL_PATH = "/upload/youtube/v3/thumbnails/set"
 PLAYLIST_ITEMS_PATH = "/youtube/v3/playlistItems"
 VIDEOS_PATH = "/youtube/v3/videos"
+CHANNELS_PATH = "/youtube/v3/channels"
 TOKEN_PATH = "/token"  # noqa: S105 - a URL path, not a secret
 
 #: ``(status, payload, headers)`` of an answer.
@@ -205,7 +216,8 @@ class HttpPlumbing:
 
         ``target``: ``"any"`` (every API request), ``"insert"`` (session initiation), ``"chunk"``,
         ``"status"`` (status queries), ``"thumbnails"``, ``"playlistItems"``,
-        ``"playlistList"`` (``playlistItems.list``), ``"list"`` (``videos.list``).
+        ``"playlistList"`` (``playlistItems.list``), ``"list"`` (``videos.list``),
+        ``"channels"`` (``channels.list``).
         """
         reason = "backendError" if status >= 500 else "badRequest"
         self._add_fault(target, status, reason, n)
@@ -367,6 +379,8 @@ class HttpPlumbing:
             return "playlistList"
         if method == "GET" and path == VIDEOS_PATH:
             return "list"
+        if method == "GET" and path == CHANNELS_PATH:
+            return "channels"
         return "unknown"
 
     @staticmethod

@@ -10,7 +10,7 @@ import json
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ...quota import quota_date_of
@@ -43,7 +43,27 @@ _COSTS = {
     "playlistItems.insert",
     "playlistItems.list",
     "videos.list",
+    "channels.list",
 }
+
+#: How long a refresh token of an app in "Testing" status lives (Google: 7 days).
+TESTING_REFRESH_TOKEN_LIFETIME = timedelta(days=7)
+#: The OAuth app's publishing status: ``production`` refresh tokens do not expire by time.
+APP_STATUSES = frozenset({"production", "testing"})
+#: Scopes granted when a refresh asks for none and none were configured.
+DEFAULT_GRANTED_SCOPES = (
+    "https://www.googleapis.com/auth/youtube.upload",
+    "https://www.googleapis.com/auth/youtube.force-ssl",
+)
+#: Scopes that let ``channels.list(mine=true)`` read the channel.
+_READ_SCOPES = frozenset(
+    {
+        "https://www.googleapis.com/auth/youtube",
+        "https://www.googleapis.com/auth/youtube.force-ssl",
+        "https://www.googleapis.com/auth/youtube.readonly",
+        "https://www.googleapis.com/auth/youtubepartner",
+    }
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,11 +141,41 @@ class YouTubeRules(HttpPlumbing):
     _next_video: int
     _tokens_issued: int
     _refresh_revoked: bool
+    _channel: tuple[str, str] | None
+    _app_status: str
+    _granted_scopes: frozenset[str] | None
+    _refresh_first_seen: dict[str, datetime]
+    _access_scopes: dict[str, frozenset[str]]
 
     def revoke_refresh_tokens(self) -> None:
         """Make the token endpoint answer ``invalid_grant`` to refresh requests."""
         with self._lock:
             self._refresh_revoked = True
+
+    def set_channel(self, channel_id: str | None, title: str = "") -> None:
+        """The channel ``channels.list(mine=true)`` answers with (``None``: the account has no
+        channel, an empty list)."""
+        with self._lock:
+            self._channel = None if channel_id is None else (channel_id, title)
+
+    @property
+    def channel(self) -> tuple[str, str] | None:
+        """``(channel id, title)`` of the authorised channel, or None."""
+        with self._lock:
+            return self._channel
+
+    @property
+    def app_status(self) -> str:
+        """``"production"`` or ``"testing"`` (refresh tokens expire after 7 days)."""
+        with self._lock:
+            return self._app_status
+
+    @app_status.setter
+    def app_status(self, value: str) -> None:
+        if value not in APP_STATUSES:
+            raise ValueError(f"app_status must be one of {sorted(APP_STATUSES)}")
+        with self._lock:
+            self._app_status = value
 
     def exhaust_quota(self, bucket: str = UPLOADS_BUCKET, day: date | None = None) -> None:
         """Mark ``bucket`` as spent for ``day`` (default: the current quota day)."""
@@ -419,25 +469,96 @@ class YouTubeRules(HttpPlumbing):
         }
         return 200, payload, {}
 
+    def _channels(self, h: _Handler, params: Mapping[str, str], body: bytes) -> Answer:
+        """``channels.list(part=..., mine=true)``: the authorised channel (1 unit). A token the
+        fake issued without a YouTube read scope gets 403 ``insufficientPermissions``."""
+        if "channels.list" in self._costs:
+            self._charge("channels.list")
+        parts = {p.strip() for p in params.get("part", "").split(",") if p.strip()}
+        if not parts:
+            raise _ApiError(400, "required", "Required parameter: part")
+        if params.get("mine") != "true" and not params.get("id"):
+            raise _ApiError(
+                400,
+                "missingRequiredParameter",
+                "No filter selected. Expected one of: mine, id, forUsername, managedByMe, ...",
+            )
+        value = h.headers.get("Authorization", "")
+        token = value[len("Bearer ") :] if value.startswith("Bearer ") else ""
+        with self._lock:
+            scopes = self._access_scopes.get(token)
+            channel = self._channel
+        if scopes is not None and not scopes & _READ_SCOPES:
+            raise _ApiError(
+                403,
+                "insufficientPermissions",
+                "Request had insufficient authentication scopes.",
+                domain="global",
+            )
+        wanted = {i for i in params.get("id", "").split(",") if i}
+        items = []
+        if channel is not None and (not wanted or channel[0] in wanted):
+            item: dict[str, Any] = {
+                "kind": "youtube#channel",
+                "etag": hashlib.sha256(channel[0].encode()).hexdigest()[:27],
+                "id": channel[0],
+            }
+            if "snippet" in parts:
+                item["snippet"] = {"title": channel[1], "description": ""}
+            items.append(item)
+        payload = {
+            "kind": "youtube#channelListResponse",
+            "items": items,
+            "pageInfo": {"totalResults": len(items), "resultsPerPage": 5},
+        }
+        return 200, payload, {}
+
+    def _refresh_lifetime(self, refresh_token: str, now: datetime) -> timedelta | None:
+        """What is left of ``refresh_token``'s life (None: no time limit); must hold the lock.
+        A testing app's token lives 7 days from when the fake first saw (or issued) it."""
+        if self._app_status != "testing":
+            return None
+        first = self._refresh_first_seen.setdefault(refresh_token, now)
+        return first + TESTING_REFRESH_TOKEN_LIFETIME - now
+
     def _token(self, body: bytes) -> tuple[int, Any]:
         form = {k: v[-1] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
         grant = form.get("grant_type")
+        requested = frozenset(form.get("scope", "").split())
+        now = self._clock()
         with self._lock:
             revoked = self._refresh_revoked
             self._tokens_issued += 1
             issued = self._tokens_issued
-        if grant == "refresh_token" and revoked:
+            granted_config = self._granted_scopes
+            refresh_token = form.get("refresh_token", "")
+            if grant == "authorization_code":
+                refresh_token = f"fake-refresh-{issued}"
+            left = self._refresh_lifetime(refresh_token, now) if refresh_token else None
+        if grant == "refresh_token" and (revoked or (left is not None and left <= timedelta(0))):
             return 400, {
                 "error": "invalid_grant",
                 "error_description": "Token has been expired or revoked.",
             }
         if grant not in ("refresh_token", "authorization_code"):
             return 400, {"error": "unsupported_grant_type"}
+        if granted_config is not None and requested and not requested <= granted_config:
+            return 400, {
+                "error": "invalid_scope",
+                "error_description": "Some requested scopes were invalid.",
+            }
+        granted = granted_config or requested or frozenset(DEFAULT_GRANTED_SCOPES)
+        access_token = self._required_token or f"fake-access-{issued}"
+        with self._lock:
+            self._access_scopes[access_token] = granted
         payload: dict[str, Any] = {
-            "access_token": self._required_token or f"fake-access-{issued}",
+            "access_token": access_token,
             "expires_in": 3599,
             "token_type": "Bearer",
+            "scope": " ".join(sorted(granted)),
         }
+        if left is not None:
+            payload["refresh_token_expires_in"] = int(left.total_seconds())
         if grant == "authorization_code":
-            payload["refresh_token"] = f"fake-refresh-{issued}"
+            payload["refresh_token"] = refresh_token
         return 200, payload
