@@ -1,10 +1,11 @@
 """``ScheduleManager``: finds publish slots and reserves daily limits and API quota, race-free.
 
-Every public method is one short transaction (or a read). Reservations lock, in this order and
-never another: the channel-day counter row, then the quota-day counter rows sorted by key, then
-(for changes to an existing schedule) the schedule row. Two reservations therefore never deadlock
-on each other, and a concurrent caller in any process on any machine sees either the state
-before or after, never a half-booked day.
+Every public method is one short transaction (or a read). Reservations take their locks in the
+global order of :mod:`langflix_scheduler.ledger` (cancel, reschedule and retry through
+``ledger.change_schedule``), so two reservations never deadlock on each other, and a concurrent
+caller in any process on any machine sees either the state before or after, never a half-booked
+day. The SQL lives in ``db/`` (``slots``, ``bookings``, ``reads``, ``counters``, ``locking``);
+this module validates, decides and orchestrates.
 """
 
 from __future__ import annotations
