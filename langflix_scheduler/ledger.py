@@ -72,6 +72,7 @@ def change_schedule(
     project: str | None = None,
     tries: int = MAX_TRIES,
     exhausted: Callable[[], Exception] | None = None,
+    moved: Callable[[Schedule, Schedule], bool] | None = None,
 ) -> Schedule | None:
     """Change one schedule and its counters under locks in the global order (module docstring).
 
@@ -81,7 +82,8 @@ def change_schedule(
        then the quota rows of ``project`` (default: the row's) that the row reserves on its
        quota day plus ``new_keys``, sorted; then lock the schedule row.
     3. *Re-check*: a vanished row or one ``allowed`` refuses gives None; a row whose day, quota
-       day or reservation moved since the peek rolls back and starts over at 1.
+       day or reservation moved since the peek (or that ``moved(seen, row)`` says changed in
+       a way the change depends on) rolls back and starts over at 1.
     4. ``apply`` the change; flush; commit. Returns the changed row (detached, loaded).
 
     Raises:
@@ -106,7 +108,9 @@ def change_schedule(
             row = lock_schedule(session, schedule_id)
             if row is None or not allowed(row):
                 return None
-            if _counter_keys(row) != _counter_keys(seen):
+            if _counter_keys(row) != _counter_keys(seen) or (
+                moved is not None and moved(seen, row)
+            ):
                 return False  # moved meanwhile: lock the right rows and try again
             apply(session, row, days, quota)
             session.flush()

@@ -1,10 +1,11 @@
 """``ScheduleManager``: finds publish slots and reserves daily limits and API quota, race-free.
 
-Every public method is one short transaction (or a read). Reservations lock, in this order and
-never another: the channel-day counter row, then the quota-day counter rows sorted by key, then
-(for changes to an existing schedule) the schedule row. Two reservations therefore never deadlock
-on each other, and a concurrent caller in any process on any machine sees either the state
-before or after, never a half-booked day.
+Every public method is one short transaction (or a read). Reservations take their locks in the
+global order of :mod:`langflix_scheduler.ledger` (cancel, reschedule and retry through
+``ledger.change_schedule``), so two reservations never deadlock on each other, and a concurrent
+caller in any process on any machine sees either the state before or after, never a half-booked
+day. The SQL lives in ``db/`` (``slots``, ``bookings``, ``reads``, ``counters``, ``locking``);
+this module validates, decides and orchestrates.
 """
 
 from __future__ import annotations
@@ -21,45 +22,27 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import (
-    Date,
-    Integer,
-    String,
-    Table,
-    and_,
-    bindparam,
-    cast,
-    insert,
-    literal,
-    null,
-    or_,
-    select,
-    union_all,
-)
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Engine
 
 from . import dry_run, ledger, overview, reports
 from ._time import read_clock
 from .booking import BookingRequest, check_idempotency_key, decide
 from .config import SchedulerConfig
-from .db import api_calls, bookings, dashboard, migrate
+from .db import api_calls, bookings, counters, dashboard, migrate, reads
+from .db import slots as slots_db
 from .db.counters import COUNT_COLUMN
-from .db.due import due_condition
 from .db.engine import Database, create_engine
 from .db.locking import (
     add_to_day_count,
     add_to_quota_reserved,
-    lock_day,
     lock_day_counts,
     lock_quota_counts,
-    lock_quota_rows,
     take_day_count,
     take_quota,
 )
-from .db.models import DailyLimit, ProcessorRun, QuotaUsage, Schedule, UTCDateTime
-from .db.schedules import LEASE_CLEARED, clear_lease, lock_schedule
+from .db.models import DailyLimit, ProcessorRun, QuotaUsage, Schedule
+from .db.schedules import LEASE_CLEARED, clear_lease, peek_schedule
+from .db.types import Connection, Session
 from .domain import (
     Booking,
     BucketUsage,
@@ -108,12 +91,6 @@ _REUSE_HASH_MIN_BYTES = 1 << 20
 #: Channel days with room whose booked instants the slot search reads in its one query.
 _SNAPSHOT_WINDOW_DAYS = 8
 _COUNT_COLUMN = COUNT_COLUMN
-_SCHEDULES: Table = Schedule.__table__  # type: ignore[assignment]
-# Built once (no state, no connection): see the reservation section below.
-_INSERT_SCHEDULE = insert(_SCHEDULES)
-_SLOT_TAKEN = select(_SCHEDULES.c.id).where(
-    _SCHEDULES.c.channel_id == bindparam("channel"), _SCHEDULES.c.slot_key == bindparam("slot")
-)
 
 
 def system_clock() -> datetime:
@@ -121,12 +98,10 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class _SlotTaken(Exception):
-    """Internal: the slot was booked by someone else (unique constraint or in-lock check)."""
-
-
-class _Held(Exception):
-    """Internal: the content fingerprint or idempotency key is held by another row (unique)."""
+#: Internal: the slot was booked by someone else (unique constraint or in-lock check).
+_SlotTaken = bookings.SlotTaken
+#: Internal: the content fingerprint or idempotency key is held by another row (unique).
+_Held = bookings.KeyHeld
 
 
 class _Restart(Exception):
@@ -146,6 +121,20 @@ class _Snapshot:
     known_until: date | None = None  # booked instants known up to this day (None: all)
 
 
+@dataclass
+class _RetryTarget:
+    """Where :meth:`ScheduleManager.retry_failed` books a failed row again; ``qday`` and ``now``
+    are those of the transaction that holds the locks."""
+
+    channel: str
+    slot: datetime
+    day: date
+    video_type: VideoType
+    cost: dict[str, int]
+    qday: date | None = None
+    now: datetime | None = None
+
+
 class _BeyondSnapshot(Exception):
     """Internal: the slot search reached a day whose booked instants a windowed read left out."""
 
@@ -162,6 +151,25 @@ def _not_scheduled(schedule_id: int, status: str, operation: str) -> InvalidTran
             "the channel first; it keeps its slot and quota until then"
         )
     return InvalidTransitionError(schedule_id, status, operation, hint=hint)
+
+
+def _correct(
+    table: str,
+    locked: Mapping[Any, Any],
+    want: Mapping[Any, Mapping[str, int]],
+    zero: Mapping[str, int],
+) -> list[QuotaCorrection]:
+    """Set each locked counter row of ``table`` to its recount (``zero`` when nothing counts on
+    it) and return what changed. Keys are tuples whose dates are reported in ISO format."""
+    out: list[QuotaCorrection] = []
+    for key, row in locked.items():
+        for column, new in want.get(key, zero).items():
+            old = getattr(row, column)
+            if old != new:
+                setattr(row, column, new)
+                shown = tuple(k.isoformat() if isinstance(k, date) else k for k in key)
+                out.append(QuotaCorrection(table=table, key=shown, column=column, old=old, new=new))
+    return out
 
 
 def _to_domain(row: Schedule) -> ScheduledVideo:
@@ -315,7 +323,6 @@ class ScheduleManager:
             deadlock_retries=self.config.deadlock_retries,
         )
         self._clock = clock or system_clock
-        self._snapshot_statements: dict[tuple[VideoType, bool], Any] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -418,84 +425,6 @@ class ScheduleManager:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def _snapshot_statement(self, video_type: VideoType, *, windowed: bool) -> Any:
-        """The snapshot query for ``video_type``, built once per manager (bound parameters).
-
-        Three branches, UNION ALL, one round trip:
-
-        * ``s``: booked instants in [start, end) on the channel days that still have room for
-          ``video_type`` (a counter row below the limit), joined day by day through the
-          (channel_id, publish_date) index. Full days are skipped by the search anyway, and a day
-          without a counter row holds no schedule (every reservation creates the row; the
-          counters are what reservations trust too, and ``recalculate_quota`` repairs them).
-          ``windowed`` keeps only the first :data:`_SNAPSHOT_WINDOW_DAYS` such days, so a busy
-          horizon does not ship every booked instant when the first free slot is near;
-        * ``d``: every counter row of the channel days in the horizon (at most ``horizon_days``);
-        * ``q``: every quota row of the project's quota days in the horizon.
-        """
-        key = (video_type, windowed)
-        cached = self._snapshot_statements.get(key)
-        if cached is not None:
-            return cached
-        channel = bindparam("channel", type_=String(64))
-        d0, d1 = bindparam("d0", type_=Date), bindparam("d1", type_=Date)
-        with_room = (
-            select(DailyLimit.publish_date.label("publish_date"))
-            .where(
-                DailyLimit.channel_id == channel,
-                DailyLimit.publish_date >= d0,
-                DailyLimit.publish_date <= d1,
-                getattr(DailyLimit, _COUNT_COLUMN[video_type]) < bindparam("day_limit"),
-            )
-            .order_by(DailyLimit.publish_date)
-        )
-        if windowed:
-            with_room = with_room.limit(_SNAPSHOT_WINDOW_DAYS)
-        open_days = with_room.subquery("open_days")
-        slots = (
-            select(
-                literal("s").label("kind"),
-                Schedule.slot_key.label("ts"),
-                cast(null(), Date).label("day"),
-                cast(null(), String(64)).label("bucket"),
-                cast(null(), Integer).label("a"),
-                cast(null(), Integer).label("b"),
-            )
-            .join_from(Schedule, open_days, Schedule.publish_date == open_days.c.publish_date)
-            .where(
-                Schedule.channel_id == channel,
-                Schedule.slot_key >= bindparam("start", type_=UTCDateTime()),
-                Schedule.slot_key < bindparam("end", type_=UTCDateTime()),
-            )
-        )
-        days = select(
-            literal("d"),
-            cast(null(), UTCDateTime()),
-            DailyLimit.publish_date,
-            cast(null(), String(64)),
-            DailyLimit.final_count,
-            DailyLimit.short_count,
-        ).where(
-            DailyLimit.channel_id == channel,
-            DailyLimit.publish_date >= d0,
-            DailyLimit.publish_date <= d1,
-        )
-        quota = select(
-            literal("q"),
-            cast(null(), UTCDateTime()),
-            QuotaUsage.quota_date,
-            QuotaUsage.bucket,
-            QuotaUsage.reserved,
-            QuotaUsage.used,
-        ).where(
-            QuotaUsage.api_project == bindparam("project", type_=String(64)),
-            QuotaUsage.quota_date >= bindparam("q0", type_=Date),
-            QuotaUsage.quota_date <= bindparam("q1", type_=Date),
-        )
-        stmt: Any = union_all(slots, days, quota)
-        self._snapshot_statements[key] = stmt
-        return stmt
-
     def _snapshot(
         self,
         conn: Connection,
@@ -506,7 +435,7 @@ class ScheduleManager:
         windowed: bool,
     ) -> _Snapshot:
         """Everything slot search needs over [start, end), in ONE query (see
-        :meth:`_snapshot_statement`)."""
+        :mod:`langflix_scheduler.db.slots`)."""
         tz = self.config.zone
         limit = self.config.daily_limits[video_type]
         params = {
@@ -521,8 +450,8 @@ class ScheduleManager:
             "day_limit": limit,
         }
         snap = _Snapshot()
-        stmt = self._snapshot_statement(video_type, windowed=windowed)
-        rows: Sequence[Any] = conn.execute(stmt, params).all()
+        window = _SNAPSHOT_WINDOW_DAYS if windowed else None
+        rows = slots_db.snapshot_rows(conn, _COUNT_COLUMN[video_type], window, params)
         for kind, ts, day, bucket, a, b in rows:
             if kind == "s":
                 snap.taken.add(ts)
@@ -660,7 +589,7 @@ class ScheduleManager:
         limit: int | None = None,
     ) -> list[ScheduledVideo]:
         """Schedules ordered by publish time, filtered by status, channel and [start, end)."""
-        stmt = select(Schedule).order_by(Schedule.scheduled_publish_time, Schedule.id)
+        values = None
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
             try:
@@ -669,20 +598,19 @@ class ScheduleManager:
                 raise InvalidScheduleError(
                     "status", f"use one of: {', '.join(s.value for s in UploadStatus)}"
                 ) from None
-            stmt = stmt.where(Schedule.upload_status.in_(values))
-        if channel is not None:
-            stmt = stmt.where(Schedule.channel_id == self._channel(channel))
-        if start is not None:
-            stmt = stmt.where(Schedule.scheduled_publish_time >= _aware(start, "start"))
-        if end is not None:
-            stmt = stmt.where(Schedule.scheduled_publish_time < _aware(end, "end"))
-        if limit is not None:
-            if limit < 1:
-                raise InvalidScheduleError("limit", "must be >= 1")
-            stmt = stmt.limit(limit)
+        ch = None if channel is None else self._channel(channel)
+        lo = None if start is None else _aware(start, "start")
+        hi = None if end is None else _aware(end, "end")
+        if limit is not None and limit < 1:
+            raise InvalidScheduleError("limit", "must be >= 1")
         return self._db.run(
             "list schedules",
-            lambda s: [_to_domain(r) for r in s.execute(stmt).scalars()],
+            lambda s: [
+                _to_domain(r)
+                for r in reads.schedules(
+                    s, statuses=values, channel=ch, start=lo, end=hi, limit=limit
+                )
+            ],
             read_only=True,
         )
 
@@ -700,22 +628,19 @@ class ScheduleManager:
         ``channel`` / ``api_project`` filter (``None``: every channel / every project).
         """
         at = self.now() if now is None else _aware(now, "now")
-        stmt = (
-            select(Schedule)
-            .where(
-                due_condition(
-                    Schedule,
+        channels = None if channel is None else [self._channel(channel)]
+        return self._db.run(
+            "list due schedules",
+            lambda s: [
+                _to_domain(r)
+                for r in reads.due(
+                    s,
                     now=at,
                     horizon=at + self.config.upload_lead_time,
                     api_project=api_project,
-                    channels=None if channel is None else [self._channel(channel)],
+                    channels=channels,
                 )
-            )
-            .order_by(Schedule.scheduled_publish_time, Schedule.id)
-        )
-        return self._db.run(
-            "list due schedules",
-            lambda s: [_to_domain(r) for r in s.execute(stmt).scalars()],
+            ],
             read_only=True,
         )
 
@@ -734,12 +659,6 @@ class ScheduleManager:
         ``running`` whose heartbeat lease passed is reported as ``lost``."""
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise InvalidScheduleError("limit", "must be an integer >= 1")
-        stmt = (
-            select(ProcessorRun)
-            .order_by(ProcessorRun.started_at.desc(), ProcessorRun.id.desc())
-            .limit(limit)
-        )
-
         now = self.now()
 
         def outcome(r: ProcessorRun) -> str:
@@ -772,7 +691,7 @@ class ScheduleManager:
                     heartbeat_at=r.heartbeat_at,
                     lease_expires_at=r.lease_expires_at,
                 )
-                for r in session.execute(stmt).scalars()
+                for r in reads.processor_runs(session, limit)
             ]
 
         return self._db.run("list processor runs", read, read_only=True)
@@ -799,7 +718,7 @@ class ScheduleManager:
         ) or [target_date]
 
         def read(session: Session) -> DailyQuotaStatus:
-            day = session.get(DailyLimit, (ch, target_date))
+            day = reads.day_counter(session, ch, target_date)
             types = {
                 vt: TypeUsage(
                     video_type=vt,
@@ -808,15 +727,7 @@ class ScheduleManager:
                 )
                 for vt in VideoType
             }
-            rows = {
-                (r.quota_date, r.bucket): r
-                for r in session.execute(
-                    select(QuotaUsage).where(
-                        QuotaUsage.api_project == self.config.api_project,
-                        QuotaUsage.quota_date.in_(qdays),
-                    )
-                ).scalars()
-            }
+            rows = reads.quota_counters(session, self.config.api_project, qdays)
             buckets = []
             for qd in qdays:
                 for bucket, limit in sorted(self.config.quota_policy.buckets.items()):
@@ -880,25 +791,6 @@ class ScheduleManager:
                     f"quota:{bucket}", qday, used=spent, limit=limit, requested=amount
                 )
 
-    def _lock_quota(
-        self, session: Session, qdays: Iterable[date], cost: Mapping[str, int]
-    ) -> dict[tuple[date, str], QuotaUsage]:
-        keys = [(qd, b) for qd in set(qdays) for b in cost]
-        return lock_quota_rows(
-            session,
-            self._db.dialect,
-            self.config.api_project,
-            keys,
-            self.config.quota_policy.buckets,
-        )
-
-    @staticmethod
-    def _lock_schedule(session: Session, schedule_id: int) -> Schedule:
-        row = lock_schedule(session, schedule_id)
-        if row is None:
-            raise ScheduleNotFoundError(schedule_id)
-        return row
-
     def _lock_quota_used(
         self, conn: Connection, qdays: Iterable[date], cost: Mapping[str, int]
     ) -> dict[tuple[date, str], int]:
@@ -912,26 +804,6 @@ class ScheduleManager:
             self.config.quota_policy.buckets,
         )
         return {k: reserved + used for k, (reserved, used) in rows.items()}
-
-    @staticmethod
-    def _taken_among(conn: Connection, channel: str, slots: Sequence[datetime]) -> set[datetime]:
-        """Which of ``slots`` are booked on ``channel``: an index lookup on (channel, slot_key).
-
-        Only the candidate instants are asked for, so the cost does not grow with the number of
-        schedules on the day (an unlimited day may hold thousands).
-        """
-        if not slots:
-            return set()
-        if len(slots) == 1:
-            found = conn.execute(_SLOT_TAKEN, {"channel": channel, "slot": slots[0]})
-            return {slots[0]} if found.first() is not None else set()
-        rows = conn.execute(
-            select(_SCHEDULES.c.slot_key).where(
-                _SCHEDULES.c.channel_id == channel, _SCHEDULES.c.slot_key.in_(list(slots))
-            )
-        )
-        booked = {ensure_aware(r[0]) for r in rows if r[0] is not None}
-        return {s for s in slots if s in booked}
 
     def _new_row(
         self,
@@ -970,20 +842,13 @@ class ScheduleManager:
 
     @staticmethod
     def _insert(conn: Connection, values: Mapping[str, Any]) -> int:
-        """Insert a schedule row; UNIQUE(channel_id, slot_key) refuses a booked slot, and
-        UNIQUE(channel_id, fingerprint_key / idempotency_key) content or a request booked."""
-        try:
-            result = conn.execute(_INSERT_SCHEDULE, dict(values))
-        except IntegrityError as exc:
-            if "fingerprint_key" in str(exc.orig) or "idempotency_key" in str(exc.orig):
-                raise _Held(str(exc.orig)) from exc
-            if "slot_key" in str(exc.orig):
-                raise _SlotTaken(str(values["slot_key"])) from exc
-            raise
-        (new_id,) = result.inserted_primary_key or (None,)
+        """Insert a schedule row; UNIQUE(channel_id, slot_key) refuses a booked slot
+        (:class:`_SlotTaken`), and UNIQUE(channel_id, fingerprint_key / idempotency_key) content
+        or a request booked (:class:`_Held`)."""
+        new_id = bookings.insert_schedule(conn, values)
         if new_id is None:  # pragma: no cover - every supported driver reports the id
             raise StorageError("schedule video", "the database did not report the new id")
-        return int(new_id)
+        return new_id
 
     @staticmethod
     def _booked(new_id: int, values: Mapping[str, Any], meta: VideoMetadata) -> ScheduledVideo:
@@ -1250,29 +1115,54 @@ class ScheduleManager:
             logger.warning("schedule video: the COMMIT in doubt did not commit; booking again")
         return found
 
+    def _row_for(
+        self,
+        request: BookingRequest,
+        fixed: tuple[Mapping[str, Any], Mapping[str, Any]],
+        *,
+        slot: datetime,
+        day: date,
+        qday: date,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """The new row of ``request`` at ``slot``; ``fixed`` is ``(metadata JSON, identity
+        columns)``, computed once per booking (not once per transaction)."""
+        meta_json, identity = fixed
+        return self._new_row(
+            channel=request.channel,
+            path=request.path,
+            video_type=request.video_type,
+            slot=slot,
+            day=day,
+            qday=qday,
+            meta_json=meta_json,
+            cost=request.cost,
+            now=now,
+            identity=identity,
+        )
+
+    @staticmethod
+    def _log_booked(request: BookingRequest, booked: ScheduledVideo) -> None:
+        logger.info(
+            "scheduled %s %s on channel %s at %s (id %d)",
+            request.video_type.value,
+            request.path,
+            request.channel,
+            booked.scheduled_publish_time.isoformat(),
+            booked.id,
+        )
+
     def _book_exact(
         self, request: BookingRequest, slot: datetime, attempted: list[Mapping[str, Any]]
     ) -> ScheduledVideo:
         channel, vt, cost = request.channel, request.video_type, request.cost
         day_date = channel_date_of(slot, self.config.zone)
-        meta_json = request.meta.to_json()
-        identity = request.row_values()
+        fixed = (request.meta.to_json(), request.row_values())
 
         def txn(conn: Connection) -> tuple[int, dict[str, Any]]:
             now = self.now()
             qday = self.quota_date_for(slot, now=now)
-            values = self._new_row(
-                channel=channel,
-                path=request.path,
-                video_type=vt,
-                slot=slot,
-                day=day_date,
-                qday=qday,
-                meta_json=meta_json,
-                cost=cost,
-                now=now,
-                identity=identity,
-            )
+            values = self._row_for(request, fixed, slot=slot, day=day_date, qday=qday, now=now)
             # Lock order: ledger.py (channel-day row, then quota rows sorted). Both are
             # locked by their increment (one statement per row where the engine can return the
             # counts from an UPDATE); the checks follow, and a refusal raises, which rolls the
@@ -1281,12 +1171,7 @@ class ScheduleManager:
             dialect = self._db.dialect
             counts = take_day_count(conn, dialect, channel, day_date, _COUNT_COLUMN[vt])
             before = take_quota(
-                conn,
-                dialect,
-                self.config.api_project,
-                qday,
-                cost,
-                self.config.quota_policy.buckets,
+                conn, dialect, self.config.api_project, qday, cost, self.config.quota_policy.buckets
             )
             self._check_day(counts[_COUNT_COLUMN[vt]], day_date, vt)
             self._check_quota({(qday, b): n for b, n in before.items()}, qday, cost)
@@ -1302,14 +1187,7 @@ class ScheduleManager:
                 next_available=self._next_or_none(vt, slot, channel, request.meta),
             ) from None
         booked = self._booked(new_id, values, request.meta)
-        logger.info(
-            "scheduled %s %s on channel %s at %s (id %d)",
-            vt.value,
-            request.path,
-            channel,
-            slot.isoformat(),
-            booked.id,
-        )
+        self._log_booked(request, booked)
         return booked
 
     def _next_or_none(
@@ -1323,86 +1201,85 @@ class ScheduleManager:
     def _book_next(
         self, request: BookingRequest, attempted: list[Mapping[str, Any]]
     ) -> ScheduledVideo:
-        channel, vt, cost = request.channel, request.video_type, request.cost
-        times = self.config.publish_times[vt]
-        limit = self.config.daily_limits[vt]
-        tz = self.config.zone
-        meta_json = request.meta.to_json()
-        identity = request.row_values()
-
+        """Book the earliest free slot: search (no locks), then book on that slot's day under
+        its locks; a day that filled up meanwhile starts the search again."""
+        vt, tz = request.video_type, self.config.zone
+        fixed = (request.meta.to_json(), request.row_values())
         for _ in range(_MAX_SEARCH_ROUNDS):
             now = self.now()
             start, end = self._window(now)
-            candidate = self._find_slot(channel, vt, start, end, cost, now)
+            candidate = self._find_slot(request.channel, vt, start, end, request.cost, now)
             if candidate is None:
                 raise SlotUnavailableError(
                     start,
                     f"no free {vt} slot within {self.config.horizon_days} days "
-                    f"(daily limit {limit}, API quota policy {self.config.quota_policy.name})",
+                    f"(daily limit {self.config.daily_limits[vt]}, "
+                    f"API quota policy {self.config.quota_policy.name})",
                     next_available=None,
                 )
             day_date = channel_date_of(candidate, tz)
-            day_slots = [s for s in slots_on_day(day_date, times, tz) if start <= s < end]
-
-            def txn(
-                conn: Connection,
-                day_date: date = day_date,
-                day_slots: Sequence[datetime] = day_slots,
-            ) -> tuple[int, dict[str, Any]] | None:
-                now = self.now()
-                qdays = {s: self.quota_date_for(s, now=now) for s in day_slots}
-                counts = lock_day_counts(conn, self._db.dialect, channel, day_date)
-                used = self._lock_quota_used(conn, qdays.values(), cost)
-                if counts[_COUNT_COLUMN[vt]] >= limit:
-                    return None
-                taken = self._taken_among(conn, channel, day_slots)
-                for slot in day_slots:
-                    if slot in taken or not self._quota_fits(used, qdays[slot], cost):
-                        continue
-                    values = self._new_row(
-                        channel=channel,
-                        path=request.path,
-                        video_type=vt,
-                        slot=slot,
-                        day=day_date,
-                        qday=qdays[slot],
-                        meta_json=meta_json,
-                        cost=cost,
-                        now=now,
-                        identity=identity,
-                    )
-                    new_id = self._insert(conn, values)
-                    self._reserve(
-                        conn,
-                        channel=channel,
-                        day=day_date,
-                        video_type=vt,
-                        qday=qdays[slot],
-                        cost=cost,
-                    )
-                    attempted.append(values)
-                    return new_id, values
-                return None
-
+            day_slots = [
+                s
+                for s in slots_on_day(day_date, self.config.publish_times[vt], tz)
+                if start <= s < end
+            ]
             try:
-                done = self._db.run_core("schedule video", txn)
+                done = self._db.run_core(
+                    "schedule video",
+                    functools.partial(
+                        self._book_on_day,
+                        request=request,
+                        fixed=fixed,
+                        day_date=day_date,
+                        day_slots=day_slots,
+                        attempted=attempted,
+                    ),
+                )
             except _SlotTaken:
                 done = None
-            booked = None if done is None else self._booked(done[0], done[1], request.meta)
-            if booked is not None:
-                logger.info(
-                    "scheduled %s %s on channel %s at %s (id %d)",
-                    vt.value,
-                    request.path,
-                    channel,
-                    booked.scheduled_publish_time.isoformat(),
-                    booked.id,
-                )
+            if done is not None:
+                booked = self._booked(done[0], done[1], request.meta)
+                self._log_booked(request, booked)
                 return booked
             logger.debug("day %s filled up meanwhile; searching again", day_date)
         raise SlotUnavailableError(
             self.now(), "slot search kept losing races; try again", next_available=None
         )
+
+    def _book_on_day(
+        self,
+        conn: Connection,
+        *,
+        request: BookingRequest,
+        fixed: tuple[Mapping[str, Any], Mapping[str, Any]],
+        day_date: date,
+        day_slots: Sequence[datetime],
+        attempted: list[Mapping[str, Any]],
+    ) -> tuple[int, dict[str, Any]] | None:
+        """One booking transaction on one channel day: lock its counter row, then the quota
+        rows of its slots' quota days (sorted), and book the first slot that is free and fits;
+        None when the day has no such slot any more."""
+        channel, vt, cost = request.channel, request.video_type, request.cost
+        now = self.now()
+        qdays = {s: self.quota_date_for(s, now=now) for s in day_slots}
+        counts = lock_day_counts(conn, self._db.dialect, channel, day_date)
+        used = self._lock_quota_used(conn, qdays.values(), cost)
+        if counts[_COUNT_COLUMN[vt]] >= self.config.daily_limits[vt]:
+            return None
+        taken = bookings.taken_among(conn, channel, day_slots)
+        for slot in day_slots:
+            if slot in taken or not self._quota_fits(used, qdays[slot], cost):
+                continue
+            values = self._row_for(
+                request, fixed, slot=slot, day=day_date, qday=qdays[slot], now=now
+            )
+            new_id = self._insert(conn, values)
+            self._reserve(
+                conn, channel=channel, day=day_date, video_type=vt, qday=qdays[slot], cost=cost
+            )
+            attempted.append(values)
+            return new_id, values
+        return None
 
     # -- changes to existing schedules -------------------------------------------------------------
 
@@ -1413,10 +1290,9 @@ class ScheduleManager:
         only = None if channel is None else self._channel(channel)
 
         def read(session: Session) -> Schedule:
-            row = session.get(Schedule, number)
+            row = peek_schedule(session, number)
             if row is None or (only is not None and row.channel_id != only):
                 raise ScheduleNotFoundError(number, channel=only)
-            session.expunge(row)
             return row
 
         return self._db.run("read schedule", read, read_only=True)
@@ -1561,7 +1437,7 @@ class ScheduleManager:
                 {k: q.reserved + q.used for k, q in quota.items()}, new_qday, reserved
             )
             ledger.reserve(quota, new_qday, reserved)
-        if self._taken_among(session.connection(), row.channel_id, [slot]):
+        if bookings.taken_among(session.connection(), row.channel_id, [slot]):
             raise _SlotTaken(str(slot))
         if new_day_date != row.publish_date:
             ledger.count_down(days[row.publish_date], vt)
@@ -1573,8 +1449,8 @@ class ScheduleManager:
         row.next_attempt_at = None
         row.updated_at = now
         try:
-            session.flush()
-        except IntegrityError as exc:
+            bookings.flush_schedule(session, slot)
+        except _Held as exc:  # the fingerprint does not move: any unique refusal is the slot's
             raise _SlotTaken(str(slot)) from exc
 
     # -- maintenance ---------------------------------------------------------------------------
@@ -1608,15 +1484,6 @@ class ScheduleManager:
                 keys = (keys[0] | restart.keys[0], keys[1] | restart.keys[1])
         raise InvalidTransitionError(0, "busy", "recalculate quota (counters kept changing)")
 
-    @staticmethod
-    def _in_range(column: Any, start: date | None, end: date | None) -> Any:
-        conds = []
-        if start is not None:
-            conds.append(column >= start)
-        if end is not None:
-            conds.append(column <= end)
-        return and_(*conds) if conds else literal(True)
-
     def _recount(
         self, session: Session, start: date | None, end: date | None
     ) -> tuple[
@@ -1624,23 +1491,7 @@ class ScheduleManager:
     ]:
         day_counts: dict[tuple[str, date], dict[str, int]] = {}
         quota: dict[tuple[str, date, str], dict[str, int]] = {}
-        rows = session.execute(
-            select(
-                Schedule.channel_id,
-                Schedule.publish_date,
-                Schedule.video_type,
-                Schedule.slot_key,
-                Schedule.api_project,
-                Schedule.quota_date,
-                Schedule.upload_status,
-                Schedule.reserved_quota,
-            ).where(
-                or_(
-                    self._in_range(Schedule.publish_date, start, end),
-                    self._in_range(Schedule.quota_date, start, end),
-                )
-            )
-        ).all()
+        rows = counters.recount_rows(session, start, end)
 
         def in_range(d: date) -> bool:
             return (start is None or d >= start) and (end is None or d <= end)
@@ -1667,22 +1518,7 @@ class ScheduleManager:
         extra: tuple[set[tuple[str, date]], set[tuple[str, date, str]]],
     ) -> RecalculationReport:
         dialect = self._db.dialect
-        existing_days = {
-            (r.channel_id, r.publish_date)
-            for r in session.execute(
-                select(DailyLimit.channel_id, DailyLimit.publish_date).where(
-                    self._in_range(DailyLimit.publish_date, start, end)
-                )
-            )
-        }
-        existing_quota = {
-            (r.api_project, r.quota_date, r.bucket)
-            for r in session.execute(
-                select(QuotaUsage.api_project, QuotaUsage.quota_date, QuotaUsage.bucket).where(
-                    self._in_range(QuotaUsage.quota_date, start, end)
-                )
-            )
-        }
+        existing_days, existing_quota = counters.existing_counter_keys(session, start, end)
         locked_days, locked_quota = ledger.lock_counters(
             session,
             dialect,
@@ -1694,37 +1530,15 @@ class ScheduleManager:
         missing = (set(day_counts) - set(locked_days), set(quota) - set(locked_quota))
         if missing[0] or missing[1]:
             raise _Restart(missing)
-        corrections: list[QuotaCorrection] = []
-        for key, row in locked_days.items():
-            want = day_counts.get(key, {"final_count": 0, "short_count": 0})
-            for column, new in want.items():
-                old = getattr(row, column)
-                if old != new:
-                    setattr(row, column, new)
-                    corrections.append(
-                        QuotaCorrection(
-                            table=DailyLimit.__tablename__,
-                            key=(key[0], key[1].isoformat()),
-                            column=column,
-                            old=old,
-                            new=new,
-                        )
-                    )
-        for qkey, qrow in locked_quota.items():
-            want = quota.get(qkey, {"reserved": 0, "used": 0})
-            for column, new in want.items():
-                old = getattr(qrow, column)
-                if old != new:
-                    setattr(qrow, column, new)
-                    corrections.append(
-                        QuotaCorrection(
-                            table=QuotaUsage.__tablename__,
-                            key=(qkey[0], qkey[1].isoformat(), qkey[2]),
-                            column=column,
-                            old=old,
-                            new=new,
-                        )
-                    )
+        corrections = [
+            *_correct(
+                DailyLimit.__tablename__,
+                locked_days,
+                day_counts,
+                {"final_count": 0, "short_count": 0},
+            ),
+            *_correct(QuotaUsage.__tablename__, locked_quota, quota, {"reserved": 0, "used": 0}),
+        ]
         for c in corrections:
             logger.warning(
                 "recalculate: %s %s %s: %d -> %d", c.table, c.key, c.column, c.old, c.new
@@ -1899,97 +1713,139 @@ class ScheduleManager:
             DuplicateVideoError: the same content is active on the channel again.
         """
         schedule_id = _schedule_id(schedule_id)
-        for _ in range(_MAX_SEARCH_ROUNDS):
-            peek = self._peek(schedule_id, channel)
-            if peek.upload_status != UploadStatus.FAILED:
-                raise InvalidTransitionError(schedule_id, peek.upload_status, "retry")
-            field_name = "scheduled_publish_time" if new_time is None else "new_time"
-            when = peek.scheduled_publish_time if new_time is None else new_time
-            slot = _aware(when, field_name).replace(microsecond=0)
-            self._check_window(slot, field_name, self.now())
-            day_date = channel_date_of(slot, self.config.zone)
-            vt = VideoType(peek.video_type)
-            cost = self._cost(VideoMetadata.from_stored(peek.video_metadata))
+        target: list[_RetryTarget] = []  # the latest peek's target; its quota day, under lock
+        try:
+            row = self._retry(schedule_id, channel, new_time, target)
+        except _SlotTaken:
+            t = target[0]
+            raise SlotUnavailableError(
+                t.slot,
+                "already booked",
+                next_available=self._next_or_none(t.video_type, t.slot, t.channel, None),
+            ) from None
+        if row is None:
+            raise ScheduleNotFoundError(schedule_id)
+        logger.info("schedule %d put back for a retry at %s", schedule_id, target[0].slot)
+        return _to_domain(row)
 
-            def txn(
-                session: Session,
-                peek: Schedule = peek,
-                vt: VideoType = vt,
-                slot: datetime = slot,
-                day_date: date = day_date,
-                cost: dict[str, int] = cost,
-            ) -> ScheduledVideo | None:
-                now = self.now()
-                qday = self.quota_date_for(slot, now=now)
-                day = lock_day(session, self._db.dialect, peek.channel_id, day_date)
-                quota_rows = self._lock_quota(session, [qday], cost)
-                row = self._lock_schedule(session, schedule_id)
-                if row.upload_status != UploadStatus.FAILED:
-                    raise InvalidTransitionError(schedule_id, row.upload_status, "retry")
-                if row.updated_at != peek.updated_at:
-                    return None  # changed meanwhile: read it again
-                column = _COUNT_COLUMN[vt]
-                self._check_day(getattr(day, column), day_date, vt)
-                self._check_quota(
-                    {k: q.reserved + q.used for k, q in quota_rows.items()}, qday, cost
-                )
-                if self._taken_among(session.connection(), row.channel_id, [slot]):
-                    raise _SlotTaken(str(slot))
-                if row.content_sha256 is not None:
-                    holder = session.execute(
-                        select(Schedule.id, Schedule.upload_status).where(
-                            Schedule.channel_id == row.channel_id,
-                            Schedule.fingerprint_key == row.content_sha256,
-                        )
-                    ).first()
-                    if holder is not None:
-                        raise DuplicateVideoError(
-                            holder[0],
-                            channel_id=row.channel_id,
-                            content_sha256=row.content_sha256,
-                            status=holder[1],
-                        )
-                setattr(day, column, getattr(day, column) + 1)
-                for bucket, amount in cost.items():
-                    quota_rows[(qday, bucket)].reserved += amount
-                row.upload_status = UploadStatus.SCHEDULED.value
-                row.scheduled_publish_time = slot
-                row.slot_key = slot
-                row.publish_date = day_date
-                row.quota_date = qday
-                row.fingerprint_key = row.content_sha256
-                row.reserved_quota = dict(cost)
-                row.attempts = 0
-                row.next_attempt_at = None
-                row.lease_owner = None
-                row.lease_expires_at = None
-                row.upload_session_uri = None
-                row.bytes_uploaded = 0
-                row.updated_at = now
-                try:
-                    session.flush()
-                except IntegrityError as exc:
-                    if "fingerprint_key" in str(exc.orig):
-                        raise DuplicateVideoError(
-                            0,
-                            channel_id=row.channel_id,
-                            content_sha256=row.content_sha256 or "",
-                            status="active",
-                        ) from exc
-                    raise _SlotTaken(str(slot)) from exc
-                return _to_domain(row)
+    def _retry(
+        self,
+        schedule_id: int,
+        channel: str | None,
+        new_time: datetime | None,
+        target: list[_RetryTarget],
+    ) -> Schedule | None:
+        """:func:`ledger.change_schedule` for :meth:`retry_failed`: peek at the ``failed`` row
+        and choose its target (kept in ``target``), lock the target's day and quota rows, then
+        :meth:`_put_back`."""
 
-            try:
-                result = self._db.run("retry failed schedule", txn)
-            except _SlotTaken:
-                raise SlotUnavailableError(
-                    slot,
-                    "already booked",
-                    next_available=self._next_or_none(vt, slot, peek.channel_id, None),
-                ) from None
-            if result is not None:
-                logger.info("schedule %d put back for a retry at %s", schedule_id, slot)
-                return result
-        raise InvalidTransitionError(schedule_id, "changing", "retry")
+        def failed(row: Schedule) -> bool:
+            if row.upload_status != UploadStatus.FAILED:
+                raise InvalidTransitionError(schedule_id, row.upload_status, "retry")
+            return True
+
+        def peek() -> Schedule:
+            row = self._peek(schedule_id, channel)
+            failed(row)
+            target[:] = [self._retry_target(row, new_time)]
+            return row
+
+        def new_keys(_seen: Schedule) -> list[tuple[date, str]]:
+            t = target[0]
+            t.now = self.now()
+            t.qday = self.quota_date_for(t.slot, now=t.now)
+            return [(t.qday, b) for b in t.cost]
+
+        return ledger.change_schedule(
+            self._db,
+            "retry failed schedule",
+            schedule_id,
+            limits=self.config.quota_policy.buckets,
+            allowed=failed,
+            apply=lambda session, row, days, quota: self._put_back(
+                session, row, days, quota, target[0]
+            ),
+            new_days=lambda _r: [target[0].day],
+            new_keys=new_keys,
+            peek=peek,
+            project=self.config.api_project,
+            tries=_MAX_SEARCH_ROUNDS,
+            exhausted=lambda: InvalidTransitionError(schedule_id, "changing", "retry"),
+            # Any change to the failed row since the peek (its time, its content) is read
+            # again, not only a change of the counters it names.
+            moved=lambda seen, row: row.updated_at != seen.updated_at,
+        )
+
+    def _retry_target(self, row: Schedule, new_time: datetime | None) -> _RetryTarget:
+        """Where a retry of the failed ``row`` goes: its old publish time, or ``new_time``
+        (checked against the booking window)."""
+        field_name = "scheduled_publish_time" if new_time is None else "new_time"
+        when = row.scheduled_publish_time if new_time is None else new_time
+        slot = _aware(when, field_name).replace(microsecond=0)
+        self._check_window(slot, field_name, self.now())
+        return _RetryTarget(
+            channel=row.channel_id,
+            slot=slot,
+            day=channel_date_of(slot, self.config.zone),
+            video_type=VideoType(row.video_type),
+            cost=self._cost(VideoMetadata.from_stored(row.video_metadata)),
+        )
+
+    def _put_back(
+        self,
+        session: Session,
+        row: Schedule,
+        days: Mapping[date, DailyLimit],
+        quota: Mapping[tuple[date, str], QuotaUsage],
+        t: _RetryTarget,
+    ) -> None:
+        """Book the locked ``failed`` row again at ``t``: check the day, the quota day, the
+        slot and the content, count and reserve, and make it ``scheduled``."""
+        assert t.qday is not None
+        assert t.now is not None
+        day = days[t.day]
+        self._check_day(getattr(day, _COUNT_COLUMN[t.video_type]), t.day, t.video_type)
+        self._check_quota({k: q.reserved + q.used for k, q in quota.items()}, t.qday, t.cost)
+        if bookings.taken_among(session.connection(), row.channel_id, [t.slot]):
+            raise _SlotTaken(str(t.slot))
+        self._check_content_free(session, row)
+        ledger.count_up(day, t.video_type)
+        ledger.reserve(quota, t.qday, t.cost)
+        row.upload_status = UploadStatus.SCHEDULED.value
+        row.scheduled_publish_time = t.slot
+        row.slot_key = t.slot
+        row.publish_date = t.day
+        row.quota_date = t.qday
+        row.fingerprint_key = row.content_sha256
+        row.reserved_quota = dict(t.cost)
+        row.attempts = 0
+        row.next_attempt_at = None
+        clear_lease(row)
+        row.upload_session_uri = None
+        row.bytes_uploaded = 0
+        row.updated_at = t.now
+        try:
+            bookings.flush_schedule(session, t.slot)
+        except _Held as exc:
+            raise DuplicateVideoError(
+                0,
+                channel_id=row.channel_id,
+                content_sha256=row.content_sha256 or "",
+                status="active",
+            ) from exc
+
+    @staticmethod
+    def _check_content_free(session: Session, row: Schedule) -> None:
+        """Refuse to book ``row`` again while its content is live on the channel."""
+        if row.content_sha256 is None:
+            return
+        holder = bookings.fingerprint_holder(session, row.channel_id, row.content_sha256)
+        if holder is not None:
+            raise DuplicateVideoError(
+                holder[0],
+                channel_id=row.channel_id,
+                content_sha256=row.content_sha256,
+                status=holder[1],
+            )
 
     # == end of dashboard block ==================================================================

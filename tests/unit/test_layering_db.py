@@ -11,13 +11,13 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "langflix_scheduler"
 
-#: Modules outside ``db/`` allowed to import SQLAlchemy, and why.
-SQLALCHEMY_ALLOWED = {
-    # Public signature takes an Engine (ScheduleManager(engine=...)); its slot search,
-    # reservation and read queries have not moved to db/ yet (issue 10, step 3, remaining).
-    "manager.py",
+#: Modules outside ``db/`` allowed to import SQLAlchemy, the only names they may import from
+#: it (``(module, name)``), and why.
+SQLALCHEMY_ALLOWED: dict[str, set[tuple[str, str]]] = {
+    # Public signature takes an Engine (ScheduleManager(engine=...)); its SQL lives in db/.
+    "manager.py": {("sqlalchemy.engine", "Engine")},
     # Parses database URLs (make_url) to describe them; no queries.
-    "diagnosis.py",
+    "diagnosis.py": {("sqlalchemy.engine", "make_url")},
 }
 
 
@@ -52,15 +52,35 @@ def test_sqlalchemy_only_in_db() -> None:
     assert offenders == []
 
 
-def test_the_exceptions_still_need_to_be_exceptions() -> None:
-    """An exception that no longer imports SQLAlchemy is dropped from the list."""
-    for rel in SQLALCHEMY_ALLOWED:
-        uses = [
-            m
-            for m, _n, level in _imports(PACKAGE / rel)
-            if level == 0 and m.split(".")[0] == "sqlalchemy"
+@pytest.mark.parametrize("rel", sorted(SQLALCHEMY_ALLOWED))
+def test_the_exceptions_import_only_what_they_are_allowed(rel: str) -> None:
+    """An exception imports from SQLAlchemy only the names listed for it (no ``import
+    sqlalchemy``, no star import): anything more is SQL that belongs in ``db/``."""
+    extra = []
+    for module, names, level in _imports(PACKAGE / rel):
+        if level != 0 or module.split(".")[0] != "sqlalchemy":
+            continue
+        if not names:
+            extra.append(f"import {module}")
+        extra += [
+            f"from {module} import {n}" for n in names if (module, n) not in SQLALCHEMY_ALLOWED[rel]
         ]
+    assert extra == [], f"{rel} imports more of SQLAlchemy than listed: {extra}"
+
+
+def test_the_exceptions_still_need_to_be_exceptions() -> None:
+    """An exception that no longer imports SQLAlchemy is dropped from the list, and a listed
+    name it no longer imports is dropped from its entry."""
+    for rel, allowed in SQLALCHEMY_ALLOWED.items():
+        uses = {
+            (m, n)
+            for m, names, level in _imports(PACKAGE / rel)
+            if level == 0 and m.split(".")[0] == "sqlalchemy"
+            for n in names
+        }
         assert uses, f"{rel} no longer imports SQLAlchemy: remove it from SQLALCHEMY_ALLOWED"
+        unused = allowed - uses
+        assert not unused, f"{rel} no longer imports {sorted(unused)}: remove it from the list"
 
 
 def _package_of(rel: str) -> str:
