@@ -356,17 +356,42 @@ def authorize(
         ConfigurationError: the client secrets file is missing or malformed.
         AuthorizationError: the user denied access or the code exchange failed.
     """
+    flow = _installed_app_flow(client_secrets, scopes)
+    _announce_consent_url(flow, on_url)
+    credentials = _run_local_server(
+        flow,
+        host=host,
+        port=port,
+        open_browser=open_browser and not headless,
+        timeout_seconds=timeout_seconds,
+    )
+    if not getattr(credentials, "refresh_token", None):
+        logger.warning("Google returned no refresh token; the token will stop working in an hour")
+    save_credentials(credentials, token_path)
+    return credentials
+
+
+def _installed_app_flow(client_secrets: str | os.PathLike[str], scopes: Sequence[str]) -> Any:
+    """The installed-app flow for ``client_secrets`` (warning when the file is shared).
+
+    Raises:
+        ConfigurationError: the client secrets file is missing or malformed.
+    """
     from google_auth_oauthlib.flow import InstalledAppFlow
 
     _warn_if_shared(Path(os.fspath(client_secrets)))
     try:
-        flow = InstalledAppFlow.from_client_secrets_file(os.fspath(client_secrets), list(scopes))
+        return InstalledAppFlow.from_client_secrets_file(os.fspath(client_secrets), list(scopes))
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigurationError(
             "client_secrets",
             f"cannot use {os.fspath(client_secrets)!r} ({type(exc).__name__}): download the "
             "OAuth client JSON (Desktop app) from Google Cloud Console",
         ) from exc
+
+
+def _announce_consent_url(flow: Any, on_url: Callable[[str], None] | None) -> None:
+    """Make ``flow`` hand its consent URL to ``on_url`` (default: log it at WARNING level)."""
 
     def announce(url: str) -> None:
         if on_url is not None:
@@ -382,12 +407,23 @@ def authorize(
         return url, state
 
     flow.authorization_url = authorization_url
+
+
+def _run_local_server(
+    flow: Any, *, host: str, port: int, open_browser: bool, timeout_seconds: int | None
+) -> Credentials:
+    """Wait for Google's redirect on ``host:port`` (OAuth loggers quiet) and return the token.
+
+    Raises:
+        ConfigurationError: ``host:port`` cannot be listened on.
+        AuthorizationError: the user denied access or the code exchange failed.
+    """
     try:
         with _oauth_loggers_quiet():
             credentials: Credentials = flow.run_local_server(
                 host=host,
                 port=port,
-                open_browser=open_browser and not headless,
+                open_browser=open_browser,
                 authorization_prompt_message="",
                 timeout_seconds=timeout_seconds,
                 access_type="offline",
@@ -407,7 +443,4 @@ def authorize(
             f"authorisation failed ({type(exc).__name__}); try `langflix-scheduler auth` again",
             reason="authorizationFailed",
         ) from exc
-    if not getattr(credentials, "refresh_token", None):
-        logger.warning("Google returned no refresh token; the token will stop working in an hour")
-    save_credentials(credentials, token_path)
     return credentials

@@ -242,29 +242,8 @@ def build_health(
     reauth = _REAUTH.format(channel=channel)
     if channel_items is None:
         err = channel_error or TransientUploadError("channels.list gave no answer")
-        if isinstance(err, AuthorizationError) and err.reason == "insufficientPermissions":
-            return TokenHealth(
-                **common,
-                problem=TokenProblem.MISSING_SCOPES,
-                message=(
-                    "the token may not read the channel (it lacks a YouTube read scope such as "
-                    f"youtube.force-ssl); {reauth} and allow every permission asked"
-                ),
-                error=err,
-            )
-        if isinstance(err, AuthorizationError):
-            return TokenHealth(
-                **common,
-                problem=TokenProblem.NEEDS_REAUTH,
-                message=f"YouTube refused the token ({err}); {reauth}",
-                error=err,
-            )
-        return TokenHealth(
-            **common,
-            problem=TokenProblem.CHECK_FAILED,
-            message=f"could not read the channel ({err}); try again later",
-            error=err,
-        )
+        problem, message = _unread_channel_problem(err, reauth)
+        return TokenHealth(**common, problem=problem, message=message, error=err)
     if not channel_items:
         return TokenHealth(
             **common,
@@ -274,19 +253,44 @@ def build_health(
                 f"{reauth} and pick the channel's account"
             ),
         )
-    item = channel_items[0]
+    return _health_of_channel(common, channel_items[0], missing=missing, reauth=reauth)
+
+
+def _unread_channel_problem(err: UploadError, reauth: str) -> tuple[TokenProblem, str]:
+    """The problem, and what to do, when ``channels.list`` failed with ``err``."""
+    if isinstance(err, AuthorizationError) and err.reason == "insufficientPermissions":
+        return TokenProblem.MISSING_SCOPES, (
+            "the token may not read the channel (it lacks a YouTube read scope such as "
+            f"youtube.force-ssl); {reauth} and allow every permission asked"
+        )
+    if isinstance(err, AuthorizationError):
+        return TokenProblem.NEEDS_REAUTH, f"YouTube refused the token ({err}); {reauth}"
+    return TokenProblem.CHECK_FAILED, f"could not read the channel ({err}); try again later"
+
+
+def _health_of_channel(
+    common: Mapping[str, Any],
+    item: Mapping[str, Any],
+    *,
+    missing: tuple[str, ...],
+    reauth: str,
+) -> TokenHealth:
+    """The report once ``channels.list`` named a channel (``item``): another channel than
+    ``common["expected_channel_id"]`` wins over ``missing`` scopes."""
+    expected_channel_id = common["expected_channel_id"]
     channel_id = str(item.get("id") or "") or None
     snippet = item.get("snippet")
     title = snippet.get("title") if isinstance(snippet, Mapping) else None
     matches = None if expected_channel_id is None else channel_id == expected_channel_id
-    common.update(
-        youtube_channel_id=channel_id,
-        youtube_channel_title=str(title) if title is not None else None,
-        channel_matches=matches,
-    )
+    fields = {
+        **common,
+        "youtube_channel_id": channel_id,
+        "youtube_channel_title": str(title) if title is not None else None,
+        "channel_matches": matches,
+    }
     if matches is False:
         return TokenHealth(
-            **common,
+            **fields,
             problem=TokenProblem.WRONG_CHANNEL,
             message=(
                 f"the token belongs to channel {channel_id} ({title!r}), not "
@@ -295,11 +299,11 @@ def build_health(
         )
     if missing:
         return TokenHealth(
-            **common,
+            **fields,
             problem=TokenProblem.MISSING_SCOPES,
             message=f"scopes not granted: {', '.join(missing)}; {reauth} and allow them",
         )
-    return TokenHealth(**common)
+    return TokenHealth(**fields)
 
 
 def health_from_error(
@@ -439,45 +443,18 @@ def check_token(
         ConfigurationError: ``channel`` is not a valid channel name, or ``expected_channel_id``
             is not a channel id.
     """
-    from .auth import (
-        DEFAULT_SCOPES,
-        read_credentials,
-        refresh_credentials,
-        save_credentials,
-        token_path_for,
-    )
-    from .classify import classify_error
-    from .metering import CallbackFailed
+    from .auth import DEFAULT_SCOPES, token_path_for
 
     path = token_path_for(channel, Path(token_dir).expanduser())
     expected = _expected(channel, expected_channel_id)
     now = (clock or (lambda: datetime.now(UTC)))()
     required = tuple(DEFAULT_SCOPES if required_scopes is None else required_scopes)
-    responses: list[Any] = []
     try:
-        credentials = read_credentials(path, token_uri=token_uri)
-        refresh_credentials(credentials, on_response=responses.append)
+        credentials, token_response = _refreshed(path, token_uri=token_uri, save=save)
     except (AuthorizationError, TransientUploadError, ConfigurationError) as err:
         logger.info("token of channel %s: %s", channel, type(err).__name__)
         return health_from_error(channel, path, err, now=now, expected_channel_id=expected)
-    if save:
-        try:
-            save_credentials(credentials, path)
-        except OSError as exc:
-            # The check stands; only the fresh access token is not kept for the next run.
-            logger.warning("could not save the refreshed token to %s: %s", path, exc.strerror)
-    token_response = _token_fields(responses)
-    items: list[Mapping[str, Any]] | None
-    channel_error: UploadError | None = None
-    try:
-        items = _list_channels(credentials, api_endpoint, on_call)
-    except CallbackFailed as exc:
-        raise exc.original from None  # the caller's on_call raised: theirs, unchanged
-    except SchedulerError:
-        raise  # a ConfigurationError about api_endpoint
-    except Exception as exc:
-        items = None
-        channel_error = classify_error(exc, now=now, quota_timezone=quota_timezone)
+    items, channel_error = _read_channel(credentials, api_endpoint, on_call, now, quota_timezone)
     stored = getattr(credentials, "granted_scopes", None) or credentials.scopes or ()
     return build_health(
         channel,
@@ -491,6 +468,55 @@ def check_token(
         access_token_expires_at=credentials.expiry,
         channel_error=channel_error,
     )
+
+
+def _refreshed(path: Path, *, token_uri: str | None, save: bool) -> tuple[Any, dict[str, Any]]:
+    """Read and refresh the token at ``path`` (saving it back when ``save``): the credentials
+    and the token endpoint's ``scope`` and ``refresh_token_expires_in``.
+
+    Raises:
+        AuthorizationError, TransientUploadError, ConfigurationError: as
+            :func:`~langflix_scheduler.youtube.auth.read_credentials` and
+            :func:`~langflix_scheduler.youtube.auth.refresh_credentials` raise them.
+    """
+    from .auth import read_credentials, refresh_credentials, save_credentials
+
+    responses: list[Any] = []
+    credentials = read_credentials(path, token_uri=token_uri)
+    refresh_credentials(credentials, on_response=responses.append)
+    if save:
+        try:
+            save_credentials(credentials, path)
+        except OSError as exc:
+            # The check stands; only the fresh access token is not kept for the next run.
+            logger.warning("could not save the refreshed token to %s: %s", path, exc.strerror)
+    return credentials, _token_fields(responses)
+
+
+def _read_channel(
+    credentials: Any,
+    api_endpoint: str | None,
+    on_call: CallCallback | None,
+    now: datetime,
+    quota_timezone: str,
+) -> tuple[list[Mapping[str, Any]] | None, UploadError | None]:
+    """``channels.list``'s items, or None and the classified error when the call failed.
+
+    Raises:
+        ConfigurationError: about ``api_endpoint``.
+        Exception: whatever ``on_call`` raised, unchanged.
+    """
+    from .classify import classify_error
+    from .metering import CallbackFailed
+
+    try:
+        return _list_channels(credentials, api_endpoint, on_call), None
+    except CallbackFailed as exc:
+        raise exc.original from None  # the caller's on_call raised: theirs, unchanged
+    except SchedulerError:
+        raise  # a ConfigurationError about api_endpoint
+    except Exception as exc:
+        return None, classify_error(exc, now=now, quota_timezone=quota_timezone)
 
 
 def _token_fields(responses: Sequence[Any]) -> dict[str, Any]:
