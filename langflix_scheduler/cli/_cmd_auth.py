@@ -58,7 +58,8 @@ def _json_after_command(ctx: click.Context, _param: click.Parameter, value: bool
     "--check",
     is_flag=True,
     help="Check stored tokens instead (every channel, or --channel): refresh each, ask YouTube "
-    "whose channel it is (channels.list, 1 quota unit); exit 1 when one needs `auth` again.",
+    "whose channel it is (channels.list, 1 quota unit, recorded in the quota ledger when the "
+    "database is initialised); exit 1 when one needs `auth` again.",
 )
 @click.option(
     "--expect-channel-id",
