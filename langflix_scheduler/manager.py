@@ -337,6 +337,14 @@ class ScheduleManager:
         """Create or upgrade the schema (Alembic ``upgrade head``). Idempotent, safe to race."""
         migrate.upgrade(self._db)
 
+    def schema_is_current(self) -> bool:
+        """Is the database initialised at the latest schema revision (``init_db`` done)?
+
+        Raises:
+            StorageError: the database could not be reached.
+        """
+        return migrate.current_revision(self._db) == migrate.head_revision()
+
     def close(self) -> None:
         """Release the connection pool (when the manager created the engine)."""
         if self._owns_engine:

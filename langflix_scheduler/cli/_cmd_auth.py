@@ -141,21 +141,17 @@ class _NotRecorded(Exception):
 def _ledger(state: State) -> Iterator[tuple[ScheduleManager | None, str | None]]:
     """The manager recording ``auth --check``'s calls, or None and why they are not recorded
     (no database, or one without the current schema: the check runs anyway)."""
-    from ..db import migrate
-
     with ExitStack() as stack:
         try:
             m = stack.enter_context(state.manager())
-            revision = migrate.current_revision(m.database)
+            current = m.schema_is_current()
         except SchedulerError as exc:
             yield None, f"no usable database ({exc})"
             return
-        if revision is None:
-            yield None, "the database is not initialised (run `langflix-scheduler init-db`)"
-        elif revision != migrate.head_revision():
-            yield None, "the database schema is not current (run `langflix-scheduler init-db`)"
-        else:
+        if current:
             yield m, None
+        else:
+            yield None, "the database is not initialised at the current schema (run `init-db`)"
 
 
 def _check(
