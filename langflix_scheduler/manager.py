@@ -30,6 +30,7 @@ from .booking import BookingRequest, check_idempotency_key, decide
 from .config import SchedulerConfig
 from .db import api_calls, bookings, counters, dashboard, migrate, reads
 from .db import slots as slots_db
+from .db.api_calls import CallRecord
 from .db.counters import COUNT_COLUMN
 from .db.engine import Database, create_engine
 from .db.locking import (
@@ -72,6 +73,7 @@ from .media import check_video_type
 from .overview import Attention
 from .quota import quota_date_of
 from .slots import channel_date_of, ensure_aware, slots_on_day
+from .youtube.uploader import ApiCallReport, CallCallback, CallPhase
 
 __all__ = ["Clock", "ScheduleManager", "system_clock"]
 
@@ -334,6 +336,14 @@ class ScheduleManager:
     def init_db(self) -> None:
         """Create or upgrade the schema (Alembic ``upgrade head``). Idempotent, safe to race."""
         migrate.upgrade(self._db)
+
+    def schema_is_current(self) -> bool:
+        """Is the database initialised at the latest schema revision (``init_db`` done)?
+
+        Raises:
+            StorageError: the database could not be reached.
+        """
+        return migrate.current_revision(self._db) == migrate.head_revision()
 
     def close(self) -> None:
         """Release the connection pool (when the manager created the engine)."""
@@ -1652,6 +1662,138 @@ class ScheduleManager:
             read_only=True,
         )
         return [reports.ApiCallRecord(**r) for r in rows]
+
+    def record_api_call(
+        self,
+        report: ApiCallReport,
+        *,
+        channel: str | None = None,
+        api_project: str | None = None,
+        now: datetime | None = None,
+    ) -> reports.RecordedApiCall | None:
+        """Write one API call made outside any schedule (``auth --check``'s ``channels.list``)
+        to the quota ledger and add its cost to ``used`` of its quota day, *before* it is sent.
+
+        One short transaction: the quota-day row (created if absent) is locked first, then the
+        ledger row is appended (lock order: :mod:`langflix_scheduler.ledger`). Call it from an
+        ``on_call`` callback on a :attr:`CallPhase.SENDING` report (see
+        :meth:`api_call_recorder`); when it raises, do not send the call (an uncounted call
+        would let bookings exceed what YouTube allows that day).
+
+        Args:
+            report: the call about to be sent (phase ``SENDING``).
+            channel: the channel it is made for (default: the configured one).
+            api_project: the Google Cloud project it spends (default: the configured one).
+            now: when it is sent (default: the clock); its Pacific-time quota day is charged.
+
+        Returns:
+            The row written, or None when the quota policy has no price for the operation
+            (logged; the call is not counted, as the processor does).
+
+        Raises:
+            InvalidScheduleError: ``report`` is not a ``SENDING`` report, or a name is invalid.
+            StorageError: it could not be written (nothing was written; do not send the call).
+        """
+        if not isinstance(report, ApiCallReport) or report.phase is not CallPhase.SENDING:
+            raise InvalidScheduleError("report", "must be an ApiCallReport of phase SENDING")
+        name = self._channel(channel)
+        project = self.config.api_project if api_project is None else api_project
+        if not isinstance(project, str) or not project or len(project) > 64:
+            raise InvalidScheduleError(
+                "api_project", "must be a non-empty string of <= 64 characters"
+            )
+        policy = self.config.quota_policy
+        priced = policy.costs.get(report.operation)
+        if priced is None:
+            logger.warning(
+                "quota policy %s has no cost for %s; the call is not counted",
+                policy.name,
+                report.operation,
+            )
+            return None
+        sent_at = _aware(now, "now") if now is not None else self.now()
+        call = CallRecord(
+            api_project=project,
+            quota_date=quota_date_of(sent_at, self.config.quota_timezone),
+            bucket=priced[0],
+            operation=report.operation,
+            cost=priced[1],
+            sent_at=sent_at,
+            call_key=api_calls.new_call_key(),
+            channel_id=name,
+        )
+        self._write_call(call)
+        return reports.RecordedApiCall(
+            call_key=call.call_key,
+            api_project=call.api_project,
+            channel=name,
+            operation=call.operation,
+            bucket=call.bucket,
+            cost=call.cost,
+            quota_date=call.quota_date,
+            sent_at=call.sent_at,
+        )
+
+    def _write_call(self, call: CallRecord) -> None:
+        """Append ``call`` (and its cost to ``used``); after a lost COMMIT answer its call key
+        tells whether it was written."""
+        limits = self.config.quota_policy.buckets
+        try:
+            self._db.run_core(
+                "record an API call",
+                lambda c: api_calls.record_call(c, self._db.dialect, call, limits),
+            )
+        except OutcomeUnknownError:
+            written = self._db.run_core(
+                "read the quota ledger",
+                lambda c: api_calls.call_exists(c, call.call_key),
+                read_only=True,
+            )
+            if not written:
+                raise
+
+    def refuse_api_call(self, call_key: str) -> bool:
+        """Mark a call written by :meth:`record_api_call` as refused by YouTube for quota
+        (``403 quotaExceeded``): cost 0, its cost taken off ``used``. Idempotent; False when
+        there is no such ``sent`` call.
+
+        Raises:
+            StorageError: the database could not be reached.
+        """
+        if not isinstance(call_key, str) or not call_key:
+            raise InvalidScheduleError("call_key", "must be a non-empty string")
+        limits = self.config.quota_policy.buckets
+        return self._db.run_core(
+            "refund a refused API call",
+            lambda c: api_calls.refuse_call(c, self._db.dialect, call_key, limits),
+        )
+
+    def api_call_recorder(
+        self, *, channel: str | None = None, api_project: str | None = None
+    ) -> CallCallback:
+        """An ``on_call`` callback (for :func:`~langflix_scheduler.youtube.check_token`) that
+        records each call with :meth:`record_api_call` before it is sent and marks it refused
+        when YouTube refuses it for quota. What :meth:`record_api_call` raises propagates, so
+        the call is not sent; a refusal that cannot be written is logged (the ledger then
+        over-counts, which is safe)."""
+        keys: dict[int, str] = {}
+
+        def on_call(report: ApiCallReport) -> None:
+            if report.phase is CallPhase.SENDING:
+                recorded = self.record_api_call(report, channel=channel, api_project=api_project)
+                if recorded is not None:
+                    keys[report.call_id] = recorded.call_key
+            elif report.phase is CallPhase.REFUSED and report.call_id in keys:
+                try:
+                    self.refuse_api_call(keys[report.call_id])
+                except SchedulerError as exc:
+                    logger.warning(
+                        "could not mark %s as refused (%s); the ledger over-counts it",
+                        report.operation,
+                        exc,
+                    )
+
+        return on_call
 
     def known_names(self) -> reports.KnownNames:
         """Channels and API projects found in the database, plus the configured ones."""

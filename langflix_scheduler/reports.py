@@ -1,7 +1,8 @@
 """Read models for dashboards and exporters: the calendar, quota usage, stored totals.
 
 Returned by :meth:`ScheduleManager.calendar`, :meth:`ScheduleManager.quota_usage`,
-:meth:`ScheduleManager.api_calls`, :meth:`ScheduleManager.known_names` and
+:meth:`ScheduleManager.api_calls`, :meth:`ScheduleManager.record_api_call`,
+:meth:`ScheduleManager.known_names` and
 :meth:`ScheduleManager.stored_totals`. Pure data; :func:`build_calendar` is pure arithmetic on
 rows already read (no I/O).
 """
@@ -26,6 +27,7 @@ __all__ = [
     "CalendarSlot",
     "KnownNames",
     "QuotaDayUsage",
+    "RecordedApiCall",
     "StoredTotals",
     "build_calendar",
     "json_default",
@@ -118,6 +120,32 @@ class ApiCallRecord:
     sent_at: datetime
     outcome: str
     worker_id: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordedApiCall:
+    """One API call outside any schedule, written to the quota ledger by
+    :meth:`ScheduleManager.record_api_call` (its cost already added to ``used``).
+
+    Attributes:
+        call_key: the ledger row's unique key (:meth:`ScheduleManager.refuse_api_call` takes it).
+        api_project: the Google Cloud project whose quota it spends.
+        channel: the channel it was made for.
+        operation: the API method (``channels.list``, ...).
+        bucket: the quota bucket charged.
+        cost: units charged.
+        quota_date: the Pacific-time quota day it was sent on.
+        sent_at: when it was recorded (just before it was sent).
+    """
+
+    call_key: str
+    api_project: str
+    channel: str
+    operation: str
+    bucket: str
+    cost: int
+    quota_date: date
+    sent_at: datetime
 
 
 @dataclass(frozen=True)

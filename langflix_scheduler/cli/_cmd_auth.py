@@ -3,17 +3,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from ..errors import SchedulerError
 from ._errors import EXIT_UNAVAILABLE, EXIT_USER_ERROR
 from ._render import emit_json, fmt_local, table_of
 from ._state import ENV, State, channel_option, run, token_dir_option
 
 if TYPE_CHECKING:
+    from ..manager import ScheduleManager
     from ..youtube.health import TokenHealth
+    from ..youtube.uploader import ApiCallReport, CallCallback
 
 
 @click.command("init-db")
@@ -51,7 +58,8 @@ def _json_after_command(ctx: click.Context, _param: click.Parameter, value: bool
     "--check",
     is_flag=True,
     help="Check stored tokens instead (every channel, or --channel): refresh each, ask YouTube "
-    "whose channel it is (channels.list, 1 quota unit); exit 1 when one needs `auth` again.",
+    "whose channel it is (channels.list, 1 quota unit, recorded in the quota ledger when the "
+    "database is initialised); exit 1 when one needs `auth` again.",
 )
 @click.option(
     "--expect-channel-id",
@@ -121,6 +129,31 @@ def auth(
         state.out.print(f"authorised channel {channel}; token saved to {token_path}")
 
 
+class _NotRecorded(Exception):
+    """The quota ledger could not record ``channels.list``: the call was not sent."""
+
+    def __init__(self, error: SchedulerError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@contextmanager
+def _ledger(state: State) -> Iterator[tuple[ScheduleManager | None, str | None]]:
+    """The manager recording ``auth --check``'s calls, or None and why they are not recorded
+    (no database, or one without the current schema: the check runs anyway)."""
+    with ExitStack() as stack:
+        try:
+            m = stack.enter_context(state.manager())
+            current = m.schema_is_current()
+        except SchedulerError as exc:
+            yield None, f"no usable database ({exc})"
+            return
+        if current:
+            yield m, None
+        else:
+            yield None, "the database is not initialised at the current schema (run `init-db`)"
+
+
 def _check(
     state: State,
     token_dir: Path,
@@ -128,8 +161,10 @@ def _check(
     api_endpoint: str | None,
     token_uri: str | None,
 ) -> None:
-    """``auth --check``: one report per channel; exit 1 when any needs a person."""
-    from ..youtube.health import check_tokens, stored_channels
+    """``auth --check``: one report per channel; exit 1 when any needs a person. Each
+    ``channels.list`` is recorded in the quota ledger before it is sent, when the database is
+    usable; a call the ledger cannot record is not sent (that channel's check fails)."""
+    from ..youtube.health import stored_channels
 
     channel = state.explicit_channel
     if expect_channel_id is not None and channel is None:
@@ -140,23 +175,84 @@ def _check(
             f"no stored tokens in {token_dir}; run `langflix-scheduler auth --channel NAME "
             "--client-secrets FILE` first"
         )
-    expected = {channel: expect_channel_id} if channel and expect_channel_id else None
-    reports = check_tokens(
-        token_dir,
-        channels,
-        expected_channel_ids=expected,
-        api_endpoint=api_endpoint,
-        token_uri=token_uri,
-        quota_timezone=state.config.quota_timezone,
-    )
+    with _ledger(state) as (manager, not_recorded):
+        reports = [
+            _check_one(
+                state,
+                manager,
+                name,
+                token_dir,
+                expect_channel_id if channel else None,
+                api_endpoint,
+                token_uri,
+            )
+            for name in channels
+        ]
     if state.as_json:
-        emit_json({"tokens": [r.to_dict() for r in reports]})
+        emit_json(
+            {
+                "tokens": [r.to_dict() for r in reports],
+                "quota_ledger": {"recorded": manager is not None, "reason": not_recorded},
+            }
+        )
     else:
         _render_health(state, reports)
+        if not_recorded is not None:
+            state.err.print(
+                f"note: channels.list not recorded in the quota ledger: {not_recorded}",
+                markup=False,
+                soft_wrap=True,
+            )
     if any(r.needs_reauth for r in reports):
         raise SystemExit(EXIT_USER_ERROR)
     if any(not r.ok for r in reports):
         raise SystemExit(EXIT_UNAVAILABLE)
+
+
+def _check_one(
+    state: State,
+    manager: ScheduleManager | None,
+    channel: str,
+    token_dir: Path,
+    expect_channel_id: str | None,
+    api_endpoint: str | None,
+    token_uri: str | None,
+) -> TokenHealth:
+    """Check one channel's token, its ``channels.list`` recorded through ``manager``."""
+    from ..youtube.auth import token_path_for
+    from ..youtube.health import check_token, health_from_error
+
+    on_call: CallCallback | None = None
+    if manager is not None:
+        record = manager.api_call_recorder(channel=channel)
+
+        def on_call(report: ApiCallReport) -> None:
+            try:
+                record(report)
+            except SchedulerError as exc:
+                raise _NotRecorded(exc) from exc
+
+    try:
+        return check_token(
+            channel,
+            token_dir,
+            expected_channel_id=expect_channel_id,
+            api_endpoint=api_endpoint,
+            token_uri=token_uri,
+            on_call=on_call,
+            quota_timezone=state.config.quota_timezone,
+        )
+    except _NotRecorded as exc:
+        health = health_from_error(
+            channel, token_path_for(channel, token_dir), exc.error, now=datetime.now(UTC)
+        )
+        return dataclasses.replace(
+            health,
+            message=(
+                f"channels.list not sent: it could not be recorded in the quota ledger "
+                f"({exc.error}); try again later"
+            ),
+        )
 
 
 def _render_health(state: State, reports: list[TokenHealth]) -> None:

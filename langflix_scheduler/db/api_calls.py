@@ -6,7 +6,9 @@ quota-bearing request goes out (``videos.insert`` initiations, re-sent ones incl
 ``thumbnails.set``, ``playlistItems.insert``, ``playlistItems.list``), each call in its own short
 transaction that locks only the quota-day row it charges, so no lock is ever held across the
 network call. An uploader that cannot report its calls gets its calls recorded when its upload
-completes (:func:`record_calls_at_completion`), as before the ledger existed.
+completes (:func:`record_calls_at_completion`), as before the ledger existed. Calls made
+outside any schedule (``auth --check``'s ``channels.list``) are written the same way by
+``ScheduleManager.record_api_call`` (``schedule_id`` NULL).
 
 What it guarantees: a call that may have been sent is counted (the row is committed before the
 request is sent; a row that cannot be written stops the request), so ``used`` never counts less

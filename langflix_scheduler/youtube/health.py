@@ -16,7 +16,8 @@ google exception as its ``__cause__``) in :attr:`TokenHealth.error`. Tokens are 
 
 Quota: ``on_call`` is told about the ``channels.list`` request before it is sent
 (:class:`~langflix_scheduler.youtube.uploader.ApiCallReport`, operation ``channels.list``), the
-same hook the processor's quota ledger uses for uploads.
+same hook the processor's quota ledger uses for uploads;
+``ScheduleManager.api_call_recorder()`` is one that writes it to the ledger.
 """
 
 from __future__ import annotations

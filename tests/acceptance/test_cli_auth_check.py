@@ -156,3 +156,80 @@ def test_auth_without_check_still_needs_client_secrets(
     expect = run_cli("auth", "--check", "--expect-channel-id", OTHER_ID, env=env)
     assert expect.code == 2
     assert "--channel" in expect.stderr
+
+
+def _ledger(db_url: str) -> list[tuple[object, ...]]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    text(
+                        "SELECT operation, bucket, cost, schedule_id, channel_id, outcome"
+                        " FROM youtube_api_calls ORDER BY channel_id"
+                    )
+                )
+            ]
+    finally:
+        engine.dispose()
+
+
+def _used(db_url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            total = conn.execute(
+                text("SELECT SUM(used) FROM youtube_quota_usage WHERE bucket = 'shared'")
+            ).scalar()
+    finally:
+        engine.dispose()
+    return int(total or 0)
+
+
+def test_check_records_each_channels_list_in_the_quota_ledger(
+    run_cli: Callable[..., CliResult], env: dict[str, str], youtube: FakeYouTube, db_url: str
+) -> None:
+    result = run_cli("--json", "auth", "--check", env=env)
+    assert result.code == 0, result.stderr
+    assert result.json()["quota_ledger"] == {"recorded": True, "reason": None}
+    assert sum(youtube.charged().values()) == 2
+    assert _ledger(db_url) == [
+        ("channels.list", "shared", 1, None, "main", "sent"),
+        ("channels.list", "shared", 1, None, "second", "sent"),
+    ]
+    assert _used(db_url) == 2
+    recount = run_cli("--json", "recalculate-quota", env=env)
+    assert recount.code == 0, recount.stderr
+    assert recount.json()["corrections"] == []
+    assert _used(db_url) == 2
+
+
+def test_check_without_a_database_runs_and_says_the_call_was_not_recorded(
+    run_cli: Callable[..., CliResult], env: dict[str, str], youtube: FakeYouTube, tmp_path: Path
+) -> None:
+    missing = f"sqlite:///{tmp_path / 'absent.db'}"
+    env = {**env, "LANGFLIX_SCHEDULER_DATABASE_URL": missing}
+    result = run_cli("auth", "--check", "--channel", "main", env=env)
+    assert result.code == 0, result.stderr
+    assert "not recorded in the quota ledger" in result.stderr
+    assert sum(youtube.charged().values()) == 1
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_check_on_an_uninitialised_database_runs_and_says_so(
+    run_cli: Callable[..., CliResult], env: dict[str, str], youtube: FakeYouTube, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    env = {**env, "LANGFLIX_SCHEDULER_DATABASE_URL": f"sqlite:///{empty}"}
+    result = run_cli("--json", "auth", "--check", "--channel", "main", env=env)
+    assert result.code == 0, result.stderr
+    ledger = result.json()["quota_ledger"]
+    assert ledger["recorded"] is False
+    assert "init-db" in ledger["reason"]
+    assert sum(youtube.charged().values()) == 1
