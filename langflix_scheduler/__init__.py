@@ -18,6 +18,7 @@ from .domain import (
     TypeUsage,
     UploadStatus,
     VideoMetadata,
+    VideoState,
     VideoType,
 )
 from .errors import (
@@ -143,6 +144,7 @@ __all__ = [
     "UploadProcessor",
     "UploadStatus",
     "VideoMetadata",
+    "VideoState",
     "VideoType",
     "__version__",
 ]

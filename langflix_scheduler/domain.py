@@ -28,6 +28,7 @@ __all__ = [
     "TypeUsage",
     "UploadStatus",
     "VideoMetadata",
+    "VideoState",
     "VideoType",
     "title_from_filename",
     "youtube_tags_length",
@@ -74,6 +75,55 @@ class UploadStatus(enum.StrEnum):
             UploadStatus.UPLOADING,
             UploadStatus.COMPLETED,
             UploadStatus.NEEDS_REVIEW,
+        )
+
+
+class VideoState(enum.StrEnum):
+    """What YouTube holds for an uploaded video: the schedule's life after ``completed``.
+
+    ``upload_status`` says what the library did (booked, uploading, completed ...); the video
+    state says what the processor last saw on YouTube (``videos.list``), or what a change of
+    plan made of the video. None until the upload completes.
+
+    uploaded -> processing -> ready -> published is the planned path; ``ready`` means processed
+    and holding the planned privacy and ``publishAt``. Terminal problems: ``rejected``,
+    ``processing_failed``, ``deleted``. ``mismatch``: YouTube holds another privacy or publish
+    time than planned; ``held_private``: the publish time passed and the video is still private
+    (a project locked private, or held back by YouTube). ``unpublished``: cancelled after the
+    upload (private, no ``publishAt``). None of these is ever uploaded again automatically.
+    """
+
+    UPLOADED = "uploaded"
+    PROCESSING = "processing"
+    READY = "ready"
+    PUBLISHED = "published"
+    REJECTED = "rejected"
+    PROCESSING_FAILED = "processing_failed"
+    MISMATCH = "mismatch"
+    HELD_PRIVATE = "held_private"
+    DELETED = "deleted"
+    UNPUBLISHED = "unpublished"
+
+    @property
+    def is_problem(self) -> bool:
+        """True when a person should look at the video."""
+        return self in (
+            VideoState.REJECTED,
+            VideoState.PROCESSING_FAILED,
+            VideoState.MISMATCH,
+            VideoState.HELD_PRIVATE,
+            VideoState.DELETED,
+        )
+
+    @property
+    def is_final(self) -> bool:
+        """True when the processor no longer checks the video on its own."""
+        return self in (
+            VideoState.PUBLISHED,
+            VideoState.REJECTED,
+            VideoState.PROCESSING_FAILED,
+            VideoState.DELETED,
+            VideoState.UNPUBLISHED,
         )
 
 
@@ -379,6 +429,18 @@ class ScheduledVideo:
     content_sha256: str | None = None
     #: The caller's request id given when booking, if any.
     idempotency_key: str | None = None
+    #: What YouTube holds for the uploaded video (None before the upload completes).
+    video_state: VideoState | None = None
+    #: ``status.privacyStatus`` YouTube reported at the last check.
+    youtube_privacy: str | None = None
+    #: ``status.publishAt`` YouTube reported at the last check.
+    youtube_publish_at: datetime | None = None
+    #: Why the video is in a problem state (YouTube's rejection or failure reason, the
+    #: difference found), and what to do.
+    video_problem: str | None = None
+    #: When the processor last asked YouTube about the video, and when it asks next.
+    checked_at: datetime | None = None
+    next_check_at: datetime | None = None
 
     def due_at(self, upload_lead_time: timedelta) -> datetime:
         """The first instant a processor run claims this schedule while it stays ``scheduled``:

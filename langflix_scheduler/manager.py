@@ -55,6 +55,7 @@ from .domain import (
     TypeUsage,
     UploadStatus,
     VideoMetadata,
+    VideoState,
     VideoType,
 )
 from .errors import (
@@ -201,6 +202,12 @@ def _to_domain(row: Schedule) -> ScheduledVideo:
         uploaded_at=row.uploaded_at,
         content_sha256=row.content_sha256,
         idempotency_key=row.idempotency_key,
+        video_state=None if row.video_state is None else VideoState(row.video_state),
+        youtube_privacy=row.youtube_privacy,
+        youtube_publish_at=row.youtube_publish_at,
+        video_problem=row.video_problem,
+        checked_at=row.checked_at,
+        next_check_at=row.next_check_at,
     )
 
 

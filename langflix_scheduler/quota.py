@@ -6,8 +6,8 @@ so the policy is data (:class:`QuotaPolicy`) with presets for each era:
 
 * ``granular-2026`` (default, since 2026-06-01): ``videos.insert`` has its own bucket of 100
   calls/day; every other method shares 10,000 units/day (thumbnails.set 50,
-  playlistItems.insert 50, videos.update 50, videos.list 1, playlistItems.list 1,
-  channels.list 1).
+  playlistItems.insert 50, videos.update 50, videos.delete 50, videos.list 1,
+  playlistItems.list 1, channels.list 1).
 * ``pool-2025`` (2025-12-04 to 2026-05-31): one 10,000-unit pool, an insert costing 100 units.
 * ``legacy`` (until 2025-12-04): one 10,000-unit pool, an insert costing 1,600 units.
 """
@@ -115,6 +115,7 @@ _SHARED_COSTS = {
     "thumbnails.set": (SHARED, 50),
     "playlistItems.insert": (SHARED, 50),
     "videos.update": (SHARED, 50),
+    "videos.delete": (SHARED, 50),
     "videos.list": (SHARED, 1),
     # Asked before re-sending a playlistItems.insert whose answer was lost.
     "playlistItems.list": (SHARED, 1),

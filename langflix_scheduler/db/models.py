@@ -34,8 +34,10 @@ __all__ = [
     "ProcessorRun",
     "QuotaUsage",
     "Schedule",
+    "ScheduleEvent",
     "UTCDateTime",
     "UploadChannel",
+    "VideoChange",
 ]
 
 NAMING_CONVENTION = {
@@ -49,6 +51,20 @@ VIDEO_TYPES = ("final", "short")
 UPLOAD_STATUSES = ("scheduled", "uploading", "completed", "failed", "cancelled", "needs_review")
 CALL_OUTCOMES = ("sent", "refused")
 ACTIVE_STATUSES = ("scheduled", "uploading", "completed", "needs_review")
+VIDEO_STATES = (
+    "uploaded",
+    "processing",
+    "ready",
+    "published",
+    "rejected",
+    "processing_failed",
+    "mismatch",
+    "held_private",
+    "deleted",
+    "unpublished",
+)
+CHANGE_KINDS = ("reschedule", "unpublish", "delete", "update")
+CHANGE_STATES = ("pending", "applied", "failed", "rolled_back")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -118,6 +134,9 @@ class Schedule(Base):
         Index("ix_youtube_schedules_lease", "upload_status", "lease_expires_at"),
         # The fingerprint cache: a file whose stat matches a stored row is not hashed again.
         Index("ix_youtube_schedules_file_stat", "file_mtime_ns", "file_size"),
+        # Uploaded videos the processor checks on YouTube, by when they are next checked.
+        Index("ix_youtube_schedules_check", "video_state", "next_check_at"),
+        CheckConstraint(f"video_state IN ({_in(VIDEO_STATES)})", name="video_state"),
         CheckConstraint(f"video_type IN ({_in(VIDEO_TYPES)})", name="video_type"),
         CheckConstraint(f"upload_status IN ({_in(UPLOAD_STATUSES)})", name="upload_status"),
         CheckConstraint("attempts >= 0", name="attempts"),
@@ -156,6 +175,14 @@ class Schedule(Base):
     file_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     file_mtime_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # The video's life after the upload (see domain.VideoState); NULL before it completes.
+    video_state: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    youtube_privacy: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    youtube_publish_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    video_problem: Mapped[str | None] = mapped_column(Text, nullable=True)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    check_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class DailyLimit(Base):
@@ -210,6 +237,10 @@ class UploadChannel(Base):
 
     channel_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_claim_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Set when the channel's token was refused (``invalid_grant``): its uploads are not claimed
+    # until ``auth`` succeeds again (or the pause is lifted).
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    pause_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ProcessorRun(Base):
@@ -272,3 +303,51 @@ class ApiCall(Base):
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
     outcome: Mapped[str] = mapped_column(String(16), default="sent", server_default="sent")
     call_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class ScheduleEvent(Base):
+    """The timeline of a schedule: one row per transition, written in the transaction that makes
+    it (``show ID``). ``actor`` is who made it (a worker id, ``cli``, ``library``, a user name);
+    ``detail`` is a short human text (an error, the old and new publish time ...)."""
+
+    __tablename__ = "youtube_schedule_events"
+    __table_args__ = (Index("ix_youtube_schedule_events_schedule", "schedule_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule_id: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class VideoChange(Base):
+    """A change of plan for a video already on YouTube, recorded *before* its API call.
+
+    ``pending`` while the call may be in flight (``lease_expires_at``: after it, the next
+    processor run finishes or rolls back the change by asking YouTube what it holds);
+    ``applied`` once YouTube holds it and the schedule says so; ``failed`` when YouTube refused
+    it (nothing changed remotely; the schedule was put back); ``rolled_back`` when a recovery
+    found the call never took effect and undid the local side. ``target`` / ``previous`` hold
+    what is changed (publish time, metadata) as JSON.
+    """
+
+    __tablename__ = "youtube_video_changes"
+    __table_args__ = (
+        Index("ix_youtube_video_changes_pending", "state", "lease_expires_at"),
+        Index("ix_youtube_video_changes_schedule", "schedule_id"),
+        CheckConstraint(f"kind IN ({_in(CHANGE_KINDS)})", name="kind"),
+        CheckConstraint(f"state IN ({_in(CHANGE_STATES)})", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    target: Mapped[dict[str, Any]] = mapped_column(JSON)
+    previous: Mapped[dict[str, Any]] = mapped_column(JSON)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    requested_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -162,9 +162,26 @@ def test_concurrent_init_db_on_fresh_database(fresh_database: TestDatabase) -> N
         db.dispose()
 
 
+def _columns_before_0006() -> sa.TableClause:
+    """``youtube_schedules`` with only the columns it had at 0004/0005 (head has more)."""
+    head = Base.metadata.tables["youtube_schedules"]
+    added = {
+        "video_state",
+        "youtube_privacy",
+        "youtube_publish_at",
+        "video_problem",
+        "checked_at",
+        "next_check_at",
+        "check_count",
+    }
+    return sa.table(
+        "youtube_schedules", *(sa.column(c.name, c.type) for c in head.c if c.name not in added)
+    )
+
+
 def test_0005_clears_the_session_uri_of_completed_uploads_only(db: Database) -> None:
     migrate.upgrade(db, "0004")
-    table = Base.metadata.tables["youtube_schedules"]
+    table = _columns_before_0006()
     at = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
     rows = [
         ("completed", "https://upload.example/session-done", "vid-1"),
@@ -207,3 +224,51 @@ def test_0005_clears_the_session_uri_of_completed_uploads_only(db: Database) -> 
     }
     migrate.downgrade(db, "0004")  # nothing to undo, and it works
     assert migrate.current_revision(db) == "0004"
+
+
+def test_0006_starts_completed_uploads_as_uploaded_and_due_for_a_check(db: Database) -> None:
+    migrate.upgrade(db, "0005")
+    table = _columns_before_0006()
+    at = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+    rows = [("completed", "vid-1"), ("completed", None), ("scheduled", None)]
+    with db.engine.begin() as conn:
+        for n, (status, video_id) in enumerate(rows):
+            conn.execute(
+                table.insert().values(
+                    channel_id="ch",
+                    api_project="p",
+                    video_path=f"/videos/{n}.mp4",
+                    video_type="final",
+                    scheduled_publish_time=at + timedelta(hours=n),
+                    publish_date=at.date(),
+                    quota_date=at.date(),
+                    metadata={"title": f"t{n}"},
+                    upload_status=status,
+                    attempts=1,
+                    bytes_uploaded=0,
+                    completed_steps=[],
+                    reserved_quota={},
+                    consumed_quota={},
+                    created_at=at,
+                    updated_at=at,
+                    youtube_video_id=video_id,
+                )
+            )
+    migrate.upgrade(db, "head")
+    head = Base.metadata.tables["youtube_schedules"]
+    with db.engine.connect() as conn:
+        states = conn.execute(
+            sa.select(head.c.video_path, head.c.video_state, head.c.check_count).order_by(head.c.id)
+        ).all()
+    assert [tuple(r) for r in states] == [
+        ("/videos/0.mp4", "uploaded", 0),  # verified by the next processor run
+        ("/videos/1.mp4", None, 0),  # no video id: nothing to ask YouTube about
+        ("/videos/2.mp4", None, 0),
+    ]
+    migrate.downgrade(db, "0005")
+    assert migrate.current_revision(db) == "0005"
+    with db.engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("youtube_schedules")}
+        tables = set(sa.inspect(conn).get_table_names())
+    assert "video_state" not in columns
+    assert not {"youtube_schedule_events", "youtube_video_changes"} & tables

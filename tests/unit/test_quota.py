@@ -103,9 +103,9 @@ def test_cost_drops_zero_buckets() -> None:
 
 def test_cost_unknown_operation() -> None:
     with pytest.raises(ConfigurationError) as info:
-        QuotaPolicy.default().cost(["videos.delete"])
+        QuotaPolicy.default().cost(["search.list"])
     assert info.value.field == "quota_policy.costs"
-    assert "videos.delete" in str(info.value)
+    assert "search.list" in str(info.value)
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -253,3 +253,9 @@ def test_fixed_offset_instants_agree() -> None:
     a = datetime(2026, 3, 8, 0, 0, tzinfo=timezone(timedelta(hours=-8)))
     assert quota_date_of(a) == date(2026, 3, 8)
     assert quota_date_of(a - timedelta(seconds=1)) == date(2026, 3, 7)
+
+
+def test_after_upload_calls_are_priced_on_the_shared_bucket_in_every_preset() -> None:
+    for policy in QUOTA_PRESETS.values():
+        assert policy.cost(["videos.update", "videos.delete"]) == {"shared": 100}
+        assert policy.cost(["videos.list", "playlistItems.list", "channels.list"]) == {"shared": 3}
