@@ -1677,9 +1677,12 @@ class ScheduleManager:
         channel: str | None = None,
         api_project: str | None = None,
         now: datetime | None = None,
+        schedule_id: int | None = None,
+        within_limit: bool = False,
     ) -> reports.RecordedApiCall | None:
-        """Write one API call made outside any schedule (``auth --check``'s ``channels.list``)
-        to the quota ledger and add its cost to ``used`` of its quota day, *before* it is sent.
+        """Write one API call made outside an upload (``auth --check``'s ``channels.list``, a
+        verification's ``videos.list``, a change of plan's ``videos.update``) to the quota
+        ledger and add its cost to ``used`` of its quota day, *before* it is sent.
 
         One short transaction: the quota-day row (created if absent) is locked first, then the
         ledger row is appended (lock order: :mod:`langflix_scheduler.ledger`). Call it from an
@@ -1692,6 +1695,9 @@ class ScheduleManager:
             channel: the channel it is made for (default: the configured one).
             api_project: the Google Cloud project it spends (default: the configured one).
             now: when it is sent (default: the clock); its Pacific-time quota day is charged.
+            schedule_id: the schedule it is made for, if one (shown in its ledger).
+            within_limit: refuse the call when it does not fit beside what its quota day
+                already holds (reserved by bookings + used): for calls nothing reserved.
 
         Returns:
             The row written, or None when the quota policy has no price for the operation
@@ -1699,6 +1705,7 @@ class ScheduleManager:
 
         Raises:
             InvalidScheduleError: ``report`` is not a ``SENDING`` report, or a name is invalid.
+            QuotaExceededError: ``within_limit`` and the quota day has no room (nothing written).
             StorageError: it could not be written (nothing was written; do not send the call).
         """
         if not isinstance(report, ApiCallReport) or report.phase is not CallPhase.SENDING:
@@ -1728,8 +1735,9 @@ class ScheduleManager:
             sent_at=sent_at,
             call_key=api_calls.new_call_key(),
             channel_id=name,
+            schedule_id=None if schedule_id is None else _schedule_id(schedule_id),
         )
-        self._write_call(call)
+        self._write_call(call, within_limit=within_limit)
         return reports.RecordedApiCall(
             call_key=call.call_key,
             api_project=call.api_project,
@@ -1741,14 +1749,16 @@ class ScheduleManager:
             sent_at=call.sent_at,
         )
 
-    def _write_call(self, call: CallRecord) -> None:
+    def _write_call(self, call: CallRecord, *, within_limit: bool = False) -> None:
         """Append ``call`` (and its cost to ``used``); after a lost COMMIT answer its call key
         tells whether it was written."""
         limits = self.config.quota_policy.buckets
         try:
             self._db.run_core(
                 "record an API call",
-                lambda c: api_calls.record_call(c, self._db.dialect, call, limits),
+                lambda c: api_calls.record_calls(
+                    c, self._db.dialect, [call], limits, within_limit=within_limit
+                ),
             )
         except OutcomeUnknownError:
             written = self._db.run_core(
@@ -1776,7 +1786,12 @@ class ScheduleManager:
         )
 
     def api_call_recorder(
-        self, *, channel: str | None = None, api_project: str | None = None
+        self,
+        *,
+        channel: str | None = None,
+        api_project: str | None = None,
+        schedule_id: int | None = None,
+        within_limit: bool = False,
     ) -> CallCallback:
         """An ``on_call`` callback (for :func:`~langflix_scheduler.youtube.check_token`) that
         records each call with :meth:`record_api_call` before it is sent and marks it refused
@@ -1787,7 +1802,13 @@ class ScheduleManager:
 
         def on_call(report: ApiCallReport) -> None:
             if report.phase is CallPhase.SENDING:
-                recorded = self.record_api_call(report, channel=channel, api_project=api_project)
+                recorded = self.record_api_call(
+                    report,
+                    channel=channel,
+                    api_project=api_project,
+                    schedule_id=schedule_id,
+                    within_limit=within_limit,
+                )
                 if recorded is not None:
                     keys[report.call_id] = recorded.call_key
             elif report.phase is CallPhase.REFUSED and report.call_id in keys:

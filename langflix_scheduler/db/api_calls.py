@@ -32,6 +32,7 @@ from datetime import date, datetime
 from sqlalchemy import Table, and_, bindparam, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
+from ..errors import QuotaExceededError
 from .locking import lock_quota_counts
 from .models import ApiCall, QuotaUsage
 
@@ -120,16 +121,30 @@ def record_call(
 
 
 def record_calls(
-    conn: Connection, dialect: str, calls: Iterable[CallRecord], limits: Mapping[str, int]
+    conn: Connection,
+    dialect: str,
+    calls: Iterable[CallRecord],
+    limits: Mapping[str, int],
+    *,
+    within_limit: bool = False,
 ) -> None:
-    """:func:`record_call` for several calls of one API project (quota rows locked sorted)."""
+    """:func:`record_call` for several calls of one API project (quota rows locked sorted).
+
+    ``within_limit``: refuse (``QuotaExceededError``, nothing written) when the calls do not
+    fit beside what the quota day already holds (``reserved + used``): the rule for calls that
+    nothing reserved in advance (verification, changes of plan, reconcile), so they never eat
+    quota that booked uploads reserved."""
     calls = list(calls)
     if not calls:
         return
     projects = {c.api_project for c in calls}
     for project in sorted(projects):
         mine = [c for c in calls if c.api_project == project]
-        lock_quota_counts(conn, dialect, project, {(c.quota_date, c.bucket) for c in mine}, limits)
+        held = lock_quota_counts(
+            conn, dialect, project, {(c.quota_date, c.bucket) for c in mine}, limits
+        )
+        if within_limit:
+            _check_room(mine, held, limits)
     insert_rows(conn, calls)
     totals: dict[tuple[str, date, str], int] = {}
     for c in calls:
@@ -140,6 +155,23 @@ def record_calls(
             conn.execute(
                 _ADD_USED,
                 {"k_project": project, "k_qday": qday, "k_bucket": bucket, "k_amount": amount},
+            )
+
+
+def _check_room(
+    calls: Iterable[CallRecord],
+    held: Mapping[tuple[date, str], tuple[int, int]],
+    limits: Mapping[str, int],
+) -> None:
+    wanted: dict[tuple[date, str], int] = {}
+    for c in calls:
+        wanted[(c.quota_date, c.bucket)] = wanted.get((c.quota_date, c.bucket), 0) + c.cost
+    for (qday, bucket), amount in sorted(wanted.items()):
+        reserved, used = held[(qday, bucket)]
+        limit = limits.get(bucket)
+        if limit is not None and reserved + used + amount > limit:
+            raise QuotaExceededError(
+                f"quota:{bucket}", qday, used=reserved + used, limit=limit, requested=amount
             )
 
 

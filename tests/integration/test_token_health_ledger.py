@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from langflix_scheduler.errors import StorageError
+from langflix_scheduler.errors import QuotaExceededError, StorageError
 from langflix_scheduler.manager import ScheduleManager
 from langflix_scheduler.quota import quota_date_of
 from langflix_scheduler.testing import FakeYouTube
@@ -142,3 +142,28 @@ def test_a_call_the_ledger_cannot_record_is_not_sent(
     assert sum(charged.values()) == 0
     assert kinds  # the token was refreshed at the fake ...
     assert "channels" not in kinds  # ... but channels.list never reached it
+
+
+def test_a_call_within_limit_is_refused_when_the_quota_day_is_full(
+    manager: ScheduleManager,
+) -> None:
+    qday = quota_date_of(manager.now())
+    update = ApiCallReport(operation="videos.update", phase=CallPhase.SENDING, call_id=1)
+    for _ in range(199):  # 199 x 50 = 9,950 of 10,000
+        manager.record_api_call(update, channel="main", within_limit=True)
+    last = manager.record_api_call(update, channel="main", schedule_id=5, within_limit=True)
+    assert last is not None
+    assert _used(manager, qday) == 10_000
+    with pytest.raises(QuotaExceededError) as refused:
+        manager.record_api_call(update, channel="main", within_limit=True)
+    assert (refused.value.limit_name, refused.value.limit, refused.value.requested) == (
+        "quota:shared",
+        10_000,
+        50,
+    )
+    assert _used(manager, qday) == 10_000  # nothing written
+    # Without within_limit the call is counted anyway (it may already have been sent).
+    manager.record_api_call(update, channel="main")
+    assert _used(manager, qday) == 10_050
+    assert [c.operation for c in manager.api_calls(5)] == ["videos.update"]
+    assert manager.recalculate_quota().corrections == ()
