@@ -29,6 +29,7 @@ from ..youtube.uploader import (
     Uploader,
     reports_calls,
 )
+from ..youtube.videos import VideoClient, is_video_client
 from ._state import (
     _LOCK_PREFIX,
     _MAX_RECORD_BUDGET,
@@ -97,6 +98,10 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
             the processor cannot tell which channel an uploader's token belongs to.
         on_event: called with a :class:`ProcessorEvent` after each committed transition, from the
             run thread, never inside a transaction; its exceptions are logged and ignored.
+        videos: the :class:`~langflix_scheduler.youtube.videos.VideoClient` used after the
+            upload (checking videos on YouTube, finishing changes of plan), on the same channel
+            as ``uploader`` (default: ``uploader`` itself when it implements the protocol, as
+            ``YouTubeUploader`` does; else no after-upload work is done).
         on_claim: called with the wall-clock seconds each claim round took (finding due rows
             and claiming them, every transaction of the round), for latency metrics such as
             ``langflix_scheduler.web.metrics.EVENTS.observe_claim``; its exceptions are logged
@@ -126,6 +131,7 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
         on_event: Callable[[ProcessorEvent], None] | None = None,
         on_claim: Callable[[float], None] | None = None,
         clock: Callable[[], datetime] | None = None,
+        videos: VideoClient | None = None,
     ) -> None:
         settings = ProcessorSettings(
             worker_id=worker_id,
@@ -143,7 +149,15 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
             exclusive=exclusive,
             channels=channels,
         )
-        self._setup(manager, uploader, settings, on_event=on_event, on_claim=on_claim, clock=clock)
+        self._setup(
+            manager,
+            uploader,
+            settings,
+            on_event=on_event,
+            on_claim=on_claim,
+            clock=clock,
+            videos=videos,
+        )
 
     @classmethod
     def from_settings(
@@ -155,6 +169,7 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
         on_event: Callable[[ProcessorEvent], None] | None = None,
         on_claim: Callable[[float], None] | None = None,
         clock: Callable[[], datetime] | None = None,
+        videos: VideoClient | None = None,
     ) -> UploadProcessor:
         """A processor built from ready :class:`ProcessorSettings` (``upload_lead_time`` None:
         the manager's)."""
@@ -163,7 +178,15 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
             settings = dataclasses.replace(
                 settings, upload_lead_time=manager.config.upload_lead_time
             )
-        self._setup(manager, uploader, settings, on_event=on_event, on_claim=on_claim, clock=clock)
+        self._setup(
+            manager,
+            uploader,
+            settings,
+            on_event=on_event,
+            on_claim=on_claim,
+            clock=clock,
+            videos=videos,
+        )
         return self
 
     def _setup(
@@ -175,6 +198,7 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
         on_event: Callable[[ProcessorEvent], None] | None,
         on_claim: Callable[[float], None] | None = None,
         clock: Callable[[], datetime] | None,
+        videos: VideoClient | None = None,
     ) -> None:
         assert settings.upload_lead_time is not None
         self.settings = settings
@@ -195,6 +219,10 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
         self.api_project = manager.config.api_project
         self._on_event = on_event
         self._on_claim = on_claim
+        if videos is None and is_video_client(uploader):
+            videos = uploader  # type: ignore[assignment]
+        #: The after-upload client (None: no verification or change recovery in runs).
+        self.videos: VideoClient | None = videos
         self._clock = clock or manager.now
         self._db = manager.database
         self._policy = manager.config.quota_policy

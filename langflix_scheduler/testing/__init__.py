@@ -7,5 +7,13 @@ can inject and what it records.
 
 from .clock import FakeClock
 from .fake_youtube import FakeSession, FakeVideo, FakeYouTube, RecordedRequest
+from .memory_videos import MemoryVideoClient
 
-__all__ = ["FakeClock", "FakeSession", "FakeVideo", "FakeYouTube", "RecordedRequest"]
+__all__ = [
+    "FakeClock",
+    "FakeSession",
+    "FakeVideo",
+    "FakeYouTube",
+    "MemoryVideoClient",
+    "RecordedRequest",
+]
