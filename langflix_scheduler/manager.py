@@ -24,11 +24,11 @@ from typing import Any, Self
 
 from sqlalchemy.engine import Engine
 
-from . import dry_run, ledger, overview, reports
+from . import dry_run, history, ledger, overview, reports
 from ._time import read_clock
 from .booking import BookingRequest, check_idempotency_key, decide
 from .config import SchedulerConfig
-from .db import api_calls, bookings, counters, dashboard, migrate, reads
+from .db import api_calls, bookings, counters, dashboard, migrate, reads, timeline
 from .db import slots as slots_db
 from .db.api_calls import CallRecord
 from .db.counters import COUNT_COLUMN
@@ -136,6 +136,7 @@ class _RetryTarget:
     cost: dict[str, int]
     qday: date | None = None
     now: datetime | None = None
+    actor: str = history.DEFAULT_ACTOR
 
 
 class _BeyondSnapshot(Exception):
@@ -858,13 +859,15 @@ class ScheduleManager:
         }
 
     @staticmethod
-    def _insert(conn: Connection, values: Mapping[str, Any]) -> int:
-        """Insert a schedule row; UNIQUE(channel_id, slot_key) refuses a booked slot
-        (:class:`_SlotTaken`), and UNIQUE(channel_id, fingerprint_key / idempotency_key) content
-        or a request booked (:class:`_Held`)."""
+    def _insert(conn: Connection, values: Mapping[str, Any], actor: str) -> int:
+        """Insert a schedule row and its ``booked`` timeline entry; UNIQUE(channel_id, slot_key)
+        refuses a booked slot (:class:`_SlotTaken`), and UNIQUE(channel_id, fingerprint_key /
+        idempotency_key) content or a request booked (:class:`_Held`)."""
         new_id = bookings.insert_schedule(conn, values)
         if new_id is None:  # pragma: no cover - every supported driver reports the id
             raise StorageError("schedule video", "the database did not report the new id")
+        at, slot = values["created_at"], values["scheduled_publish_time"]
+        timeline.append(conn, history.booked(new_id, at=at, publish=slot, actor=actor))
         return new_id
 
     @staticmethod
@@ -907,6 +910,7 @@ class ScheduleManager:
         channel: str | None = None,
         idempotency_key: str | None = None,
         allow_duplicate: bool = False,
+        actor: str | None = None,
     ) -> ScheduledVideo:
         """Book a publish slot and reserve its daily limit and API quota, atomically.
 
@@ -923,6 +927,7 @@ class ScheduleManager:
                 different request raises ``InvalidScheduleError``.
             allow_duplicate: book the file even though the same content is already scheduled,
                 uploading or uploaded on the channel.
+            actor: who books, for the schedule's timeline (default ``"library"``).
 
         Raises:
             InvalidScheduleError: bad input (nothing written), or an idempotency key reused for a
@@ -944,6 +949,7 @@ class ScheduleManager:
             channel=channel,
             idempotency_key=idempotency_key,
             allow_duplicate=allow_duplicate,
+            actor=actor,
         ).schedule
 
     def book(
@@ -956,6 +962,7 @@ class ScheduleManager:
         channel: str | None = None,
         idempotency_key: str | None = None,
         allow_duplicate: bool = False,
+        actor: str | None = None,
     ) -> Booking:
         """:meth:`schedule_video`, also saying whether this call booked the schedule.
 
@@ -971,6 +978,7 @@ class ScheduleManager:
             channel=channel,
             idempotency_key=idempotency_key,
             allow_duplicate=allow_duplicate,
+            actor=actor,
         )
         in_doubt = False
         for _ in range(_MAX_BOOK_ROUNDS):
@@ -1011,6 +1019,7 @@ class ScheduleManager:
         channel: str | None,
         idempotency_key: str | None,
         allow_duplicate: bool,
+        actor: str | None = None,
     ) -> BookingRequest:
         """Validate a booking request and fingerprint its file (nothing written)."""
         vt = _video_type(video_type)
@@ -1035,6 +1044,7 @@ class ScheduleManager:
             fingerprint=self._fingerprint(path),
             idempotency_key=key,
             allow_duplicate=allow_duplicate,
+            actor=history.check_actor(actor),
         )
 
     def _fingerprint(self, path: str) -> Fingerprint:
@@ -1193,7 +1203,7 @@ class ScheduleManager:
             self._check_day(counts[_COUNT_COLUMN[vt]], day_date, vt)
             self._check_quota({(qday, b): n for b, n in before.items()}, qday, cost)
             attempted.append(values)
-            return self._insert(conn, values), values
+            return self._insert(conn, values, request.actor), values
 
         try:
             new_id, values = self._db.run_core("schedule video", txn)
@@ -1290,7 +1300,7 @@ class ScheduleManager:
             values = self._row_for(
                 request, fixed, slot=slot, day=day_date, qday=qdays[slot], now=now
             )
-            new_id = self._insert(conn, values)
+            new_id = self._insert(conn, values, request.actor)
             self._reserve(
                 conn, channel=channel, day=day_date, video_type=vt, qday=qdays[slot], cost=cost
             )
@@ -1314,21 +1324,27 @@ class ScheduleManager:
 
         return self._db.run("read schedule", read, read_only=True)
 
-    def cancel(self, schedule_id: int, *, channel: str | None = None) -> ScheduledVideo:
+    def cancel(
+        self, schedule_id: int, *, channel: str | None = None, actor: str | None = None
+    ) -> ScheduledVideo:
         """Cancel a ``scheduled`` schedule, freeing its slot, daily count and reserved quota.
 
         With ``channel``, a schedule of another channel is refused (not found, nothing changed).
         A ``needs_review`` schedule is refused too: its video may be on YouTube, publishing in
         the slot it holds, so freeing the slot could let a second video be booked there. Check
-        the channel first.
+        the channel first. ``actor`` (default ``"library"``) is who cancels, for the timeline.
 
         Raises:
             ScheduleNotFoundError: no such schedule (on ``channel``, when given).
             InvalidTransitionError: it is no longer ``scheduled`` (uploading, done, needs review).
         """
         schedule_id = _schedule_id(schedule_id)
+        who = history.check_actor(actor)
 
         def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
+            now = self.now()
+            entry = history.cancelled(row.id, at=now, publish=row.scheduled_publish_time, actor=who)
+            timeline.append(session.connection(), entry)
             ledger.count_down(days[row.publish_date], row.video_type)
             ledger.release_reservation(quota, row.quota_date, dict(row.reserved_quota or {}))
             row.upload_status = UploadStatus.CANCELLED.value
@@ -1336,7 +1352,7 @@ class ScheduleManager:
             row.fingerprint_key = None
             row.reserved_quota = {}
             clear_lease(row)
-            row.updated_at = self.now()
+            row.updated_at = now
 
         row = self._change_scheduled(schedule_id, channel, "cancel", "cancel schedule", apply)
         logger.info("cancelled schedule %d", schedule_id)
@@ -1380,11 +1396,17 @@ class ScheduleManager:
         return row
 
     def reschedule(
-        self, schedule_id: int, new_time: datetime, *, channel: str | None = None
+        self,
+        schedule_id: int,
+        new_time: datetime,
+        *,
+        channel: str | None = None,
+        actor: str | None = None,
     ) -> ScheduledVideo:
         """Move a ``scheduled`` schedule to ``new_time``, moving its reservations atomically.
 
         With ``channel``, a schedule of another channel is refused (not found, nothing changed).
+        ``actor`` (default ``"library"``) is who moves it, for the timeline.
 
         Raises:
             InvalidScheduleError: bad ``new_time``.
@@ -1396,6 +1418,7 @@ class ScheduleManager:
         slot = _aware(new_time, "new_time").replace(microsecond=0)
         self._check_window(slot, "new_time", self.now())
         new_day_date = channel_date_of(slot, self.config.zone)
+        who = history.check_actor(actor)
         # The time and quota day of the current transaction (set when its locks are chosen).
         at: dict[str, Any] = {}
 
@@ -1407,7 +1430,10 @@ class ScheduleManager:
         def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
             if slot == row.slot_key:
                 return
+            old = row.scheduled_publish_time
             self._move(session, row, slot, new_day_date, days, quota, at["qday"], at["now"])
+            entry = history.rescheduled(row.id, at=at["now"], old=old, new=slot, actor=who)
+            timeline.append(session.connection(), entry)
 
         try:
             row = self._change_scheduled(
@@ -1660,6 +1686,39 @@ class ScheduleManager:
                 day += timedelta(days=1)
         return out
 
+    def timeline(
+        self, schedule_id: int, *, channel: str | None = None, api_calls: bool = False
+    ) -> list[reports.TimelineEvent]:
+        """The life of one schedule, oldest first: booked, each attempt, retries, deferrals,
+        the upload and what followed, each change with who made it and when.
+
+        A schedule booked before timelines were written has no entries for its past: its
+        ``created_at`` stands in for ``booked`` and its ``uploaded_at`` for ``uploaded``. With
+        ``api_calls``, the schedule's quota-ledger calls are included as ``api_call`` events.
+
+        Raises:
+            ScheduleNotFoundError: no such schedule (on ``channel``, when given).
+        """
+        number = _schedule_id(schedule_id)
+        only = None if channel is None else self._channel(channel)
+
+        def read(conn: Connection) -> tuple[Any, Sequence[timeline.TimelineEntry], list[Any]]:
+            times = timeline.schedule_times(conn, number)
+            if times is None or (only is not None and times[0] != only):
+                raise ScheduleNotFoundError(number, channel=only)
+            calls = dashboard.api_calls_of_schedule(conn, number) if api_calls else []
+            return times, timeline.entries_of(conn, number), calls
+
+        times, entries, calls = self._db.run_core("read timeline", read, read_only=True)
+        _, created_at, uploaded_at, publish = times
+        return history.merge(
+            entries,
+            created_at=created_at,
+            uploaded_at=uploaded_at,
+            publish=publish,
+            calls=[reports.ApiCallRecord(**r) for r in calls],
+        )
+
     def api_calls(self, schedule_id: int) -> list[reports.ApiCallRecord]:
         """The quota ledger of one schedule (every charged API call), oldest first."""
         number = _schedule_id(schedule_id)
@@ -1865,13 +1924,15 @@ class ScheduleManager:
         *,
         new_time: datetime | None = None,
         channel: str | None = None,
+        actor: str | None = None,
     ) -> ScheduledVideo:
         """Put a ``failed`` schedule back to ``scheduled`` so the next processor run uploads it.
 
         It takes its slot again (its old publish time, or ``new_time``), counts on that channel
         day again and reserves its quota again, under the same locks and checks as
         :meth:`reschedule` (channel-day row, quota rows sorted, then the schedule row). Attempts
-        start from 0; ``last_error`` is kept until the next attempt.
+        start from 0; ``last_error`` is kept until the next attempt. ``actor`` (default
+        ``"library"``) is who books it again, for the timeline.
 
         Raises:
             ScheduleNotFoundError: no such schedule (on ``channel``, when given).
@@ -1883,9 +1944,10 @@ class ScheduleManager:
             DuplicateVideoError: the same content is active on the channel again.
         """
         schedule_id = _schedule_id(schedule_id)
+        who = history.check_actor(actor)
         target: list[_RetryTarget] = []  # the latest peek's target; its quota day, under lock
         try:
-            row = self._retry(schedule_id, channel, new_time, target)
+            row = self._retry(schedule_id, channel, new_time, target, who)
         except _SlotTaken:
             t = target[0]
             raise SlotUnavailableError(
@@ -1904,6 +1966,7 @@ class ScheduleManager:
         channel: str | None,
         new_time: datetime | None,
         target: list[_RetryTarget],
+        actor: str,
     ) -> Schedule | None:
         """:func:`ledger.change_schedule` for :meth:`retry_failed`: peek at the ``failed`` row
         and choose its target (kept in ``target``), lock the target's day and quota rows, then
@@ -1918,6 +1981,7 @@ class ScheduleManager:
             row = self._peek(schedule_id, channel)
             failed(row)
             target[:] = [self._retry_target(row, new_time)]
+            target[0].actor = actor
             return row
 
         def new_keys(_seen: Schedule) -> list[tuple[date, str]]:
@@ -1994,6 +2058,8 @@ class ScheduleManager:
         row.upload_session_uri = None
         row.bytes_uploaded = 0
         row.updated_at = t.now
+        entry = history.rebooked(row.id, at=t.now, publish=t.slot, actor=t.actor)
+        timeline.append(session.connection(), entry)
         try:
             bookings.flush_schedule(session, t.slot)
         except _Held as exc:

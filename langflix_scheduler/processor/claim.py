@@ -8,7 +8,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from ..db import claims
+from .. import history
+from ..db import claims, timeline
 from ..db.types import Connection
 from ..errors import (
     LockTimeoutError,
@@ -22,6 +23,7 @@ from ._state import (
     _STEP_VALUES,
     _Attempt,
 )
+from .events import ProcessorEventKind
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,12 @@ class _Claims(_Core):
 
             others = self._db.run_core("find due uploads", all_channels, read_only=True)
             self._claim_from(others, room, claimed, tried)
+        if claimed and self._on_event is not None:
+            now = self._now()
+            self._emit(
+                self._event(ProcessorEventKind.CLAIMED, a, attempts=a.attempts, at=now)
+                for a in claimed
+            )
         return claimed
 
     def _claim_first(self, room: int) -> tuple[list[_Attempt], list[str], bool]:
@@ -126,6 +134,20 @@ class _Claims(_Core):
             cap=self.per_channel_limit,
             lease=self.lease,
             worker_id=self.worker_id,
+        )
+        # The timeline's ``attempt`` entries commit with the claim: one multi-row INSERT.
+        timeline.append_many(
+            conn,
+            (
+                history.attempt(
+                    row.id,
+                    at=now,
+                    number=row.attempts + 1,
+                    worker=self.worker_id,
+                    resuming=bool(row.upload_session_uri or row.youtube_video_id),
+                )
+                for row, _ in taken
+            ),
         )
         return [self._attempt_of(row, token) for row, token in taken]
 
