@@ -100,6 +100,7 @@ def schedule(
             metadata=meta,
             idempotency_key=idempotency_key,
             allow_duplicate=allow_duplicate,
+            actor="cli",
         )
     _print_booking(state, booking)
 
@@ -132,7 +133,7 @@ def next_slot(state: State, video_type: str, after: str | None) -> None:
 def cancel(state: State, schedule_id: int) -> None:
     """Cancel a scheduled video (frees its slot and quota)."""
     with state.manager() as m:
-        s = m.cancel(schedule_id, channel=state.explicit_channel)
+        s = m.cancel(schedule_id, channel=state.explicit_channel, actor="cli")
     _print_schedule(state, s, "cancelled")
 
 
@@ -143,7 +144,9 @@ def cancel(state: State, schedule_id: int) -> None:
 def reschedule(state: State, schedule_id: int, at: str) -> None:
     """Move a scheduled video to another publish time."""
     with state.manager() as m:
-        s = m.reschedule(schedule_id, parse_instant(at, "--at"), channel=state.explicit_channel)
+        s = m.reschedule(
+            schedule_id, parse_instant(at, "--at"), channel=state.explicit_channel, actor="cli"
+        )
     _print_schedule(state, s, "rescheduled")
 
 

@@ -8,7 +8,13 @@ import click
 
 from ..domain import UploadStatus
 from ._parse import parse_date
-from ._render import emit_json, schedule_detail, schedule_json, schedules_table
+from ._render import (
+    emit_json,
+    schedule_detail,
+    schedule_json,
+    schedules_table,
+    timeline_table,
+)
 from ._state import State, run
 
 
@@ -51,15 +57,21 @@ def list_cmd(
 
 @click.command()
 @click.argument("schedule_id", type=int)
+@click.option(
+    "--api-calls", is_flag=True, help="Also list the schedule's API calls (quota ledger)."
+)
 @run
-def show(state: State, schedule_id: int) -> None:
-    """Show one schedule in full."""
+def show(state: State, schedule_id: int, api_calls: bool) -> None:
+    """Show one schedule in full, then its timeline (booked, each attempt, the upload, what
+    followed, each change with who and when)."""
     with state.manager() as m:
         s = m.get(schedule_id, channel=state.explicit_channel)
+        events = m.timeline(schedule_id, channel=state.explicit_channel, api_calls=api_calls)
     if state.as_json:
-        emit_json(schedule_json(s))
+        emit_json({**schedule_json(s), "timeline": events})
     else:
         state.out.print(schedule_detail(s, state.config))
+        state.out.print(timeline_table(events, state.config))
 
 
 COMMANDS = (list_cmd, show)
