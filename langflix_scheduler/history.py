@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from .db.timeline import TimelineEntry
+from .db.timeline import ATTEMPT_PREFIX, RESUMING_NOTE, TimelineEntry
 from .errors import InvalidScheduleError
 from .reports import ApiCallRecord, TimelineEvent
 
@@ -86,7 +86,7 @@ def attempt(
     schedule_id: int, *, at: datetime, number: int, worker: str, resuming: bool
 ) -> TimelineEntry:
     """A claim by a processor: attempt ``number`` starts."""
-    detail = f"attempt {number}" + (" (resuming the stored upload session)" if resuming else "")
+    detail = f"{ATTEMPT_PREFIX}{number}" + (RESUMING_NOTE if resuming else "")
     return TimelineEntry(
         schedule_id=schedule_id, at=at, kind="attempt", actor=worker, detail=detail
     )

@@ -19,7 +19,10 @@ from sqlalchemy.engine import Connection
 from .models import Schedule, ScheduleEvent
 
 __all__ = [
+    "ATTEMPT_PREFIX",
+    "EVENTS",
     "EVENT_KINDS",
+    "RESUMING_NOTE",
     "TimelineEntry",
     "append",
     "append_many",
@@ -28,6 +31,8 @@ __all__ = [
 ]
 
 _EVENTS: Table = ScheduleEvent.__table__  # type: ignore[assignment]
+#: The events table (for statements that append entries themselves: the PostgreSQL claim).
+EVENTS = _EVENTS
 _SCHEDULES: Table = Schedule.__table__  # type: ignore[assignment]
 # Built once: appends sit on hot paths (booking, claim).
 _INSERT = insert(_EVENTS)
@@ -62,6 +67,12 @@ EVENT_KINDS = (
 )
 
 _DETAIL_MAX = 2000
+
+#: The ``attempt`` entry's detail is this and the attempt number (the PostgreSQL claim
+#: statement builds it in SQL).
+ATTEMPT_PREFIX = "attempt "
+#: Added to it when the claimed row resumes a stored upload session or a known video.
+RESUMING_NOTE = " (resuming the stored upload session)"
 
 
 @dataclass(frozen=True, kw_only=True)

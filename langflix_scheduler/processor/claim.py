@@ -8,8 +8,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from .. import history
-from ..db import claims, timeline
+from ..db import claims
 from ..db.types import Connection
 from ..errors import (
     LockTimeoutError,
@@ -135,20 +134,7 @@ class _Claims(_Core):
             lease=self.lease,
             worker_id=self.worker_id,
         )
-        # The timeline's ``attempt`` entries commit with the claim: one multi-row INSERT.
-        timeline.append_many(
-            conn,
-            (
-                history.attempt(
-                    row.id,
-                    at=now,
-                    number=row.attempts + 1,
-                    worker=self.worker_id,
-                    resuming=bool(row.upload_session_uri or row.youtube_video_id),
-                )
-                for row, _ in taken
-            ),
-        )
+        # claim_rows writes the timeline's ``attempt`` entries in the claim's transaction.
         return [self._attempt_of(row, token) for row, token in taken]
 
     @staticmethod

@@ -254,3 +254,19 @@ def test_timeline_of_an_unknown_or_foreign_schedule(mgr: ScheduleManager, video_
     with pytest.raises(ScheduleNotFoundError):
         mgr.timeline(s.id, channel="someone-else")
     assert _kinds(mgr, s.id) == ["booked"]
+
+
+def test_an_attempt_that_resumes_a_stored_session_says_so(
+    mgr: ScheduleManager, make_processor: Any, video_file: Any, raw_db: RawDB
+) -> None:
+    fresh, resumed = schedule_many(mgr, video_file, 2, start=SOON)
+    raw_db.execute(
+        "UPDATE youtube_schedules SET upload_session_uri = 'stub://kept', attempts = 1 "
+        "WHERE id = :i",
+        i=resumed,
+    )
+    make_processor(mgr, StubUploader(), batch_size=2, worker_id="w4").run_once()
+    (first,) = [e for e in mgr.timeline(fresh) if e.kind == "attempt"]
+    (second,) = [e for e in mgr.timeline(resumed) if e.kind == "attempt"]
+    assert first.detail == "attempt 1"
+    assert second.detail == "attempt 2 (resuming the stored upload session)"
