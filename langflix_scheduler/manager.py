@@ -910,7 +910,7 @@ class ScheduleManager:
         channel: str | None = None,
         idempotency_key: str | None = None,
         allow_duplicate: bool = False,
-        actor: str | None = None,
+        requested_by: str = history.DEFAULT_ACTOR,
     ) -> ScheduledVideo:
         """Book a publish slot and reserve its daily limit and API quota, atomically.
 
@@ -927,7 +927,7 @@ class ScheduleManager:
                 different request raises ``InvalidScheduleError``.
             allow_duplicate: book the file even though the same content is already scheduled,
                 uploading or uploaded on the channel.
-            actor: who books, for the schedule's timeline (default ``"library"``).
+            requested_by: who books, for the schedule's timeline (default ``"library"``).
 
         Raises:
             InvalidScheduleError: bad input (nothing written), or an idempotency key reused for a
@@ -949,7 +949,7 @@ class ScheduleManager:
             channel=channel,
             idempotency_key=idempotency_key,
             allow_duplicate=allow_duplicate,
-            actor=actor,
+            requested_by=requested_by,
         ).schedule
 
     def book(
@@ -962,7 +962,7 @@ class ScheduleManager:
         channel: str | None = None,
         idempotency_key: str | None = None,
         allow_duplicate: bool = False,
-        actor: str | None = None,
+        requested_by: str = history.DEFAULT_ACTOR,
     ) -> Booking:
         """:meth:`schedule_video`, also saying whether this call booked the schedule.
 
@@ -978,7 +978,7 @@ class ScheduleManager:
             channel=channel,
             idempotency_key=idempotency_key,
             allow_duplicate=allow_duplicate,
-            actor=actor,
+            requested_by=requested_by,
         )
         in_doubt = False
         for _ in range(_MAX_BOOK_ROUNDS):
@@ -1019,7 +1019,7 @@ class ScheduleManager:
         channel: str | None,
         idempotency_key: str | None,
         allow_duplicate: bool,
-        actor: str | None = None,
+        requested_by: str = history.DEFAULT_ACTOR,
     ) -> BookingRequest:
         """Validate a booking request and fingerprint its file (nothing written)."""
         vt = _video_type(video_type)
@@ -1044,7 +1044,7 @@ class ScheduleManager:
             fingerprint=self._fingerprint(path),
             idempotency_key=key,
             allow_duplicate=allow_duplicate,
-            actor=history.check_actor(actor),
+            actor=history.check_actor(requested_by),
         )
 
     def _fingerprint(self, path: str) -> Fingerprint:
@@ -1325,21 +1325,25 @@ class ScheduleManager:
         return self._db.run("read schedule", read, read_only=True)
 
     def cancel(
-        self, schedule_id: int, *, channel: str | None = None, actor: str | None = None
+        self,
+        schedule_id: int,
+        *,
+        channel: str | None = None,
+        requested_by: str = history.DEFAULT_ACTOR,
     ) -> ScheduledVideo:
         """Cancel a ``scheduled`` schedule, freeing its slot, daily count and reserved quota.
 
         With ``channel``, a schedule of another channel is refused (not found, nothing changed).
         A ``needs_review`` schedule is refused too: its video may be on YouTube, publishing in
         the slot it holds, so freeing the slot could let a second video be booked there. Check
-        the channel first. ``actor`` (default ``"library"``) is who cancels, for the timeline.
+        the channel first. ``requested_by`` is who cancels, for the timeline.
 
         Raises:
             ScheduleNotFoundError: no such schedule (on ``channel``, when given).
             InvalidTransitionError: it is no longer ``scheduled`` (uploading, done, needs review).
         """
         schedule_id = _schedule_id(schedule_id)
-        who = history.check_actor(actor)
+        who = history.check_actor(requested_by)
 
         def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
             now = self.now()
@@ -1401,12 +1405,12 @@ class ScheduleManager:
         new_time: datetime,
         *,
         channel: str | None = None,
-        actor: str | None = None,
+        requested_by: str = history.DEFAULT_ACTOR,
     ) -> ScheduledVideo:
         """Move a ``scheduled`` schedule to ``new_time``, moving its reservations atomically.
 
         With ``channel``, a schedule of another channel is refused (not found, nothing changed).
-        ``actor`` (default ``"library"``) is who moves it, for the timeline.
+        ``requested_by`` is who moves it, for the timeline.
 
         Raises:
             InvalidScheduleError: bad ``new_time``.
@@ -1418,7 +1422,7 @@ class ScheduleManager:
         slot = _aware(new_time, "new_time").replace(microsecond=0)
         self._check_window(slot, "new_time", self.now())
         new_day_date = channel_date_of(slot, self.config.zone)
-        who = history.check_actor(actor)
+        who = history.check_actor(requested_by)
         # The time and quota day of the current transaction (set when its locks are chosen).
         at: dict[str, Any] = {}
 
@@ -1924,15 +1928,15 @@ class ScheduleManager:
         *,
         new_time: datetime | None = None,
         channel: str | None = None,
-        actor: str | None = None,
+        requested_by: str = history.DEFAULT_ACTOR,
     ) -> ScheduledVideo:
         """Put a ``failed`` schedule back to ``scheduled`` so the next processor run uploads it.
 
         It takes its slot again (its old publish time, or ``new_time``), counts on that channel
         day again and reserves its quota again, under the same locks and checks as
         :meth:`reschedule` (channel-day row, quota rows sorted, then the schedule row). Attempts
-        start from 0; ``last_error`` is kept until the next attempt. ``actor`` (default
-        ``"library"``) is who books it again, for the timeline.
+        start from 0; ``last_error`` is kept until the next attempt. ``requested_by`` is who
+        books it again, for the timeline.
 
         Raises:
             ScheduleNotFoundError: no such schedule (on ``channel``, when given).
@@ -1944,7 +1948,7 @@ class ScheduleManager:
             DuplicateVideoError: the same content is active on the channel again.
         """
         schedule_id = _schedule_id(schedule_id)
-        who = history.check_actor(actor)
+        who = history.check_actor(requested_by)
         target: list[_RetryTarget] = []  # the latest peek's target; its quota day, under lock
         try:
             row = self._retry(schedule_id, channel, new_time, target, who)

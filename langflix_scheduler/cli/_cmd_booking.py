@@ -100,7 +100,7 @@ def schedule(
             metadata=meta,
             idempotency_key=idempotency_key,
             allow_duplicate=allow_duplicate,
-            actor="cli",
+            requested_by="cli",
         )
     _print_booking(state, booking)
 
@@ -133,7 +133,7 @@ def next_slot(state: State, video_type: str, after: str | None) -> None:
 def cancel(state: State, schedule_id: int) -> None:
     """Cancel a scheduled video (frees its slot and quota)."""
     with state.manager() as m:
-        s = m.cancel(schedule_id, channel=state.explicit_channel, actor="cli")
+        s = m.cancel(schedule_id, channel=state.explicit_channel, requested_by="cli")
     _print_schedule(state, s, "cancelled")
 
 
@@ -145,7 +145,10 @@ def reschedule(state: State, schedule_id: int, at: str) -> None:
     """Move a scheduled video to another publish time."""
     with state.manager() as m:
         s = m.reschedule(
-            schedule_id, parse_instant(at, "--at"), channel=state.explicit_channel, actor="cli"
+            schedule_id,
+            parse_instant(at, "--at"),
+            channel=state.explicit_channel,
+            requested_by="cli",
         )
     _print_schedule(state, s, "rescheduled")
 

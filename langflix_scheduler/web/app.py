@@ -534,17 +534,17 @@ class _Dashboard:
     # -- actions ------------------------------------------------------------------------------
 
     def do_cancel(self, request: Request, sid: int, form: FormData) -> ScheduledVideo:
-        return self.m.cancel(sid, actor="web")
+        return self.m.cancel(sid, requested_by="web")
 
     def do_reschedule(self, request: Request, sid: int, form: FormData) -> ScheduledVideo:
         when = _parse_time(form.get("slot") or form.get("new_time"), self.m)
         if when is None:
             raise _Problem(400, "Pick a free slot or give an exact time.")
-        return self.m.reschedule(sid, when, actor="web")
+        return self.m.reschedule(sid, when, requested_by="web")
 
     def do_retry(self, request: Request, sid: int, form: FormData) -> ScheduledVideo:
         return self.m.retry_failed(
-            sid, new_time=_parse_time(form.get("new_time"), self.m), actor="web"
+            sid, new_time=_parse_time(form.get("new_time"), self.m), requested_by="web"
         )
 
     # -- login --------------------------------------------------------------------------------

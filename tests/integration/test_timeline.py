@@ -70,7 +70,7 @@ def test_booking_writes_booked_with_actor_and_publish_time(
     mgr: ScheduleManager, video_file: Any, clock: FakeClock
 ) -> None:
     mine = mgr.schedule_video(video_file(), "short", preferred_time=SOON)
-    theirs = mgr.schedule_video(video_file(), "short", actor="editor-bot")  # next free slot
+    theirs = mgr.schedule_video(video_file(), "short", requested_by="editor-bot")  # next free slot
     (booked,) = mgr.timeline(mine.id)
     assert (booked.kind, booked.actor, booked.at) == ("booked", "library", clock())
     assert booked.detail == f"publish at {SOON:%Y-%m-%d %H:%M:%S} UTC"
@@ -78,7 +78,7 @@ def test_booking_writes_booked_with_actor_and_publish_time(
     assert (other.kind, other.actor) == ("booked", "editor-bot")
     assert f"{theirs.scheduled_publish_time:%Y-%m-%d %H:%M:%S}" in (other.detail or "")
     with pytest.raises(InvalidScheduleError):
-        mgr.schedule_video(video_file(), "short", actor="")
+        mgr.schedule_video(video_file(), "short", requested_by="")
 
 
 def test_a_refused_booking_leaves_no_entry(
@@ -100,10 +100,10 @@ def test_reschedule_and_cancel_say_who_and_when(
     s = mgr.schedule_video(video_file(), "short", preferred_time=SOON)
     later = SOON + timedelta(hours=3)
     clock.advance(minutes=1)
-    mgr.reschedule(s.id, later, actor="alice")
+    mgr.reschedule(s.id, later, requested_by="alice")
     mgr.reschedule(s.id, later)  # the same time: nothing moves, nothing is written
     clock.advance(minutes=1)
-    mgr.cancel(s.id, actor="cli")
+    mgr.cancel(s.id, requested_by="cli")
     booked, moved, cancelled = mgr.timeline(s.id)
     assert booked.kind == "booked"
     assert (moved.kind, moved.actor, moved.at) == (
@@ -154,7 +154,7 @@ def test_claim_retry_failure_and_rebooking(
     assert [e.attempts for e in events if e.kind is ProcessorEventKind.CLAIMED] == [0, 1]
 
     clock.advance(minutes=1)
-    mgr.retry_failed(sid, actor="ops")
+    mgr.retry_failed(sid, requested_by="ops")
     rebooked = mgr.timeline(sid)[-1]
     assert (rebooked.kind, rebooked.actor) == ("booked", "ops")
     assert "booked again after failing" in (rebooked.detail or "")
