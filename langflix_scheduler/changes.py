@@ -57,6 +57,7 @@ from .db.types import Session
 from .domain import UploadStatus, VideoMetadata, VideoState, VideoType
 from .errors import (
     AuthorizationError,
+    ChangePendingError,
     InvalidTransitionError,
     LockTimeoutError,
     PermanentUploadError,
@@ -102,28 +103,6 @@ _DEFINITE = (
 _CHANGEABLE_STATES = frozenset(
     {None, *(s.value for s in VideoState if not s.is_final and s is not VideoState.PUBLISHED)}
 )
-
-
-class ChangePendingError(SchedulerError):
-    """A change of plan was recorded, but whether YouTube applied it is unknown (its answer was
-    lost, or YouTube failed transiently). Nothing to do: the next processor run, once the
-    change's lease has expired, asks YouTube and finishes it or rolls it back; ``show ID`` and
-    ``status`` show it meanwhile.
-
-    Attributes:
-        schedule_id: the schedule.
-        change_id: the pending change.
-        reason: what went wrong with the call.
-    """
-
-    def __init__(self, schedule_id: int, change_id: int, reason: str) -> None:
-        self.schedule_id = schedule_id
-        self.change_id = change_id
-        self.reason = reason
-        super().__init__(
-            f"change #{change_id} of schedule {schedule_id} is pending: YouTube's answer is "
-            f"unknown ({reason}); the next processor run finishes it or rolls it back"
-        )
 
 
 @dataclass(frozen=True, kw_only=True)

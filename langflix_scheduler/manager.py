@@ -1592,13 +1592,21 @@ class ScheduleManager:
         row = self._peek(schedule_id, channel)
         if row.upload_status != UploadStatus.COMPLETED:
             return None
-        if videos is None or not is_video_client(videos):
+        if videos is None:
             raise InvalidTransitionError(
                 schedule_id,
                 row.upload_status,
                 verb,
                 hint="its video is already on YouTube: pass videos= (a VideoClient on the "
                 "channel's token, such as YouTubeUploader) to change it there",
+            )
+        if not is_video_client(videos):
+            raise InvalidTransitionError(
+                schedule_id,
+                row.upload_status,
+                verb,
+                hint=f"its video is already on YouTube and the client given "
+                f"({type(videos).__name__}) cannot change videos there (no VideoClient)",
             )
         return videos
 

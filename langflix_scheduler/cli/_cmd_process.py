@@ -195,14 +195,21 @@ def _render_plan(state: State, plan: DryRunPlan) -> None:
 
 
 def _build_uploader(
-    state: State, token_dir: str, api_endpoint: str | None, chunk_mib: int | None = None
+    state: State,
+    token_dir: str,
+    api_endpoint: str | None,
+    chunk_mib: int | None = None,
+    *,
+    channel: str | None = None,
 ) -> YouTubeUploader:
-    """The channel's uploader, with the token that `auth` saved."""
+    """The channel's uploader (default: the configured channel), with the token that `auth`
+    saved."""
     from ..youtube.auth import load_credentials, token_path_for
     from ..youtube.google import YouTubeUploader
 
     cfg = state.config
-    credentials = load_credentials(token_path_for(cfg.channel, Path(token_dir).expanduser()))
+    token = token_path_for(channel or cfg.channel, Path(token_dir).expanduser())
+    credentials = load_credentials(token)
     return YouTubeUploader(
         credentials,
         api_endpoint=api_endpoint,
