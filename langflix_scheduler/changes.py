@@ -87,6 +87,10 @@ logger = logging.getLogger(__name__)
 #: How long a requester may be sending a change's API call before a processor run takes the
 #: change over (asks YouTube what it holds). Longer than any one videos.update round trip.
 CHANGE_LEASE = timedelta(minutes=5)
+#: A publish time is sent only when at least this far ahead (YouTube publishes a past
+#: ``publishAt`` at once). The request was checked against ``min_lead_time`` moments before;
+#: a recovery, later, checks ``min_lead_time`` again.
+SEND_MARGIN = timedelta(minutes=1)
 #: Most expired changes one processor run recovers.
 MAX_RECOVER_PER_RUN = 50
 
@@ -403,7 +407,7 @@ class VideoChanges:
                 raise
             raise error from exc
         current = found.get(change.video_id)
-        refusal = _refusal(change, current, self._now() + self._config.min_lead_time)
+        refusal = _refusal(change, current, self._now() + SEND_MARGIN)
         if refusal is not None:
             self._put_back(change, ChangeState.FAILED, refusal)
             raise InvalidTransitionError(
@@ -627,7 +631,7 @@ def _refusal(change: _Change, current: RemoteVideo | None, earliest: datetime) -
     if change.kind is ChangeKind.RESCHEDULE:
         target = parse_iso(change.target.get("publish_at"))
         if target is None or target < earliest:
-            return f"the new publish time {iso(target)} is less than min_lead_time ahead"
+            return f"the new publish time {iso(target)} is no longer safely ahead"
     return None
 
 
