@@ -119,11 +119,13 @@ def applied_fields(
         row.youtube_privacy = answer.privacy_status if answer else "private"
         row.video_state = VideoState.READY.value
     elif kind is ChangeKind.UNPUBLISH:
+        row.next_check_at = None  # final: the processor no longer checks it
         row.youtube_publish_at = None
         row.youtube_privacy = "private"
         gone = answer is None
         row.video_state = (VideoState.DELETED if gone else VideoState.UNPUBLISHED).value
     elif kind is ChangeKind.DELETE:
+        row.next_check_at = None
         row.youtube_publish_at = None
         row.youtube_privacy = None
         row.video_state = VideoState.DELETED.value

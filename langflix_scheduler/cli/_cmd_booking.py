@@ -209,15 +209,24 @@ def cancel(
 
 @click.command()
 @click.argument("schedule_id", type=int)
-@click.option("--at", "at", required=True, help="New publish time, ISO 8601 with offset.")
+@click.argument("time", required=False)
+@click.option("--at", "at", help="New publish time, ISO 8601 with offset (or give it as TIME).")
 @youtube_options
 @run
 def reschedule(
-    state: State, schedule_id: int, at: str, token_dir: str, api_endpoint: str | None
+    state: State,
+    schedule_id: int,
+    time: str | None,
+    at: str | None,
+    token_dir: str,
+    api_endpoint: str | None,
 ) -> None:
-    """Move a schedule to another publish time. A video already on YouTube and not yet public
-    gets its publish time moved there too, with the channel's token."""
-    when = parse_instant(at, "--at")
+    """Move a schedule to another publish time TIME (ISO 8601 with offset). A video already on
+    YouTube and not yet public gets its publish time moved there too, with the channel's
+    token."""
+    if (time is None) == (at is None):
+        raise click.UsageError("give the new publish time once: as TIME or with --at")
+    when = parse_instant(time or at or "", "--at" if at else "TIME")
     with _changing(state, schedule_id, token_dir, api_endpoint) as (m, videos):
         s = m.reschedule(
             schedule_id,

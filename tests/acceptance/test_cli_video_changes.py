@@ -116,3 +116,17 @@ def test_status_and_show_list_a_pending_change(
     assert (
         run_cli("--json", "status", check=True).json()["pending_changes"][0]["id"] == pending["id"]
     )
+
+
+@SQLITE_ONLY
+def test_reschedule_takes_the_time_as_argument_or_at(
+    run_cli: Callable[..., CliResult], video: Callable[[str], Path]
+) -> None:
+    sid = run_cli("--json", "schedule", str(video("d")), "--type", "final", check=True).json()["id"]
+    at = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    moved = run_cli("--json", "reschedule", str(sid), at.isoformat(), check=True).json()
+    assert moved["scheduled_publish_time"] == at.isoformat()
+    both = run_cli("reschedule", str(sid), at.isoformat(), "--at", at.isoformat())
+    assert both.code == 2
+    assert "give the new publish time once" in both.stderr
+    assert run_cli("reschedule", str(sid)).code == 2
