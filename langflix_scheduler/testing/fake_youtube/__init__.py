@@ -80,7 +80,8 @@ from __future__ import annotations
 
 from ._errors import UPLOADS_BUCKET
 from ._fake import DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_TITLE, FakeYouTube
-from ._http import CONNECTION_IDLE_TIMEOUT_S, RecordedRequest
+from ._http import CONNECTION_IDLE_TIMEOUT_S, OPERATIONS, RecordedRequest
+from ._lifecycle import STATUS_MUTABLE, FakeVideoUpdate
 from ._rules import (
     DESCRIPTION_MAX_BYTES,
     TAGS_MAX_CHARS,
@@ -106,6 +107,9 @@ __all__ = [
     "VALID_CATEGORY_IDS",
     "FakeSession",
     "FakeVideo",
+    "FakeVideoUpdate",
+    "OPERATIONS",
+    "STATUS_MUTABLE",
     "FakeYouTube",
     "RecordedRequest",
 ]
