@@ -176,7 +176,8 @@ class MeteredHttp:
         if isinstance(body, FileBody) and body.spent:
             # A layer above (AuthorizedHttp after a 401) sending a streamed request again.
             raise StreamReused("a streamed request body cannot be sent twice")
-        operation = metered_operation(uri, method) if self.on_call is not None else None
+        # Found even without an on_call: a quota-bearing request is never re-sent blindly.
+        operation = metered_operation(uri, method)
         self._sends = 0
         if operation is not None and not self._per_connection:
             self._report_sending(operation)

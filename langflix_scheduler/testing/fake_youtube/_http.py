@@ -396,10 +396,13 @@ class HttpPlumbing:
             handler = self._route(kind)
             status, payload, headers = handler(h, params, body)
             if self._take_reply_drop(kind):
+                # Recorded before the connection closes: the client learns of the loss only
+                # after the fake counted the request.
+                self._record(h, kind, 0, len(body))
                 h.close_connection = True
                 with contextlib.suppress(OSError):
                     h.connection.shutdown(socket.SHUT_RDWR)
-                raise _Dropped(len(body))
+                return
             self._answer(h, kind, status, payload, len(body), headers)
         except _ApiError as err:
             self._answer(h, kind, err.status, err.body(), len(body))
