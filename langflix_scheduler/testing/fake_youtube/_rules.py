@@ -358,7 +358,8 @@ class YouTubeRules(HttpPlumbing):
         snippet.setdefault("description", "")
         snippet.setdefault("categoryId", "22")
         snippet["publishedAt"] = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        snippet.setdefault("channelId", "UCfakeChannel000000000000")
+        channel = self._channel
+        snippet["channelId"] = channel[0] if channel else "UCfakeChannel000000000000"
         status = dict(resource.get("status") or {})
         # Since 2026-11-02 a missing privacyStatus means public.
         status.setdefault("privacyStatus", "public")
