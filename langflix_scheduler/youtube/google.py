@@ -81,6 +81,7 @@ from .uploader import (
     remaining_steps,
     video_resource,
 )
+from .video_calls import VideoCalls
 
 __all__ = ["DEFAULT_MAX_RETRIES", "YouTubeUploader", "classify_error", "discovery_document"]
 
@@ -158,8 +159,11 @@ def discovery_document(api_endpoint: str | None = None) -> str:
     return json.dumps(doc)
 
 
-class YouTubeUploader:
-    """Uploads videos with the YouTube Data API v3 (resumable, crash-safe, retried).
+class YouTubeUploader(VideoCalls):
+    """Uploads videos with the YouTube Data API v3 (resumable, crash-safe, retried), and
+    follows them after the upload (:class:`~.videos.VideoClient`, from :class:`~.video_calls.
+    VideoCalls`: ``list_videos``, ``set_publish_at``, ``delete_video``, ``update_metadata``,
+    ``list_uploads``).
 
     Thread-safe: each thread gets its own service and HTTP connection. Share one instance.
 
