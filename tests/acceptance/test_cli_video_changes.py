@@ -8,6 +8,7 @@ what the database holds.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from langflix_scheduler import ChangePendingError, ScheduleManager, SchedulerConfig
 from langflix_scheduler.errors import TransientUploadError
 from langflix_scheduler.processor import UploadProcessor
+from langflix_scheduler.testing import FakeYouTube
 from langflix_scheduler.testing.media import write_mp4
 from langflix_scheduler.testing.memory_videos import MemoryVideoClient
 from tests.integration._processor_support import StubUploader
@@ -130,3 +132,67 @@ def test_reschedule_takes_the_time_as_argument_or_at(
     assert both.code == 2
     assert "give the new publish time once" in both.stderr
     assert run_cli("reschedule", str(sid)).code == 2
+
+
+@pytest.fixture
+def youtube_env(tmp_path: Path) -> Iterator[tuple[FakeYouTube, dict[str, str]]]:
+    """A FakeYouTube served by this process and the environment that points the CLI at it,
+    with a token file for channel ``default`` like the one ``auth`` writes."""
+    tokens = tmp_path / "tokens"
+    tokens.mkdir(mode=0o700)
+    token = tokens / "default.json"
+    token.write_text(
+        json.dumps(
+            {
+                "token": "access-token",
+                "refresh_token": "refresh-token",
+                "client_id": "client.apps.googleusercontent.com",
+                "client_secret": "secret",
+                "expiry": "2099-01-01T00:00:00Z",
+            }
+        ),
+        encoding="utf-8",
+    )
+    token.chmod(0o600)
+    with FakeYouTube() as fake:
+        yield (
+            fake,
+            {
+                "LANGFLIX_SCHEDULER_TOKEN_DIR": str(tokens),
+                "LANGFLIX_SCHEDULER_API_ENDPOINT": fake.api_endpoint,
+            },
+        )
+
+
+@SQLITE_ONLY
+def test_reschedule_and_cancel_an_uploaded_video_on_youtube(
+    run_cli: Callable[..., CliResult],
+    manager: ScheduleManager,
+    video: Callable[[str], Path],
+    youtube_env: tuple[FakeYouTube, dict[str, str]],
+) -> None:
+    fake, env = youtube_env
+    when = (datetime.now(UTC) + timedelta(minutes=40)).replace(microsecond=0)
+    sid = manager.book(video("e"), "final", preferred_time=when).schedule.id
+    run_cli("process", "--once", env=env, check=True)
+    (vid,) = fake.videos
+
+    new = (datetime.now(UTC) + timedelta(hours=5)).replace(minute=0, second=0, microsecond=0)
+    moved = run_cli("reschedule", str(sid), new.isoformat(), env=env)
+    assert moved.code == 0, moved.stderr
+    assert moved.stdout.startswith(f"rescheduled on YouTube #{sid} final 'e' for ")
+    assert fake.videos[vid].status["publishAt"].startswith(new.strftime("%Y-%m-%dT%H:%M"))
+    shown = run_cli("--json", "show", str(sid), check=True).json()
+    assert (shown["video_state"], shown["youtube_publish_at"]) == ("ready", new.isoformat())
+
+    cancelled = run_cli("--json", "cancel", str(sid), "--delete", env=env)
+    assert cancelled.code == 0, cancelled.stderr
+    assert (cancelled.json()["status"], cancelled.json()["video_state"]) == (
+        "cancelled",
+        "deleted",
+    )
+    assert vid in fake.deleted_videos
+    again = run_cli("cancel", str(sid), env=env)
+    assert again.code == 1
+    assert "cannot cancel schedule" in again.stderr
+    assert manager.recalculate_quota().corrections == ()
