@@ -39,7 +39,9 @@ from .change_local import (
     ChangeState,
     Move,
     applied_fields,
+    checks_resume,
     describe,
+    held_from_checks,
     iso,
     merged_metadata,
     parse_iso,
@@ -91,6 +93,9 @@ CHANGE_LEASE = timedelta(minutes=5)
 #: ``publishAt`` at once). The request was checked against ``min_lead_time`` moments before;
 #: a recovery, later, checks ``min_lead_time`` again.
 SEND_MARGIN = timedelta(minutes=1)
+#: Verification of a video with a pending change waits this long past the change's lease (the
+#: recovery, earlier in the same processor run, finishes the change first).
+CHECK_HOLD = timedelta(minutes=1)
 #: Most expired changes one processor run recovers.
 MAX_RECOVER_PER_RUN = 50
 
@@ -335,6 +340,7 @@ class VideoChanges:
             now = self._now()
             previous = previous_of(row)
             local(session, row, days, quota, now)
+            held_from_checks(row, now, now + CHANGE_LEASE + CHECK_HOLD)
             session.flush()
             change_id = changes_db.insert_change(
                 conn,
@@ -435,7 +441,14 @@ class VideoChanges:
             now = self._now()
             conn = session.connection()
             if changes_db.finish(conn, change.id, state=ChangeState.APPLIED.value, now=now):
-                applied_fields(row, change.kind, change.target, answer, now)
+                applied_fields(
+                    row,
+                    change.kind,
+                    change.target,
+                    answer,
+                    now,
+                    change.previous.get("next_check_at"),
+                )
                 timeline.append(
                     conn,
                     timeline.TimelineEntry(
@@ -495,6 +508,7 @@ class VideoChanges:
                 problem = put_back_cancel(
                     session, row, days, change.previous, daily_limit=limit, reason=reason, now=now
                 )
+            checks_resume(row, now)
             kind = "change_failed" if state is ChangeState.FAILED else "change_rolled_back"
             entries = [
                 timeline.TimelineEntry(
