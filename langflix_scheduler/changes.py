@@ -445,7 +445,12 @@ class VideoChanges:
         except Exception as exc:  # the call may have taken effect: the processor finds out
             logger.warning("change #%d: outcome unknown (%s); left pending", change.id, exc)
             raise ChangePendingError(change.schedule_id, change.id, _reason(exc)) from exc
-        return self._applied(change, answer)
+        try:
+            return self._applied(change, answer)
+        except SchedulerError as exc:  # YouTube holds it; the recovery records it
+            raise ChangePendingError(
+                change.schedule_id, change.id, f"YouTube applied it, recording that failed: {exc}"
+            ) from exc
 
     # -- step 3: commit --------------------------------------------------------------------------
 
