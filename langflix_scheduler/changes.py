@@ -116,7 +116,8 @@ _CHANGEABLE_STATES = frozenset(
 
 @dataclass(frozen=True, kw_only=True)
 class VideoChangeRecord:
-    """A change of plan as stored (``ScheduleManager.video_changes_of``/``pending_changes``).
+    """A change of plan as stored (``ScheduleManager.video_changes_of`` and
+    ``pending_video_changes``).
 
     ``target``/``previous``: what is changed, as JSON (``publish_at``, ``metadata`` ...).
     """
