@@ -23,6 +23,7 @@ from .domain import (
 )
 from .errors import (
     AuthorizationError,
+    ChangePendingError,
     ConfigurationError,
     DatabaseTimeoutError,
     DuplicateVideoError,
@@ -46,6 +47,7 @@ from .overview import Attention
 from .quota import QuotaPolicy
 
 if TYPE_CHECKING:
+    from .changes import ChangeKind, ChangeState, VideoChangeRecord
     from .dry_run import DryRunItem, DryRunPlan
     from .manager import ScheduleManager
     from .processor import (
@@ -63,6 +65,9 @@ if TYPE_CHECKING:
 # call, `--help` included), and the version lookup reads package metadata: they are resolved
 # on first access (PEP 562), so `import langflix_scheduler.cli` stays cheap.
 _LAZY = {
+    "ChangeKind": "changes",
+    "ChangeState": "changes",
+    "VideoChangeRecord": "changes",
     "DryRunItem": "dry_run",
     "DryRunPlan": "dry_run",
     "ScheduleManager": "manager",
@@ -106,6 +111,9 @@ __all__ = [
     "AuthorizationError",
     "Booking",
     "BucketUsage",
+    "ChangeKind",
+    "ChangePendingError",
+    "ChangeState",
     "ConfigurationError",
     "DailyQuotaStatus",
     "DatabaseTimeoutError",
@@ -143,6 +151,7 @@ __all__ = [
     "UploadLimitExceededError",
     "UploadProcessor",
     "UploadStatus",
+    "VideoChangeRecord",
     "VideoMetadata",
     "VideoState",
     "VideoType",

@@ -10,6 +10,7 @@ from ..domain import UploadStatus
 from ._parse import parse_date
 from ._render import (
     emit_json,
+    pending_changes_table,
     schedule_detail,
     schedule_json,
     schedules_table,
@@ -66,11 +67,14 @@ def show(state: State, schedule_id: int, api_calls: bool) -> None:
     followed, each change with who and when)."""
     with state.manager() as m:
         s = m.get(schedule_id, channel=state.explicit_channel)
+        pending = [c for c in m.video_changes_of(s.id) if c.state == "pending"]
         events = m.timeline(schedule_id, channel=state.explicit_channel, api_calls=api_calls)
     if state.as_json:
-        emit_json({**schedule_json(s), "timeline": events})
+        emit_json({**schedule_json(s), "pending_changes": pending, "timeline": events})
     else:
         state.out.print(schedule_detail(s, state.config))
+        if pending:
+            state.out.print(pending_changes_table(pending, state.config))
         state.out.print(timeline_table(events, state.config))
 
 
