@@ -37,12 +37,13 @@ ACTOR_MAX_CHARS = 128
 
 
 def check_actor(value: object) -> str:
-    """``value`` as an actor (None: :data:`DEFAULT_ACTOR`), else ``InvalidScheduleError``."""
+    """``value`` as who made a change (``requested_by``; None: :data:`DEFAULT_ACTOR`), else
+    ``InvalidScheduleError``."""
     if value is None:
         return DEFAULT_ACTOR
     if not isinstance(value, str) or not value.strip() or len(value) > ACTOR_MAX_CHARS:
         raise InvalidScheduleError(
-            "actor", f"must be a non-empty string of <= {ACTOR_MAX_CHARS} characters"
+            "requested_by", f"must be a non-empty string of <= {ACTOR_MAX_CHARS} characters"
         )
     return value
 
