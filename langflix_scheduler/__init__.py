@@ -9,6 +9,7 @@ from .config import SchedulerConfig
 from .domain import (
     Booking,
     BucketUsage,
+    ChannelPause,
     DailyQuotaStatus,
     Privacy,
     ProcessorRunRecord,
@@ -106,6 +107,7 @@ __all__ = [
     "AuthorizationError",
     "Booking",
     "BucketUsage",
+    "ChannelPause",
     "ConfigurationError",
     "DailyQuotaStatus",
     "DatabaseTimeoutError",

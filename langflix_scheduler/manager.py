@@ -29,6 +29,7 @@ from ._time import read_clock
 from .booking import BookingRequest, check_idempotency_key, decide
 from .config import SchedulerConfig
 from .db import api_calls, bookings, counters, dashboard, migrate, reads
+from .db import channels as channels_db
 from .db import slots as slots_db
 from .db.api_calls import CallRecord
 from .db.counters import COUNT_COLUMN
@@ -47,6 +48,7 @@ from .db.types import Connection, Session
 from .domain import (
     Booking,
     BucketUsage,
+    ChannelPause,
     DailyQuotaStatus,
     ProcessorRunRecord,
     QuotaCorrection,
@@ -670,6 +672,32 @@ class ScheduleManager:
         """
         at = self.now() if now is None else _aware(now, "now")
         return overview.attention(self, limit=limit, now=at)
+
+    def paused_channels(self, channel: str | None = None) -> list[ChannelPause]:
+        """Channels whose uploads are paused because their token was refused (``invalid_grant``),
+        oldest pause first; only ``channel`` when given. See :class:`ChannelPause`."""
+        name = None if channel is None else self._channel(channel)
+        rows = self._db.run_core(
+            "read paused channels", lambda c: channels_db.paused(c, name), read_only=True
+        )
+        return [
+            ChannelPause(channel=r.channel_id, paused_at=r.paused_at, reason=r.reason) for r in rows
+        ]
+
+    def resume_channel(self, channel: str | None = None) -> ChannelPause | None:
+        """Lift the pause of ``channel`` (default: the configured one) so the processor claims
+        its uploads again. ``auth`` calls it after storing a new token, ``auth --check`` after
+        finding the token good. Returns the pause lifted, or None when it was not paused.
+
+        Raises:
+            StorageError: the database could not be reached.
+        """
+        name = self._channel(channel)
+        lifted = self._db.run_core("resume channel", lambda c: channels_db.resume(c, name))
+        if lifted is None:
+            return None
+        logger.info("channel %s resumed (paused since %s)", name, lifted.paused_at)
+        return ChannelPause(channel=name, paused_at=lifted.paused_at, reason=lifted.reason)
 
     def processor_runs(self, *, limit: int = 20) -> list[ProcessorRunRecord]:
         """The most recent upload-processor runs (every worker), newest first; a run still

@@ -4,7 +4,9 @@ Used by the processor's claim statements and by ``ScheduleManager.due_schedules`
 and ``process --dry-run`` report exactly what a run would take). A schedule is due when it is
 ``scheduled``, belongs to the API project (and, when given, one of the channels), its publish
 time minus the upload lead time has come (``scheduled_publish_time <= horizon``, horizon =
-now + lead time) and it is not waiting for a retry (``next_attempt_at`` unset or passed).
+now + lead time), it is not waiting for a retry (``next_attempt_at`` unset or passed) and its
+channel is not paused (``youtube_upload_channels.paused_at`` set: its token was refused; see
+:mod:`langflix_scheduler.db.channels`).
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import Table, and_, exists, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..domain import UploadStatus
+from .models import UploadChannel
 
 __all__ = ["due_condition"]
+
+_CHANNELS: Table = UploadChannel.__table__  # type: ignore[assignment]
 
 
 def due_condition(
@@ -43,4 +48,12 @@ def due_condition(
     ]
     if channels is not None:
         conds.append(columns.channel_id.in_(list(channels)))
+    # A primary-key probe per candidate channel; the channel row exists for every channel a
+    # processor ever claimed for, and is paused rarely.
+    paused = exists(
+        select(literal(1)).where(
+            _CHANNELS.c.channel_id == columns.channel_id, _CHANNELS.c.paused_at.is_not(None)
+        )
+    )
+    conds.append(~paused)
     return and_(*conds)
