@@ -57,6 +57,7 @@ if TYPE_CHECKING:
         RunOutcome,
         UploadProcessor,
     )
+    from .reconcile import MatchState, ReconcileProgress, ReconcileReport
 
     __version__: str
 
@@ -73,6 +74,9 @@ _LAZY = {
     "ProcessReport": "processor",
     "RunOutcome": "processor",
     "UploadProcessor": "processor",
+    "MatchState": "reconcile",
+    "ReconcileProgress": "reconcile",
+    "ReconcileReport": "reconcile",
 }
 
 
@@ -117,6 +121,7 @@ __all__ = [
     "InvalidScheduleError",
     "InvalidTransitionError",
     "LockTimeoutError",
+    "MatchState",
     "NotAShortError",
     "OutcomeUnknownError",
     "PermanentUploadError",
@@ -131,6 +136,8 @@ __all__ = [
     "QuotaExhaustedError",
     "QuotaPolicy",
     "RecalculationReport",
+    "ReconcileProgress",
+    "ReconcileReport",
     "RunOutcome",
     "ScheduleManager",
     "ScheduleNotFoundError",

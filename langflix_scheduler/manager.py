@@ -75,8 +75,11 @@ from .fingerprint import Fingerprint, fingerprint_file
 from .media import check_video_type
 from .overview import Attention
 from .quota import quota_date_of
+from .reconcile import ReconcileProgress, ReconcileReport
+from .reconcile import reconcile as reconcile_flow
 from .slots import channel_date_of, ensure_aware, slots_on_day
 from .youtube.uploader import ApiCallReport, CallCallback, CallPhase
+from .youtube.videos import VideoClient
 
 __all__ = ["Clock", "ScheduleManager", "system_clock"]
 
@@ -698,6 +701,35 @@ class ScheduleManager:
             return None
         logger.info("channel %s resumed (paused since %s)", name, lifted.paused_at)
         return ChannelPause(channel=name, paused_at=lifted.paused_at, reason=lifted.reason)
+
+    def reconcile(
+        self,
+        videos: VideoClient,
+        *,
+        channel: str | None = None,
+        apply: bool = False,
+        on_progress: Callable[[ReconcileProgress], None] | None = None,
+    ) -> ReconcileReport:
+        """Compare the channel's schedules with its uploads on YouTube; with ``apply``, fix
+        what is safe. See :mod:`langflix_scheduler.reconcile` for what is compared and fixed.
+
+        ``videos`` talks to YouTube with the channel's token (``YouTubeUploader`` or
+        ``MemoryVideoClient``). Every call (``channels.list`` and ``playlistItems.list`` 1 unit
+        per 50 uploads, ``videos.list`` 1 unit per 50 recorded videos) is written to the quota
+        ledger before it is sent. ``on_progress`` is called after each page.
+
+        Raises:
+            QuotaExceededError: the quota day has no room for a call (nothing was fixed).
+            UploadError: YouTube refused a call (``AuthorizationError``: run ``auth``).
+            StorageError: the database could not be reached.
+        """
+        return reconcile_flow(
+            self,
+            videos,
+            channel=self._channel(channel),
+            apply=bool(apply),
+            on_progress=on_progress,
+        )
 
     def processor_runs(self, *, limit: int = 20) -> list[ProcessorRunRecord]:
         """The most recent upload-processor runs (every worker), newest first; a run still
