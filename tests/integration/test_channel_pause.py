@@ -150,7 +150,8 @@ def test_resume_channel_lifts_the_pause(
 
     tokens.dead.clear()  # `auth` stored a new token
     lifted = mgr.resume_channel("a")
-    assert isinstance(lifted, ChannelPause) and lifted.channel == "a"
+    assert isinstance(lifted, ChannelPause)
+    assert lifted.channel == "a"
     assert mgr.resume_channel("a") is None  # idempotent
     assert mgr.paused_channels() == []
     assert mgr.attention().paused_channels == ()

@@ -105,9 +105,7 @@ def test_reconcile_reports_then_apply_attaches_and_marks(
     assert found["vidLOST"].state is MatchState.MATCHED
     assert found["vidLOST"].schedule_id == lost
     assert found["studio1"].state is MatchState.UNMATCHED
-    assert [(g.schedule_id, g.video_id, g.marked) for g in report.gone] == [
-        (gone, gone_vid, False)
-    ]
+    assert [(g.schedule_id, g.video_id, g.marked) for g in report.gone] == [(gone, gone_vid, False)]
     assert report.differences == ()
     assert report.unfixed == 2
     assert progress[-1] == ReconcileProgress(phase="videos", done=2, total=2)
