@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from google.oauth2.credentials import Credentials
 
 from langflix_scheduler.domain import ChannelPause
 from langflix_scheduler.errors import AuthorizationError
@@ -23,7 +24,9 @@ from langflix_scheduler.processor import (
     RunOutcome,
     UploadProcessor,
 )
+from langflix_scheduler.testing import FakeYouTube
 from langflix_scheduler.testing.clock import FakeClock
+from langflix_scheduler.youtube.google import YouTubeUploader
 from langflix_scheduler.youtube.uploader import ProgressCallback, StepCallback, UploadRequest
 
 from ..conftest import T0
@@ -174,3 +177,67 @@ def test_other_authorization_errors_still_stop_the_run_without_pausing(
     report = make_processor(mgr, StubUploader(refused), max_concurrent_uploads=1).run_once()
     assert report.outcome is RunOutcome.UNAUTHORIZED
     assert mgr.paused_channels() == []
+
+
+# -- end to end: the real google client against FakeYouTube --------------------------------------
+
+
+def _credentials(fake: FakeYouTube, refresh_token: str) -> Credentials:
+    """What `process` loads from the token file: an access token already expired, so google-auth
+    refreshes it before the first request."""
+    return Credentials(
+        token="old-access",
+        refresh_token=refresh_token,
+        token_uri=fake.token_uri,
+        client_id="client.apps.googleusercontent.com",
+        client_secret="client-secret-value",
+        expiry=datetime(2000, 1, 1),  # noqa: DTZ001 - google-auth keeps expiry naive UTC
+    )
+
+
+def _uploader(fake: FakeYouTube, refresh_token: str, clock: FakeClock) -> YouTubeUploader:
+    return YouTubeUploader(
+        _credentials(fake, refresh_token),
+        api_endpoint=fake.api_endpoint,
+        clock=clock,
+        sleep=lambda _s: None,
+    )
+
+
+def test_an_expired_refresh_token_pauses_the_channel_end_to_end(
+    mgr: ScheduleManager,
+    make_processor: Any,
+    video_file: Any,
+    peek: RawDB,
+    clock: FakeClock,
+) -> None:
+    # An app in "Testing": Google's refresh tokens live 7 days.
+    with FakeYouTube(clock=clock, app_status="testing") as fake:
+        first = _book(mgr, video_file, "a", 1)
+        with _uploader(fake, "refresh-week-1", clock) as uploader:
+            assert make_processor(mgr, uploader).run_once().uploaded == 1
+        assert peek.statuses(first) == {"completed": 1}
+
+        clock.advance(days=8)  # the refresh token died meanwhile
+        later = schedule_many(
+            mgr, video_file, 2, start=clock() + timedelta(minutes=20), channel="a"
+        )
+        inserts = fake.insert_calls
+        events: list[ProcessorEvent] = []
+        with _uploader(fake, "refresh-week-1", clock) as uploader:
+            report = make_processor(mgr, uploader, on_event=events.append).run_once()
+            assert report.outcome is RunOutcome.OK
+            assert [e.kind for e in events] == [ProcessorEventKind.CHANNEL_PAUSED]
+            assert "invalid_grant" in (events[0].error or "")
+            assert make_processor(mgr, uploader).run_once().claimed == 0
+        assert fake.insert_calls == inserts  # nothing was sent
+        assert [r["attempts"] for r in map(peek.row, later)] == [0, 0]
+        assert peek.statuses(later) == {"scheduled": 2}
+        assert [p.channel for p in mgr.attention().paused_channels] == ["a"]
+
+        # `auth` stored a new token and lifted the pause.
+        assert mgr.resume_channel("a") is not None
+        with _uploader(fake, "refresh-week-2", clock) as uploader:
+            assert make_processor(mgr, uploader).run_once().uploaded == 2
+        assert peek.statuses(later) == {"completed": 2}
+        assert_consistent(mgr)
