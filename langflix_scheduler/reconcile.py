@@ -69,8 +69,15 @@ logger = logging.getLogger(__name__)
 MATCH_WINDOW = timedelta(hours=2)
 #: Remote upload statuses that mean the video is not (going to be) watchable.
 _BROKEN = frozenset({"rejected", "failed", "deleted"})
-#: Video states whose plan no longer holds (the video was deliberately taken down).
-_NOT_COMPARED = frozenset({VideoState.DELETED.value, VideoState.UNPUBLISHED.value})
+#: Video states whose plan no longer holds (taken down on purpose) or whose problem is known and
+#: final (shown by ``status``): their videos are checked for being gone, not compared.
+_NOT_COMPARED = frozenset(
+    {
+        VideoState.UNPUBLISHED.value,
+        VideoState.REJECTED.value,
+        VideoState.PROCESSING_FAILED.value,
+    }
+)
 
 
 class MatchState(enum.StrEnum):
@@ -189,7 +196,8 @@ def reconcile(
     live = [
         r
         for r in recorded
-        if r.upload_status == UploadStatus.COMPLETED.value and r.video_state not in _NOT_COMPARED
+        if r.upload_status == UploadStatus.COMPLETED.value
+        and r.video_state != VideoState.DELETED.value
     ]
     remote = _check_videos(videos, [r.video_id for r in live], calls, progress)
     now = manager.now()
@@ -201,7 +209,10 @@ def reconcile(
         if r.video_id not in remote
     ]
     differences = [
-        d for r in live if r.video_id in remote for d in _differences(r, remote[r.video_id], now)
+        d
+        for r in live
+        if r.video_id in remote and r.video_state not in _NOT_COMPARED
+        for d in _differences(r, remote[r.video_id], now)
     ]
     if apply:
         unrecorded = [_attach(manager, v, actor) for v in unrecorded]
