@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Table, and_, exists, literal, or_, select
+from sqlalchemy import Table, and_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..domain import UploadStatus
@@ -48,12 +48,8 @@ def due_condition(
     ]
     if channels is not None:
         conds.append(columns.channel_id.in_(list(channels)))
-    # A primary-key probe per candidate channel; the channel row exists for every channel a
-    # processor ever claimed for, and is paused rarely.
-    paused = exists(
-        select(literal(1)).where(
-            _CHANNELS.c.channel_id == columns.channel_id, _CHANNELS.c.paused_at.is_not(None)
-        )
-    )
-    conds.append(~paused)
+    # Uncorrelated: the (few, usually no) paused channels are read once per statement and each
+    # candidate row probes that set, cheaper than a correlated lookup per row.
+    paused = select(_CHANNELS.c.channel_id).where(_CHANNELS.c.paused_at.is_not(None))
+    conds.append(columns.channel_id.not_in(paused))
     return and_(*conds)
