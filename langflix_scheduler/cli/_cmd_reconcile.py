@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import ConfigurationError
 from ._errors import EXIT_USER_ERROR
 from ._render import emit_json, fmt_local, table_of
 from ._state import ENV, State, channel_option, run, token_dir_option
@@ -64,15 +63,9 @@ def reconcile(state: State, apply: bool, api_endpoint: str | None, token_dir: st
 
 def _video_client(state: State, token_dir: str, api_endpoint: str | None) -> VideoClient:
     """The channel's YouTube client, built like ``process`` builds its uploader."""
-    from ..youtube.videos import is_video_client
     from ._cmd_process import _build_uploader
 
-    uploader = _build_uploader(state, token_dir, api_endpoint)
-    if not is_video_client(uploader):
-        raise ConfigurationError(
-            "uploader", "this YouTube client cannot list videos (no VideoClient support)"
-        )
-    return uploader  # type: ignore[return-value]
+    return _build_uploader(state, token_dir, api_endpoint)
 
 
 def _progress(state: State) -> Callable[[ReconcileProgress], None]:

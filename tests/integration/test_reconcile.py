@@ -13,14 +13,17 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from google.oauth2.credentials import Credentials
 
 from langflix_scheduler.db.timeline import entries_of
 from langflix_scheduler.errors import PermanentUploadError, QuotaExceededError
 from langflix_scheduler.manager import ScheduleManager
 from langflix_scheduler.processor import UploadProcessor
 from langflix_scheduler.reconcile import MatchState, ReconcileProgress
+from langflix_scheduler.testing import FakeYouTube
 from langflix_scheduler.testing.clock import FakeClock
 from langflix_scheduler.testing.memory_videos import MemoryVideoClient
+from langflix_scheduler.youtube.google import YouTubeUploader
 from langflix_scheduler.youtube.uploader import ApiCallReport, CallPhase
 
 from ..conftest import T0
@@ -247,3 +250,46 @@ def test_listing_pages_are_counted_and_refused_without_room(
         tight.reconcile(yt)
     assert len(yt.calls) == before  # the call that did not fit was not sent
     assert_consistent(mgr)
+
+
+def test_reconcile_with_the_real_client_against_fake_youtube(
+    mgr: ScheduleManager, processors: Any, video_file: Any, peek: RawDB, clock: FakeClock
+) -> None:
+    with FakeYouTube(clock=clock) as fake:
+        client = YouTubeUploader(
+            Credentials(token="test"),
+            api_endpoint=fake.api_endpoint,
+            clock=clock,
+            sleep=lambda _s: None,
+        )
+        with client:
+            kept = _book(mgr, video_file, "Kept")
+            gone = _book(mgr, video_file, "Gone", SOON + timedelta(minutes=1))
+            assert processors(client).run_once().uploaded == 2
+            lost = _book(mgr, video_file, "Lost", SOON + timedelta(minutes=2))
+            _needs_review(mgr, peek, lost)
+            found = fake.add_channel_video("Lost", privacy_status="private", publish_at=SOON)
+            fake.add_channel_video("Made in Studio")
+            fake.remove_video(peek.row(gone)["youtube_video_id"])
+            clock.advance(minutes=1)
+
+            report = mgr.reconcile(client, apply=True)
+
+        states = {v.title: v.state for v in report.unrecorded}
+        assert states == {"Lost": MatchState.ATTACHED, "Made in Studio": MatchState.UNMATCHED}
+        assert [(g.schedule_id, g.marked) for g in report.gone] == [(gone, True)]
+        assert report.differences == ()
+        assert report.unfixed == 0
+        assert peek.row(lost)["youtube_video_id"] == found.id
+        assert peek.row(kept)["video_state"] in (None, "uploaded", "processing", "ready")
+        assert peek.row(gone)["video_state"] == "deleted"
+        # What YouTube charged for the listing is what the ledger holds.
+        charged = fake.charged()
+        listing = ("channels.list", "playlistItems.list", "videos.list")
+        recorded = {op: 0 for op in listing}
+        for op, cost in _calls(mgr):
+            if op in recorded:
+                recorded[op] += int(cost)
+        assert recorded == {op: charged.get(op, 0) for op in listing}
+        assert report.api_calls == 3  # channels.list, one page, one videos.list
+        assert_consistent(mgr)
