@@ -1,27 +1,21 @@
 """``reconcile --json`` and a paused channel in ``status`` / ``process`` / ``auth --check``.
 
-``reconcile`` runs in this process (``cli.main``) with the channel's YouTube client replaced by
-a ``MemoryVideoClient``; the pause tests run the CLI as a subprocess, ``auth --check`` against a
-``FakeYouTube`` (SQLite only, like the other ``auth --check`` tests).
+The CLI runs as a subprocess against a ``FakeYouTube`` served by this test process, with token
+files like the ones ``auth`` writes (``auth --check``: SQLite only, like its other tests).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from langflix_scheduler import ScheduleManager, SchedulerConfig
-from langflix_scheduler.cli import _cmd_reconcile
-from langflix_scheduler.cli._app import main
 from langflix_scheduler.db import channels as channels_db
 from langflix_scheduler.testing import FakeYouTube
-from langflix_scheduler.testing.memory_videos import MemoryVideoClient
 
 from ._cli import CliResult
 
@@ -38,55 +32,75 @@ def manager(db_url: str) -> Iterator[ScheduleManager]:
         yield m
 
 
-def _reconcile(
-    capsys: pytest.CaptureFixture[str], db_url: str, *args: str
-) -> tuple[int, dict[str, Any]]:
-    code = main(["--database-url", db_url, "--channel", "main", "reconcile", "--json", *args])
-    return code, json.loads(capsys.readouterr().out)
+def _token_dir(tmp_path: Path, channel: str, *, expired: bool) -> Path:
+    """A token file like the one `auth` writes (access token valid unless ``expired``)."""
+    directory = tmp_path / "tokens"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    expiry = datetime.now(UTC) + (timedelta(hours=-1) if expired else timedelta(hours=1))
+    path = directory / f"{channel}.json"
+    path.write_text(
+        json.dumps(
+            {
+                "token": "access-token",
+                "refresh_token": f"refresh-{channel}-secret",
+                "client_id": "client.apps.googleusercontent.com",
+                "client_secret": "client-secret-value",
+                "scopes": SCOPES,
+                "expiry": expiry.replace(tzinfo=None).isoformat() + "Z",
+            }
+        ),
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    return directory
 
 
-def test_reconcile_json_reports_then_applies(
+def test_reconcile_json_against_fake_youtube(
     manager: ScheduleManager,
-    db_url: str,
+    run_cli: Callable[..., CliResult],
+    youtube: FakeYouTube,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for key in [k for k in os.environ if k.startswith("LANGFLIX_SCHEDULER_")]:
-        monkeypatch.delenv(key)
     video = tmp_path / "lesson.mp4"
     video.write_bytes(b"0" * 2048)
     when = manager.now() + timedelta(days=1)
     booked = manager.schedule_video(video, "short", preferred_time=when, metadata={"title": "L1"})
     with manager.database.connection("test") as conn:
+        mark = "?" if manager.database.dialect == "sqlite" else "%s"
         conn.exec_driver_sql(
-            "UPDATE youtube_schedules SET upload_status = 'needs_review' WHERE id = ?"
-            if manager.database.dialect == "sqlite"
-            else "UPDATE youtube_schedules SET upload_status = 'needs_review' WHERE id = %s",
+            f"UPDATE youtube_schedules SET upload_status = 'needs_review' WHERE id = {mark}",
             (booked.id,),
         )
-    yt = MemoryVideoClient()
-    yt.add("vid1", title="L1", publish_at=booked.scheduled_publish_time, uploaded_at=manager.now())
-    monkeypatch.setattr(_cmd_reconcile, "_video_client", lambda *_a: yt)
+    found = youtube.add_channel_video("L1", privacy_status="private", publish_at=when)
+    env = {
+        "LANGFLIX_SCHEDULER_CHANNEL": "main",
+        "LANGFLIX_SCHEDULER_TOKEN_DIR": str(_token_dir(tmp_path, "main", expired=False)),
+        "LANGFLIX_SCHEDULER_API_ENDPOINT": youtube.api_endpoint,
+    }
 
-    code, report = _reconcile(capsys, db_url)
-    assert code == 1
-    assert report["clean"] is False
-    assert report["unfixed"] == 1
-    assert report["api_calls"] == 2
-    (found,) = report["unrecorded"]
-    assert (found["video_id"], found["state"], found["candidates"]) == (
-        "vid1",
+    first = run_cli("reconcile", "--json", env=env)
+    assert first.code == 1, first.stderr
+    report = first.json()
+    assert (report["clean"], report["unfixed"], report["applied"]) == (False, 1, False)
+    (video_found,) = report["unrecorded"]
+    assert (video_found["video_id"], video_found["state"], video_found["candidates"]) == (
+        found.id,
         "matched",
         [booked.id],
     )
 
-    code, report = _reconcile(capsys, db_url, "--apply")
-    assert code == 0
-    assert report["applied"] is True
+    second = run_cli("reconcile", "--apply", "--json", env=env)
+    assert second.code == 0, second.stderr
+    report = second.json()
+    assert report["clean"] is True
     assert report["unrecorded"][0]["state"] == "attached"
-    assert manager.get(booked.id).youtube_video_id == "vid1"
+    assert manager.get(booked.id).youtube_video_id == found.id
+    # Every call YouTube charged is in the quota ledger.
+    with manager.database.connection("read") as conn:
+        ledger = conn.exec_driver_sql("SELECT SUM(cost) FROM youtube_api_calls").scalar()
+    assert int(ledger) == sum(youtube.charged().values()) == 4  # 2 x (channels + playlist)
     assert manager.recalculate_quota().corrections == ()
+    assert "secret" not in first.stdout + first.stderr + second.stdout + second.stderr
 
 
 def _pause(manager: ScheduleManager, channel: str) -> None:
