@@ -78,6 +78,12 @@ def test_reconcile_json_against_fake_youtube(
         "LANGFLIX_SCHEDULER_API_ENDPOINT": youtube.api_endpoint,
     }
 
+    text = run_cli("reconcile", env=env)
+    assert text.code == 1, text.stderr
+    assert "listed 1 upload(s)" in text.stderr
+    assert "videos no schedule records" in text.stdout
+    assert "1 finding(s) left unfixed; run with --apply" in text.stdout
+
     first = run_cli("reconcile", "--json", env=env)
     assert first.code == 1, first.stderr
     report = first.json()
@@ -98,7 +104,7 @@ def test_reconcile_json_against_fake_youtube(
     # Every call YouTube charged is in the quota ledger.
     with manager.database.connection("read") as conn:
         ledger = conn.exec_driver_sql("SELECT SUM(cost) FROM youtube_api_calls").scalar()
-    assert int(ledger) == sum(youtube.charged().values()) == 4  # 2 x (channels + playlist)
+    assert int(ledger) == sum(youtube.charged().values()) == 6  # 3 x (channels + playlist)
     assert manager.recalculate_quota().corrections == ()
     assert "secret" not in first.stdout + first.stderr + second.stdout + second.stderr
 
