@@ -24,6 +24,7 @@ from .domain import (
 )
 from .errors import (
     AuthorizationError,
+    ChangePendingError,
     ConfigurationError,
     DatabaseTimeoutError,
     DuplicateVideoError,
@@ -47,6 +48,7 @@ from .overview import Attention
 from .quota import QuotaPolicy
 
 if TYPE_CHECKING:
+    from .changes import ChangeKind, ChangeState, VideoChangeRecord
     from .dry_run import DryRunItem, DryRunPlan
     from .manager import ScheduleManager
     from .processor import (
@@ -65,6 +67,9 @@ if TYPE_CHECKING:
 # call, `--help` included), and the version lookup reads package metadata: they are resolved
 # on first access (PEP 562), so `import langflix_scheduler.cli` stays cheap.
 _LAZY = {
+    "ChangeKind": "changes",
+    "ChangeState": "changes",
+    "VideoChangeRecord": "changes",
     "DryRunItem": "dry_run",
     "DryRunPlan": "dry_run",
     "ScheduleManager": "manager",
@@ -111,6 +116,9 @@ __all__ = [
     "AuthorizationError",
     "Booking",
     "BucketUsage",
+    "ChangeKind",
+    "ChangePendingError",
+    "ChangeState",
     "ChannelPause",
     "ConfigurationError",
     "DailyQuotaStatus",
@@ -152,6 +160,7 @@ __all__ = [
     "UploadLimitExceededError",
     "UploadProcessor",
     "UploadStatus",
+    "VideoChangeRecord",
     "VideoMetadata",
     "VideoState",
     "VideoType",

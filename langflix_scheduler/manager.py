@@ -24,11 +24,13 @@ from typing import Any, Self
 
 from sqlalchemy.engine import Engine
 
-from . import dry_run, ledger, overview, reports
+from . import changes, dry_run, ledger, overview, reports
 from ._time import read_clock
 from .booking import BookingRequest, check_idempotency_key, decide
+from .change_local import merged_metadata
 from .config import SchedulerConfig
 from .db import api_calls, bookings, counters, dashboard, migrate, reads
+from .db import changes as changes_db
 from .db import channels as channels_db
 from .db import slots as slots_db
 from .db.api_calls import CallRecord
@@ -79,7 +81,7 @@ from .reconcile import ReconcileProgress, ReconcileReport
 from .reconcile import reconcile as reconcile_flow
 from .slots import channel_date_of, ensure_aware, slots_on_day
 from .youtube.uploader import ApiCallReport, CallCallback, CallPhase
-from .youtube.videos import VideoClient
+from .youtube.videos import VideoClient, is_video_client
 
 __all__ = ["Clock", "ScheduleManager", "system_clock"]
 
@@ -301,6 +303,28 @@ def _metadata(value: VideoMetadata | Mapping[str, Any] | None, video_path: str) 
         raise InvalidScheduleError("metadata", "must be a VideoMetadata or a mapping")
     meta.check_files()
     return meta
+
+
+def _update_fields(
+    title: str | None,
+    description: str | None,
+    tags: Sequence[str] | None,
+    thumbnail_path: str | os.PathLike[str] | None,
+) -> dict[str, Any]:
+    """The fields ``update_video`` changes, checked for type; at least one."""
+    if isinstance(tags, str):
+        raise InvalidScheduleError("tags", "must be a sequence of strings, not one string")
+    fields: dict[str, Any] = {
+        "title": title,
+        "description": description,
+        "tags": None if tags is None else tuple(tags),
+        "thumbnail_path": None if thumbnail_path is None else os.fspath(thumbnail_path),
+    }
+    if all(v is None for v in fields.values()):
+        raise InvalidScheduleError(
+            "update", "give at least one of title, description, tags, thumbnail_path"
+        )
+    return fields
 
 
 class ScheduleManager:
@@ -1374,8 +1398,25 @@ class ScheduleManager:
 
         return self._db.run("read schedule", read, read_only=True)
 
-    def cancel(self, schedule_id: int, *, channel: str | None = None) -> ScheduledVideo:
-        """Cancel a ``scheduled`` schedule, freeing its slot, daily count and reserved quota.
+    def cancel(
+        self,
+        schedule_id: int,
+        *,
+        channel: str | None = None,
+        videos: VideoClient | None = None,
+        delete: bool = False,
+        requested_by: str = "library",
+    ) -> ScheduledVideo:
+        """Cancel a schedule, freeing its slot, daily count and reserved quota.
+
+        A ``scheduled`` schedule is cancelled locally. A schedule whose video is already on
+        YouTube and not yet public (``completed``, video state not final) is unpublished there
+        (private, no ``publishAt``; ``videos.list`` 1 unit + ``videos.update`` 50) or, with
+        ``delete=True``, deleted (``videos.delete`` 50), through ``videos`` (a
+        :class:`~langflix_scheduler.youtube.videos.VideoClient` on the channel's token, e.g.
+        ``YouTubeUploader``); see :mod:`langflix_scheduler.changes` for the flow and what
+        happens when YouTube's answer is lost. It ends ``cancelled`` with video state
+        ``unpublished`` or ``deleted``.
 
         With ``channel``, a schedule of another channel is refused (not found, nothing changed).
         A ``needs_review`` schedule is refused too: its video may be on YouTube, publishing in
@@ -1384,23 +1425,46 @@ class ScheduleManager:
 
         Raises:
             ScheduleNotFoundError: no such schedule (on ``channel``, when given).
-            InvalidTransitionError: it is no longer ``scheduled`` (uploading, done, needs review).
+            InvalidTransitionError: it cannot be cancelled (uploading, needs review, already
+                public or final, a change pending), or it is uploaded and ``videos`` is None.
+            UploadError: YouTube refused (nothing changed; the schedule was put back).
+            QuotaExceededError: the quota day has no room for the calls (nothing sent).
+            ChangePendingError: YouTube's answer was lost; a processor run finishes it.
         """
         schedule_id = _schedule_id(schedule_id)
+        client = self._client_for_change(schedule_id, channel, videos, "cancel")
+        if client is not None:
+            row = self.video_changes.cancel(
+                schedule_id,
+                videos=client,
+                delete=bool(delete),
+                channel=channel,
+                requested_by=requested_by,
+            )
+            return _to_domain(row)
 
         def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
-            ledger.count_down(days[row.publish_date], row.video_type)
-            ledger.release_reservation(quota, row.quota_date, dict(row.reserved_quota or {}))
-            row.upload_status = UploadStatus.CANCELLED.value
-            row.slot_key = None
-            row.fingerprint_key = None
-            row.reserved_quota = {}
-            clear_lease(row)
-            row.updated_at = self.now()
+            self._free_slot(row, days, quota)
 
         row = self._change_scheduled(schedule_id, channel, "cancel", "cancel schedule", apply)
         logger.info("cancelled schedule %d", schedule_id)
         return _to_domain(row)
+
+    def _free_slot(
+        self,
+        row: Schedule,
+        days: Mapping[date, DailyLimit],
+        quota: Mapping[tuple[date, str], QuotaUsage],
+    ) -> None:
+        """Cancel a locked row: its day count, reserved quota, slot and content key freed."""
+        ledger.count_down(days[row.publish_date], row.video_type)
+        ledger.release_reservation(quota, row.quota_date, dict(row.reserved_quota or {}))
+        row.upload_status = UploadStatus.CANCELLED.value
+        row.slot_key = None
+        row.fingerprint_key = None
+        row.reserved_quota = {}
+        clear_lease(row)
+        row.updated_at = self.now()
 
     def _change_scheduled(
         self,
@@ -1440,22 +1504,37 @@ class ScheduleManager:
         return row
 
     def reschedule(
-        self, schedule_id: int, new_time: datetime, *, channel: str | None = None
+        self,
+        schedule_id: int,
+        new_time: datetime,
+        *,
+        channel: str | None = None,
+        videos: VideoClient | None = None,
+        requested_by: str = "library",
     ) -> ScheduledVideo:
-        """Move a ``scheduled`` schedule to ``new_time``, moving its reservations atomically.
+        """Move a schedule to ``new_time``, moving its slot, day count and reservations.
+
+        A ``scheduled`` schedule moves locally. A schedule whose video is already on YouTube
+        and not yet public (``completed``, video state not final) has its ``publishAt`` moved
+        there through ``videos`` (``videos.list`` 1 unit + ``videos.update`` 50, the whole
+        ``status`` part sent back, still private); see :meth:`cancel` and
+        :mod:`langflix_scheduler.changes`. ``new_time`` must be at least ``min_lead_time``
+        ahead either way.
 
         With ``channel``, a schedule of another channel is refused (not found, nothing changed).
 
         Raises:
-            InvalidScheduleError: bad ``new_time``.
+            InvalidScheduleError: bad ``new_time`` (naive, in the past, < ``min_lead_time``).
             SlotUnavailableError: ``new_time`` is booked (carries ``next_available``).
             QuotaExceededError: the new day or quota day is full.
-            ScheduleNotFoundError / InvalidTransitionError: as for :meth:`cancel`.
+            ScheduleNotFoundError / InvalidTransitionError / UploadError /
+            ChangePendingError: as for :meth:`cancel`.
         """
         schedule_id = _schedule_id(schedule_id)
         slot = _aware(new_time, "new_time").replace(microsecond=0)
         self._check_window(slot, "new_time", self.now())
         new_day_date = channel_date_of(slot, self.config.zone)
+        client = self._client_for_change(schedule_id, channel, videos, "reschedule")
         # The time and quota day of the current transaction (set when its locks are chosen).
         at: dict[str, Any] = {}
 
@@ -1470,15 +1549,20 @@ class ScheduleManager:
             self._move(session, row, slot, new_day_date, days, quota, at["qday"], at["now"])
 
         try:
-            row = self._change_scheduled(
-                schedule_id,
-                channel,
-                "reschedule",
-                "reschedule",
-                apply,
-                new_days=lambda _r: [new_day_date],
-                new_keys=new_keys,
-            )
+            if client is not None:
+                row = self.video_changes.reschedule(
+                    schedule_id, slot, videos=client, channel=channel, requested_by=requested_by
+                )
+            else:
+                row = self._change_scheduled(
+                    schedule_id,
+                    channel,
+                    "reschedule",
+                    "reschedule",
+                    apply,
+                    new_days=lambda _r: [new_day_date],
+                    new_keys=new_keys,
+                )
         except _SlotTaken:
             peek = self._peek(schedule_id, channel)
             raise SlotUnavailableError(
@@ -1529,6 +1613,130 @@ class ScheduleManager:
             bookings.flush_schedule(session, slot)
         except _Held as exc:  # the fingerprint does not move: any unique refusal is the slot's
             raise _SlotTaken(str(slot)) from exc
+
+    # -- changes of plan after upload (the flow: langflix_scheduler/changes.py) ----------------
+
+    @functools.cached_property
+    def video_changes(self) -> changes.VideoChanges:
+        """The change-of-plan flow on this manager (used by ``reschedule``, ``cancel``,
+        ``update_video``, and by processor runs recovering pending changes)."""
+        return changes.VideoChanges(
+            self._db,
+            self.config,
+            self.now,
+            peek=self._peek,
+            move=self._move_uploaded,
+            free=self._free_slot,
+            recorder=self.api_call_recorder,
+        )
+
+    def _move_uploaded(
+        self,
+        session: Session,
+        row: Schedule,
+        slot: datetime,
+        day: date,
+        days: Mapping[date, DailyLimit],
+        now: datetime,
+    ) -> None:
+        """:meth:`_move` for an uploaded row: it reserves no quota, and its quota day (the day
+        its upload spent) stays."""
+        self._move(session, row, slot, day, days, {}, row.quota_date, now)
+
+    def _client_for_change(
+        self, schedule_id: int, channel: str | None, videos: VideoClient | None, verb: str
+    ) -> VideoClient | None:
+        """``videos`` when the schedule's video is on YouTube (the change goes there), None when
+        it is not uploaded (a local change). Uploaded without ``videos``: refused."""
+        row = self._peek(schedule_id, channel)
+        if row.upload_status != UploadStatus.COMPLETED:
+            return None
+        if videos is None:
+            raise InvalidTransitionError(
+                schedule_id,
+                row.upload_status,
+                verb,
+                hint="its video is already on YouTube: pass videos= (a VideoClient on the "
+                "channel's token, such as YouTubeUploader) to change it there",
+            )
+        if not is_video_client(videos):
+            raise InvalidTransitionError(
+                schedule_id,
+                row.upload_status,
+                verb,
+                hint=f"its video is already on YouTube and the client given "
+                f"({type(videos).__name__}) cannot change videos there (no VideoClient)",
+            )
+        return videos
+
+    def update_video(
+        self,
+        schedule_id: int,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+        thumbnail_path: str | os.PathLike[str] | None = None,
+        videos: VideoClient | None = None,
+        channel: str | None = None,
+        requested_by: str = "library",
+    ) -> ScheduledVideo:
+        """Change the title, description, tags or thumbnail of a schedule before it is public.
+
+        A schedule not uploaded yet has its stored metadata changed (the upload sends it). An
+        uploaded one (not yet public, not final) is changed on YouTube through ``videos``:
+        ``videos.list`` (1 unit), ``videos.update(part=snippet)`` (50, sent with every snippet
+        field so nothing is reset), plus ``thumbnails.set`` (50) when ``thumbnail_path`` is
+        given; see :mod:`langflix_scheduler.changes`. Metadata is validated against YouTube's
+        limits before anything is written or sent.
+
+        Raises:
+            InvalidScheduleError: invalid metadata (names the field), or nothing to change.
+            ScheduleNotFoundError / InvalidTransitionError / UploadError /
+            QuotaExceededError / ChangePendingError: as for :meth:`cancel`.
+        """
+        schedule_id = _schedule_id(schedule_id)
+        fields = _update_fields(title, description, tags, thumbnail_path)
+        client = self._client_for_change(schedule_id, channel, videos, "update")
+        if client is not None:
+            row = self.video_changes.update(
+                schedule_id, videos=client, channel=channel, requested_by=requested_by, **fields
+            )
+            return _to_domain(row)
+
+        def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
+            meta, _changed = merged_metadata(row, **fields)
+            if meta.operations() != VideoMetadata.from_stored(row.video_metadata).operations():
+                raise InvalidScheduleError(
+                    "thumbnail_path",
+                    "a thumbnail added to a schedule not uploaded yet changes the quota it "
+                    "reserved: cancel it and book it again with the thumbnail",
+                )
+            row.video_metadata = meta.to_json()
+            row.updated_at = self.now()
+
+        row = self._change_scheduled(schedule_id, channel, "update", "update metadata", apply)
+        return _to_domain(row)
+
+    def video_changes_of(self, schedule_id: int) -> list[changes.VideoChangeRecord]:
+        """Every change of plan of one schedule, oldest first (pending ones included)."""
+        number = _schedule_id(schedule_id)
+        rows = self._db.run_core(
+            "read video changes",
+            lambda c: changes_db.changes_of(c, number),
+            read_only=True,
+        )
+        return [changes.VideoChangeRecord.of(r) for r in rows]
+
+    def pending_video_changes(self, *, limit: int = 100) -> list[changes.VideoChangeRecord]:
+        """Changes of plan still pending (their API call in flight, or waiting for a processor
+        run to finish them), oldest first."""
+        rows = self._db.run_core(
+            "read pending video changes",
+            lambda c: changes_db.pending_changes(c, limit=limit),
+            read_only=True,
+        )
+        return [changes.VideoChangeRecord.of(r) for r in rows]
 
     # -- maintenance ---------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import click
 
 from ..config import SchedulerConfig
 from ..domain import ProcessorRunRecord
-from ._render import emit_json, fmt_local, schedule_json, table_of
+from ._render import emit_json, fmt_local, pending_changes_table, schedule_json, table_of
 from ._state import State, run
 
 if TYPE_CHECKING:
@@ -43,11 +43,14 @@ def status(state: State, n_runs: int, limit: int) -> None:
     with state.manager() as m:
         runs = m.processor_runs(limit=n_runs)
         att = m.attention(limit=limit)
+        pending = m.pending_video_changes(limit=limit)
     if state.as_json:
-        emit_json(_status_json(runs, att))
+        emit_json({**_status_json(runs, att), "pending_changes": pending})
         return
     _print_runs(state, runs)
     _print_attention(state, att)
+    if pending:
+        state.out.print(pending_changes_table(pending, state.config))
 
 
 def _elsewhere(att: Attention) -> dict[str, int]:
