@@ -200,20 +200,9 @@ def reconcile(
         and r.video_state != VideoState.DELETED.value
     ]
     remote = _check_videos(videos, [r.video_id for r in live], calls, progress)
-    now = manager.now()
-    known = {r.video_id for r in recorded}
-    unrecorded = _match([u for u in uploads if u.video_id not in known], candidates)
-    gone = [
-        GoneVideo(schedule_id=r.schedule_id, video_id=r.video_id)
-        for r in live
-        if r.video_id not in remote
-    ]
-    differences = [
-        d
-        for r in live
-        if r.video_id in remote and r.video_state not in _NOT_COMPARED
-        for d in _differences(r, remote[r.video_id], now)
-    ]
+    unrecorded, gone, differences = _findings(
+        uploads, recorded, live, candidates, remote, manager.now()
+    )
     if apply:
         unrecorded = [_attach(manager, v, actor) for v in unrecorded]
         gone = [_mark_gone(manager, g, actor) for g in gone]
@@ -227,6 +216,31 @@ def reconcile(
         gone=tuple(gone),
         differences=tuple(differences),
     )
+
+
+def _findings(
+    uploads: Sequence[UploadedItem],
+    recorded: Sequence[store.Recorded],
+    live: Sequence[store.Recorded],
+    candidates: Sequence[store.Candidate],
+    remote: Mapping[str, RemoteVideo],
+    now: datetime,
+) -> tuple[list[UnrecordedVideo], list[GoneVideo], list[VideoDifference]]:
+    """Compare: videos no schedule records, recorded videos gone, differences from the plan."""
+    known = {r.video_id for r in recorded}
+    unrecorded = _match([u for u in uploads if u.video_id not in known], candidates)
+    gone = [
+        GoneVideo(schedule_id=r.schedule_id, video_id=r.video_id)
+        for r in live
+        if r.video_id not in remote
+    ]
+    differences = [
+        d
+        for r in live
+        if r.video_id in remote and r.video_state not in _NOT_COMPARED
+        for d in _differences(r, remote[r.video_id], now)
+    ]
+    return unrecorded, gone, differences
 
 
 class _Counted:
