@@ -33,6 +33,8 @@ __all__ = [
     "ChangeKind",
     "ChangeState",
     "applied_fields",
+    "checks_resume",
+    "held_from_checks",
     "describe",
     "iso",
     "parse_iso",
@@ -87,6 +89,7 @@ def previous_of(row: Schedule) -> dict[str, Any]:
         "video_state": row.video_state,
         "video_problem": row.video_problem,
         "fingerprint_key": row.fingerprint_key,
+        "next_check_at": iso(row.next_check_at),
         "metadata": dict(row.video_metadata or {}),
     }
 
@@ -109,15 +112,22 @@ def applied_fields(
     target: Mapping[str, Any],
     answer: RemoteVideo | None,
     now: datetime,
+    previous_check_at: object = None,
 ) -> None:
-    """What YouTube now holds, on the (locked) row: the change is applied."""
+    """What YouTube now holds, on the (locked) row: the change is applied. Verification
+    (``next_check_at``) resumes: at once after a reschedule, as before after an update, never
+    after an unpublish or delete (final states)."""
     row.video_problem = None
     row.checked_at = now
     row.updated_at = now
     if kind is ChangeKind.RESCHEDULE:
         row.youtube_publish_at = answer.publish_at if answer else parse_iso(target["publish_at"])
         row.youtube_privacy = answer.privacy_status if answer else "private"
-        row.video_state = VideoState.READY.value
+        if answer is None or answer.upload_status == "processed" or row.video_state is None:
+            row.video_state = VideoState.READY.value
+        elif row.video_state not in (VideoState.UPLOADED, VideoState.PROCESSING):
+            row.video_state = VideoState.PROCESSING.value
+        row.next_check_at = now  # the next processor run confirms the new plan
     elif kind is ChangeKind.UNPUBLISH:
         row.next_check_at = None  # final: the processor no longer checks it
         row.youtube_publish_at = None
@@ -131,6 +141,7 @@ def applied_fields(
         row.video_state = VideoState.DELETED.value
     else:
         row.video_metadata = dict(target["metadata"])
+        row.next_check_at = parse_iso(previous_check_at)
 
 
 def _day_has_room(days: Mapping[date, DailyLimit], row: Schedule, limit: int) -> bool:
@@ -218,6 +229,20 @@ def put_back_reschedule(
 def _restore_video_fields(row: Schedule, previous: Mapping[str, Any]) -> None:
     row.video_state = previous.get("video_state")
     row.video_problem = previous.get("video_problem")
+
+
+def held_from_checks(row: Schedule, now: datetime, until: datetime) -> None:
+    """While a change is pending, verification leaves the row alone: ``next_check_at`` moves
+    past the change's lease, which also fences a check in flight (it writes nothing)."""
+    if row.video_state is not None or row.next_check_at is not None:
+        row.next_check_at = max(until, now)
+
+
+def checks_resume(row: Schedule, now: datetime) -> None:
+    """After a change was put back: check the video at the next processor run (what does
+    YouTube hold now?), unless its state is final."""
+    if row.video_state is not None and not VideoState(row.video_state).is_final:
+        row.next_check_at = now
 
 
 def merged_metadata(

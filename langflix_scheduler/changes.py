@@ -39,7 +39,9 @@ from .change_local import (
     ChangeState,
     Move,
     applied_fields,
+    checks_resume,
     describe,
+    held_from_checks,
     iso,
     merged_metadata,
     parse_iso,
@@ -91,6 +93,9 @@ CHANGE_LEASE = timedelta(minutes=5)
 #: ``publishAt`` at once). The request was checked against ``min_lead_time`` moments before;
 #: a recovery, later, checks ``min_lead_time`` again.
 SEND_MARGIN = timedelta(minutes=1)
+#: Verification of a video with a pending change waits this long past the change's lease (the
+#: recovery, earlier in the same processor run, finishes the change first).
+CHECK_HOLD = timedelta(minutes=1)
 #: Most expired changes one processor run recovers.
 MAX_RECOVER_PER_RUN = 50
 
@@ -322,50 +327,8 @@ class VideoChanges:
             return True
 
         def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
-            conn = session.connection()
-            pending = changes_db.pending_of(conn, row.id)
-            if pending is not None:
-                raise InvalidTransitionError(
-                    row.id,
-                    "changing",
-                    verb,
-                    hint=f"change #{pending.id} ({pending.kind}) is still pending; it finishes "
-                    "within minutes (the next processor run completes it if its requester died)",
-                )
-            now = self._now()
-            previous = previous_of(row)
-            local(session, row, days, quota, now)
-            session.flush()
-            change_id = changes_db.insert_change(
-                conn,
-                schedule_id=row.id,
-                kind=kind.value,
-                target=target,
-                previous=previous,
-                requested_at=now,
-                requested_by=requested_by,
-                lease_expires_at=now + CHANGE_LEASE,
-            )
-            timeline.append(
-                conn,
-                timeline.TimelineEntry(
-                    schedule_id=row.id,
-                    at=now,
-                    kind="change_requested",
-                    actor=requested_by,
-                    detail=f"#{change_id} {describe(kind, target, previous)}",
-                ),
-            )
-            out["change"] = _Change(
-                id=change_id,
-                schedule_id=row.id,
-                kind=kind,
-                target=dict(target),
-                previous=previous,
-                video_id=str(row.youtube_video_id),
-                channel=row.channel_id,
-                api_project=row.api_project,
-                requested_by=requested_by,
+            out["change"] = self._write_change(
+                session, row, (days, quota), kind, target, local, verb, requested_by
             )
 
         row = ledger.change_schedule(
@@ -384,6 +347,67 @@ class VideoChanges:
             raise InvalidTransitionError(schedule_id, "gone", verb)
         logger.info("schedule %d: change #%d (%s) recorded", schedule_id, out["change"].id, kind)
         return out["change"]
+
+    def _write_change(
+        self,
+        session: Session,
+        row: Schedule,
+        counters: tuple[Any, Any],
+        kind: ChangeKind,
+        target: dict[str, Any],
+        local: Callable[[Session, Schedule, Any, Any, datetime], None],
+        verb: str,
+        requested_by: str,
+    ) -> _Change:
+        """Under the locks: refuse a second pending change, make the local side, hold
+        verification off, insert the pending change and its timeline entry."""
+        conn = session.connection()
+        pending = changes_db.pending_of(conn, row.id)
+        if pending is not None:
+            raise InvalidTransitionError(
+                row.id,
+                "changing",
+                verb,
+                hint=f"change #{pending.id} ({pending.kind}) is still pending; it finishes "
+                "within minutes (the next processor run completes it if its requester died)",
+            )
+        now = self._now()
+        previous = previous_of(row)
+        local(session, row, counters[0], counters[1], now)
+        held_from_checks(row, now, now + CHANGE_LEASE + CHECK_HOLD)
+        session.flush()
+        change_id = changes_db.insert_change(
+            conn,
+            schedule_id=row.id,
+            kind=kind.value,
+            target=target,
+            previous=previous,
+            requested_at=now,
+            requested_by=requested_by,
+            lease_expires_at=now + CHANGE_LEASE,
+        )
+        detail = f"#{change_id} {describe(kind, target, previous)}"
+        timeline.append(
+            conn,
+            timeline.TimelineEntry(
+                schedule_id=row.id,
+                at=now,
+                kind="change_requested",
+                actor=requested_by,
+                detail=detail,
+            ),
+        )
+        return _Change(
+            id=change_id,
+            schedule_id=row.id,
+            kind=kind,
+            target=dict(target),
+            previous=previous,
+            video_id=str(row.youtube_video_id),
+            channel=row.channel_id,
+            api_project=row.api_project,
+            requested_by=requested_by,
+        )
 
     # -- step 2: the calls -----------------------------------------------------------------------
 
@@ -435,7 +459,14 @@ class VideoChanges:
             now = self._now()
             conn = session.connection()
             if changes_db.finish(conn, change.id, state=ChangeState.APPLIED.value, now=now):
-                applied_fields(row, change.kind, change.target, answer, now)
+                applied_fields(
+                    row,
+                    change.kind,
+                    change.target,
+                    answer,
+                    now,
+                    change.previous.get("next_check_at"),
+                )
                 timeline.append(
                     conn,
                     timeline.TimelineEntry(
@@ -477,24 +508,8 @@ class VideoChanges:
             conn = session.connection()
             if not changes_db.finish(conn, change.id, state=state.value, now=now, error=reason):
                 return  # another finisher ended it
-            limit = self._config.daily_limits[VideoType(row.video_type)]
-            problem = None
-            if change.kind is ChangeKind.RESCHEDULE and old is not None and old_day is not None:
-                problem = put_back_reschedule(
-                    session,
-                    row,
-                    days,
-                    change.previous,
-                    old_day=old_day,
-                    move=self._move,
-                    daily_limit=limit,
-                    reason=reason,
-                    now=now,
-                )
-            elif change.kind in (ChangeKind.UNPUBLISH, ChangeKind.DELETE):
-                problem = put_back_cancel(
-                    session, row, days, change.previous, daily_limit=limit, reason=reason, now=now
-                )
+            problem = self._local_put_back(session, row, days, change, reason, now, old_day)
+            checks_resume(row, now)
             kind = "change_failed" if state is ChangeState.FAILED else "change_rolled_back"
             entries = [
                 timeline.TimelineEntry(
@@ -526,6 +541,36 @@ class VideoChanges:
             project=self._config.api_project,
         )
         logger.info("change #%d %s: %s", change.id, state.value, reason)
+
+    def _local_put_back(
+        self,
+        session: Session,
+        row: Schedule,
+        days: Any,
+        change: _Change,
+        reason: str,
+        now: datetime,
+        old_day: date | None,
+    ) -> str | None:
+        """The schedule as before the change (or ``mismatch`` and the problem text)."""
+        limit = self._config.daily_limits[VideoType(row.video_type)]
+        if change.kind is ChangeKind.RESCHEDULE and old_day is not None:
+            return put_back_reschedule(
+                session,
+                row,
+                days,
+                change.previous,
+                old_day=old_day,
+                move=self._move,
+                daily_limit=limit,
+                reason=reason,
+                now=now,
+            )
+        if change.kind in (ChangeKind.UNPUBLISH, ChangeKind.DELETE):
+            return put_back_cancel(
+                session, row, days, change.previous, daily_limit=limit, reason=reason, now=now
+            )
+        return None
 
     # -- recovery (a processor run) --------------------------------------------------------------
 

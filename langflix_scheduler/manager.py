@@ -1432,7 +1432,7 @@ class ScheduleManager:
             ChangePendingError: YouTube's answer was lost; a processor run finishes it.
         """
         schedule_id = _schedule_id(schedule_id)
-        client = self._client_for_change(schedule_id, channel, videos, "cancel")
+        client = self._client_for_change(schedule_id, channel, videos, "cancel", requested_by)
         if client is not None:
             row = self.video_changes.cancel(
                 schedule_id,
@@ -1534,7 +1534,7 @@ class ScheduleManager:
         slot = _aware(new_time, "new_time").replace(microsecond=0)
         self._check_window(slot, "new_time", self.now())
         new_day_date = channel_date_of(slot, self.config.zone)
-        client = self._client_for_change(schedule_id, channel, videos, "reschedule")
+        client = self._client_for_change(schedule_id, channel, videos, "reschedule", requested_by)
         # The time and quota day of the current transaction (set when its locks are chosen).
         at: dict[str, Any] = {}
 
@@ -1644,13 +1644,20 @@ class ScheduleManager:
         self._move(session, row, slot, day, days, {}, row.quota_date, now)
 
     def _client_for_change(
-        self, schedule_id: int, channel: str | None, videos: VideoClient | None, verb: str
+        self,
+        schedule_id: int,
+        channel: str | None,
+        videos: VideoClient | None,
+        verb: str,
+        requested_by: object = "library",
     ) -> VideoClient | None:
         """``videos`` when the schedule's video is on YouTube (the change goes there), None when
         it is not uploaded (a local change). Uploaded without ``videos``: refused."""
         row = self._peek(schedule_id, channel)
         if row.upload_status != UploadStatus.COMPLETED:
             return None
+        if not isinstance(requested_by, str) or not requested_by.strip():
+            raise InvalidScheduleError("requested_by", "must be a non-empty string")
         if videos is None:
             raise InvalidTransitionError(
                 schedule_id,
@@ -1697,7 +1704,7 @@ class ScheduleManager:
         """
         schedule_id = _schedule_id(schedule_id)
         fields = _update_fields(title, description, tags, thumbnail_path)
-        client = self._client_for_change(schedule_id, channel, videos, "update")
+        client = self._client_for_change(schedule_id, channel, videos, "update", requested_by)
         if client is not None:
             row = self.video_changes.update(
                 schedule_id, videos=client, channel=channel, requested_by=requested_by, **fields

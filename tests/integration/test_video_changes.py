@@ -207,6 +207,8 @@ def test_refused_before_anything_is_sent(
         m.cancel(sid)
     with pytest.raises(InvalidScheduleError, match="title"):
         m.update_video(sid, title="<bad>", videos=client)
+    with pytest.raises(InvalidScheduleError, match="requested_by"):
+        m.cancel(sid, videos=client, requested_by=" ")
     raw_db.execute("UPDATE youtube_schedules SET video_state = 'published' WHERE id = :i", i=sid)
     with pytest.raises(InvalidTransitionError, match="not yet public"):
         m.cancel(sid, videos=client)
@@ -473,3 +475,29 @@ def test_a_schedule_not_uploaded_keeps_the_local_behaviour(
     assert client.operations() == []
     assert _changes(m, sid) == []
     assert_consistent(m)
+
+
+def test_verification_waits_while_a_change_is_pending(
+    uploaded: Uploaded, raw_db: RawDB, clock: FakeClock, processors: list[UploadProcessor]
+) -> None:
+    """A pending change moves ``next_check_at`` past its lease (a check in flight is fenced
+    out, none starts); once applied the video is checked at the next run; an unpublished one
+    is no longer checked."""
+    m, sid, client = uploaded.manager, uploaded.schedule_id, uploaded.client
+    raw_db.execute(
+        "UPDATE youtube_schedules SET video_state = 'processing', next_check_at = :t WHERE id = :i",
+        t=T0.replace(tzinfo=None) if raw_db.url.startswith(("sqlite", "mysql")) else T0,
+        i=sid,
+    )
+    client.fail_next("videos.update", TransientUploadError("reset", reason="reset"))
+    with pytest.raises(ChangePendingError):
+        m.reschedule(sid, NEW, videos=client)
+    held = m.get(sid).next_check_at
+    assert held is not None
+    assert held > T0 + CHANGE_LEASE
+    clock.advance(CHANGE_LEASE + timedelta(seconds=1))
+    _run_processor(m, client, processors)
+    s = m.get(sid)
+    assert s.video_state is VideoState.READY  # YouTube answered: processed
+    assert s.next_check_at == clock()
+    assert m.cancel(sid, videos=client).next_check_at is None
