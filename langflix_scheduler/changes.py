@@ -116,7 +116,8 @@ _CHANGEABLE_STATES = frozenset(
 
 @dataclass(frozen=True, kw_only=True)
 class VideoChangeRecord:
-    """A change of plan as stored (``ScheduleManager.video_changes_of``/``pending_changes``).
+    """A change of plan as stored (``ScheduleManager.video_changes_of`` and
+    ``pending_video_changes``).
 
     ``target``/``previous``: what is changed, as JSON (``publish_at``, ``metadata`` ...).
     """
@@ -445,7 +446,12 @@ class VideoChanges:
         except Exception as exc:  # the call may have taken effect: the processor finds out
             logger.warning("change #%d: outcome unknown (%s); left pending", change.id, exc)
             raise ChangePendingError(change.schedule_id, change.id, _reason(exc)) from exc
-        return self._applied(change, answer)
+        try:
+            return self._applied(change, answer)
+        except SchedulerError as exc:  # YouTube holds it; the recovery records it
+            raise ChangePendingError(
+                change.schedule_id, change.id, f"YouTube applied it, recording that failed: {exc}"
+            ) from exc
 
     # -- step 3: commit --------------------------------------------------------------------------
 

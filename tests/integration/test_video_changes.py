@@ -22,6 +22,7 @@ from langflix_scheduler.errors import (
     InvalidTransitionError,
     PermanentUploadError,
     QuotaExceededError,
+    StorageError,
     TransientUploadError,
 )
 from langflix_scheduler.manager import ScheduleManager
@@ -501,3 +502,29 @@ def test_verification_waits_while_a_change_is_pending(
     assert s.video_state is VideoState.READY  # YouTube answered: processed
     assert s.next_check_at == clock()
     assert m.cancel(sid, videos=client).next_check_at is None
+
+
+def test_a_failed_commit_after_the_call_is_recorded_by_the_next_run(
+    uploaded: Uploaded,
+    raw_db: RawDB,
+    clock: FakeClock,
+    processors: list[UploadProcessor],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    m, sid, vid, client = uploaded.manager, uploaded.schedule_id, uploaded.video_id, uploaded.client
+    changes = m.video_changes
+
+    def lost_commit(*_args: Any) -> Any:
+        raise StorageError("apply video change", "server closed the connection")
+
+    monkeypatch.setattr(changes, "_applied", lost_commit)
+    with pytest.raises(ChangePendingError, match="YouTube applied it"):
+        m.cancel(sid, videos=client)
+    monkeypatch.undo()
+    assert client.videos[vid].publish_at is None  # done on YouTube, not recorded yet
+    clock.advance(CHANGE_LEASE + timedelta(seconds=1))
+    _run_processor(m, client, processors)
+    assert client.operations()[2:] == ["videos.list"]  # found done: nothing sent again
+    assert m.get(sid).video_state is VideoState.UNPUBLISHED
+    assert _changes(m, sid) == [("unpublish", ChangeState.APPLIED)]
+    _check(uploaded, raw_db)
