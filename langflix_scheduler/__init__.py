@@ -9,6 +9,7 @@ from .config import SchedulerConfig
 from .domain import (
     Booking,
     BucketUsage,
+    ChannelPause,
     DailyQuotaStatus,
     Privacy,
     ProcessorRunRecord,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
         RunOutcome,
         UploadProcessor,
     )
+    from .reconcile import MatchState, ReconcileProgress, ReconcileReport
 
     __version__: str
 
@@ -77,6 +79,9 @@ _LAZY = {
     "ProcessReport": "processor",
     "RunOutcome": "processor",
     "UploadProcessor": "processor",
+    "MatchState": "reconcile",
+    "ReconcileProgress": "reconcile",
+    "ReconcileReport": "reconcile",
 }
 
 
@@ -114,6 +119,7 @@ __all__ = [
     "ChangeKind",
     "ChangePendingError",
     "ChangeState",
+    "ChannelPause",
     "ConfigurationError",
     "DailyQuotaStatus",
     "DatabaseTimeoutError",
@@ -123,6 +129,7 @@ __all__ = [
     "InvalidScheduleError",
     "InvalidTransitionError",
     "LockTimeoutError",
+    "MatchState",
     "NotAShortError",
     "OutcomeUnknownError",
     "PermanentUploadError",
@@ -137,6 +144,8 @@ __all__ = [
     "QuotaExhaustedError",
     "QuotaPolicy",
     "RecalculationReport",
+    "ReconcileProgress",
+    "ReconcileReport",
     "RunOutcome",
     "ScheduleManager",
     "ScheduleNotFoundError",

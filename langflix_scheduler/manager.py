@@ -31,6 +31,7 @@ from .change_local import merged_metadata
 from .config import SchedulerConfig
 from .db import api_calls, bookings, counters, dashboard, migrate, reads, timeline
 from .db import changes as changes_db
+from .db import channels as channels_db
 from .db import slots as slots_db
 from .db.api_calls import CallRecord
 from .db.counters import COUNT_COLUMN
@@ -49,6 +50,7 @@ from .db.types import Connection, Session
 from .domain import (
     Booking,
     BucketUsage,
+    ChannelPause,
     DailyQuotaStatus,
     ProcessorRunRecord,
     QuotaCorrection,
@@ -75,6 +77,8 @@ from .fingerprint import Fingerprint, fingerprint_file
 from .media import check_video_type
 from .overview import Attention
 from .quota import quota_date_of
+from .reconcile import ReconcileProgress, ReconcileReport
+from .reconcile import reconcile as reconcile_flow
 from .slots import channel_date_of, ensure_aware, slots_on_day
 from .youtube.uploader import ApiCallReport, CallCallback, CallPhase
 from .youtube.videos import VideoClient, is_video_client
@@ -696,6 +700,61 @@ class ScheduleManager:
         """
         at = self.now() if now is None else _aware(now, "now")
         return overview.attention(self, limit=limit, now=at)
+
+    def paused_channels(self, channel: str | None = None) -> list[ChannelPause]:
+        """Channels whose uploads are paused because their token was refused (``invalid_grant``),
+        oldest pause first; only ``channel`` when given. See :class:`ChannelPause`."""
+        name = None if channel is None else self._channel(channel)
+        rows = self._db.run_core(
+            "read paused channels", lambda c: channels_db.paused(c, name), read_only=True
+        )
+        return [
+            ChannelPause(channel=r.channel_id, paused_at=r.paused_at, reason=r.reason) for r in rows
+        ]
+
+    def resume_channel(self, channel: str | None = None) -> ChannelPause | None:
+        """Lift the pause of ``channel`` (default: the configured one) so the processor claims
+        its uploads again. ``auth`` calls it after storing a new token, ``auth --check`` after
+        finding the token good. Returns the pause lifted, or None when it was not paused.
+
+        Raises:
+            StorageError: the database could not be reached.
+        """
+        name = self._channel(channel)
+        lifted = self._db.run_core("resume channel", lambda c: channels_db.resume(c, name))
+        if lifted is None:
+            return None
+        logger.info("channel %s resumed (paused since %s)", name, lifted.paused_at)
+        return ChannelPause(channel=name, paused_at=lifted.paused_at, reason=lifted.reason)
+
+    def reconcile(
+        self,
+        videos: VideoClient,
+        *,
+        channel: str | None = None,
+        apply: bool = False,
+        on_progress: Callable[[ReconcileProgress], None] | None = None,
+    ) -> ReconcileReport:
+        """Compare the channel's schedules with its uploads on YouTube; with ``apply``, fix
+        what is safe. See :mod:`langflix_scheduler.reconcile` for what is compared and fixed.
+
+        ``videos`` talks to YouTube with the channel's token (``YouTubeUploader`` or
+        ``MemoryVideoClient``). Every call (``channels.list`` and ``playlistItems.list`` 1 unit
+        per 50 uploads, ``videos.list`` 1 unit per 50 recorded videos) is written to the quota
+        ledger before it is sent. ``on_progress`` is called after each page.
+
+        Raises:
+            QuotaExceededError: the quota day has no room for a call (nothing was fixed).
+            UploadError: YouTube refused a call (``AuthorizationError``: run ``auth``).
+            StorageError: the database could not be reached.
+        """
+        return reconcile_flow(
+            self,
+            videos,
+            channel=self._channel(channel),
+            apply=bool(apply),
+            on_progress=on_progress,
+        )
 
     def processor_runs(self, *, limit: int = 20) -> list[ProcessorRunRecord]:
         """The most recent upload-processor runs (every worker), newest first; a run still

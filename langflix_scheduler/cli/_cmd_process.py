@@ -128,10 +128,40 @@ def process(
         _render_plan(state, plan)
         return
     settings = _Settings(**options)
+    _refuse_paused(state)
     uploader = _build_uploader(state, token_dir, api_endpoint, chunk_mib)
     outcome = _process(state, uploader, settings)
     _render_outcome(state, outcome)
     _raise_for(state, outcome.report)
+    _raise_for_pause(state, outcome.events)
+
+
+def _refuse_paused(state: State) -> None:
+    """A paused channel (its token was refused) uploads nothing until `auth` succeeds."""
+    from ..errors import AuthorizationError
+
+    with state.manager() as m:
+        paused = m.paused_channels(state.config.channel)
+    for p in paused:
+        raise AuthorizationError(
+            f"channel {p.channel} is paused since {fmt_local(p.paused_at, state.config)}: "
+            f"{p.reason or 'its token was refused'}; run `{p.command}`",
+            reason="channelPaused",
+        )
+
+
+def _raise_for_pause(state: State, events: list[ProcessorEvent]) -> None:
+    """The run paused the channel (its token was refused): exit non-zero like a refusal."""
+    from ..errors import AuthorizationError
+    from ..processor import ProcessorEventKind
+
+    for e in events:
+        if e.kind is ProcessorEventKind.CHANNEL_PAUSED:
+            raise AuthorizationError(
+                f"channel {e.channel_id} was paused: {e.error}; run "
+                f"`langflix-scheduler auth --channel {e.channel_id}`",
+                reason="channelPaused",
+            )
 
 
 # -- dry run -----------------------------------------------------------------------------------

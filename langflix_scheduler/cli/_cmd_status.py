@@ -70,6 +70,15 @@ def _status_json(runs: list[ProcessorRunRecord], att: Attention) -> dict[str, An
         "channel": att.channel,
         "api_project": att.api_project,
         "due_elsewhere": _elsewhere(att),
+        "paused_channels": [
+            {
+                "channel": p.channel,
+                "paused_at": p.paused_at,
+                "reason": p.reason,
+                "command": p.command,
+            }
+            for p in att.paused_channels
+        ],
     }
 
 
@@ -114,7 +123,17 @@ def _print_runs(state: State, runs: list[ProcessorRunRecord]) -> None:
         )
 
 
+def _print_paused(state: State, att: Attention) -> None:
+    for p in att.paused_channels:
+        state.out.print(
+            f"channel {p.channel} PAUSED since {fmt_local(p.paused_at, state.config)}: "
+            f"{p.reason or 'its token was refused'}; its uploads wait until you run "
+            f"`{p.command}`"
+        )
+
+
 def _print_attention(state: State, att: Attention) -> None:
+    _print_paused(state, att)
     for where, n in sorted(_elsewhere(att).items()):
         state.out.print(f"also due: {n} with {where}")
     state.out.print(

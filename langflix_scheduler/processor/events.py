@@ -21,6 +21,10 @@ class ProcessorEventKind(enum.StrEnum):
     RESCUED = "rescued"
     #: Given up, but the video may be on YouTube: ``needs_review``, slot and quota kept.
     NEEDS_REVIEW = "needs_review"
+    #: The channel's refresh token was refused (``invalid_grant``): its uploads are not claimed
+    #: until ``langflix-scheduler auth --channel X`` succeeds (``schedule_id``: the upload
+    #: that found out; it was released without counting an attempt).
+    CHANNEL_PAUSED = "channel_paused"
 
 
 class RunOutcome(enum.StrEnum):
