@@ -81,7 +81,7 @@ def schedules_table(rows: list[ScheduledVideo], title: str, config: SchedulerCon
     """The ``list`` table."""
     return table_of(
         title,
-        ("id", "publish (local)", "type", "status", "title", "attempts", "video id"),
+        ("id", "publish (local)", "type", "status", "title", "attempts", "video id", "on YouTube"),
         [
             (
                 str(s.id),
@@ -91,6 +91,7 @@ def schedules_table(rows: list[ScheduledVideo], title: str, config: SchedulerCon
                 s.metadata.title,
                 str(s.attempts),
                 s.youtube_video_id or "-",
+                "-" if s.video_state is None else s.video_state.value,
             )
             for s in rows
         ],
