@@ -2,7 +2,8 @@
 them, and writing what the check found (Core statements only).
 
 Taking due checks is one short transaction: pick the due rows (``video_state`` not final,
-``next_check_at <= now``) ``FOR UPDATE SKIP LOCKED`` (PostgreSQL, MariaDB 10.6+, MySQL 8;
+``next_check_at <= now``, or ``uploaded`` with no check time: uploads recorded before
+migration 0006) ``FOR UPDATE SKIP LOCKED`` (PostgreSQL, MariaDB 10.6+, MySQL 8;
 SQLite serialises writers with ``BEGIN IMMEDIATE``) and move their ``next_check_at`` to a short
 lease (``until``), then commit: another processor skips them, and no lock is held across the
 ``videos.list`` call. Every later write is fenced on ``next_check_at = until`` and the state
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ..domain import UploadStatus, VideoState
@@ -36,6 +37,7 @@ __all__ = [
 
 _S = SCHEDULES
 _COMPLETED = UploadStatus.COMPLETED.value
+_UPLOADED = VideoState.UPLOADED.value
 #: The video states the processor still checks on its own.
 CHECKABLE_STATES = tuple(s.value for s in VideoState if not s.is_final)
 
@@ -53,7 +55,7 @@ class CheckRow:
     state: str
     check_count: int
     #: ``next_check_at`` before it was taken (a released row goes back to it).
-    was_due_at: datetime
+    was_due_at: datetime | None
     #: ``next_check_at`` while taken: the fence of every later write.
     until: datetime
 
@@ -74,7 +76,11 @@ def _due(api_project: str, channels: Sequence[str] | None, now: datetime) -> lis
     conds = [
         _S.c.api_project == api_project,
         _S.c.video_state.in_(CHECKABLE_STATES),
-        _S.c.next_check_at <= now,
+        # Uploads completed before migration 0006 are ``uploaded`` with no check time yet.
+        or_(
+            _S.c.next_check_at <= now,
+            and_(_S.c.video_state == _UPLOADED, _S.c.next_check_at.is_(None)),
+        ),
         _S.c.upload_status == _COMPLETED,
         _S.c.youtube_video_id.is_not(None),
     ]

@@ -514,3 +514,26 @@ def test_two_processors_never_check_the_same_video(
     finally:
         a.close()
         b.close()
+
+
+def test_uploads_recorded_before_the_migration_are_checked(
+    mgr: ScheduleManager,
+    make_processor: Any,
+    memory: MemoryVideoClient,
+    video_file: Any,
+    peek: RawDB,
+    clock: FakeClock,
+) -> None:
+    processor = make_processor(mgr)
+    old, new = uploaded(mgr, processor, video_file, clock, 2)
+    # What migration 0006 leaves on an upload completed before it: uploaded, no check time.
+    peek.execute("UPDATE youtube_schedules SET next_check_at = NULL WHERE id = :i", i=old)
+    memory.set(vid(peek, old), upload_status="processed", processing_status="succeeded")
+    report = processor.run_once()
+    assert report.verified == 1  # the other one is not due for a minute
+    row = peek.row(old)
+    assert (row["video_state"], row["next_check_at"]) == (
+        "ready",
+        row["scheduled_publish_time"] + PUBLISH_GRACE,
+    )
+    assert peek.row(new)["video_state"] == "uploaded"
