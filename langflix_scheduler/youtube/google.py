@@ -22,13 +22,17 @@ How it uses the client, and why (see ``YOUTUBE_FACTS.md`` for the reproduced pit
   completed (its video id is taken, nothing re-sent, no second insert); a 308 says where to
   continue; a 404 means the session expired and a new insert starts.
 * Every quota-bearing request actually sent (a ``videos.insert`` initiation, re-sent ones
-  included; ``thumbnails.set``; ``playlistItems.insert``/``.list``; ``videos.list``) is reported
+  included; ``thumbnails.set``; ``playlistItems.insert``/``.list``; ``videos.list``,
+  ``videos.update``, ``videos.delete``, ``channels.list``) is reported
   through ``on_call`` *before* it is sent (:class:`~.metering.MeteredHttp`), so a quota ledger
   counts what YouTube counts; a report that raises stops that request. A ``quotaExceeded``
   answer is reported as refused (not charged).
 * ``playlistItems.insert`` is not blindly re-sent: after a failure whose outcome is unknown (or
   when an earlier attempt sent it, ``UploadRequest.attempted_steps``), ``playlistItems.list``
   (``part=id``, 1 unit) asks whether the video is in the playlist already.
+* After the upload (:mod:`.video_calls`): reads are retried like the upload's requests;
+  writes (``videos.update``, ``videos.delete``) are sent once, and ``videos.update`` always
+  carries the whole part it names.
 * Every failure leaves as an :class:`~langflix_scheduler.errors.UploadError` subclass
   (:func:`~.classify.classify_error`), with the original exception as ``__cause__``.
 """
@@ -81,6 +85,7 @@ from .uploader import (
     remaining_steps,
     video_resource,
 )
+from .video_calls import VideoCalls
 
 __all__ = ["DEFAULT_MAX_RETRIES", "YouTubeUploader", "classify_error", "discovery_document"]
 
@@ -158,8 +163,11 @@ def discovery_document(api_endpoint: str | None = None) -> str:
     return json.dumps(doc)
 
 
-class YouTubeUploader:
-    """Uploads videos with the YouTube Data API v3 (resumable, crash-safe, retried).
+class YouTubeUploader(VideoCalls):
+    """Uploads videos with the YouTube Data API v3 (resumable, crash-safe, retried), and
+    follows them after the upload (:class:`~.videos.VideoClient`, from :class:`~.video_calls.
+    VideoCalls`: ``list_videos``, ``set_publish_at``, ``delete_video``, ``update_metadata``,
+    ``list_uploads``).
 
     Thread-safe: each thread gets its own service and HTTP connection. Share one instance.
 

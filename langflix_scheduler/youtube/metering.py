@@ -44,6 +44,8 @@ _METERED_PATHS = (
     ("GET", "/youtube/v3/playlistItems", PLAYLIST_LIST),
     ("GET", "/youtube/v3/videos", "videos.list"),
     ("GET", "/youtube/v3/channels", "channels.list"),
+    ("PUT", "/youtube/v3/videos", "videos.update"),
+    ("DELETE", "/youtube/v3/videos", "videos.delete"),
 )
 
 
@@ -77,6 +79,8 @@ def metered_operation(uri: str, method: str) -> str | None:
     if "upload_id=" in split.query:
         return None  # media or a status query of an open session
     for verb, suffix, operation in _METERED_PATHS:
+        if verb in ("PUT", "DELETE") and split.path.endswith("/upload" + suffix):
+            continue  # the upload endpoint is not videos.update / videos.delete
         if method.upper() == verb and split.path.endswith(suffix):
             return operation
     return None
@@ -172,7 +176,8 @@ class MeteredHttp:
         if isinstance(body, FileBody) and body.spent:
             # A layer above (AuthorizedHttp after a 401) sending a streamed request again.
             raise StreamReused("a streamed request body cannot be sent twice")
-        operation = metered_operation(uri, method) if self.on_call is not None else None
+        # Found even without an on_call: a quota-bearing request is never re-sent blindly.
+        operation = metered_operation(uri, method)
         self._sends = 0
         if operation is not None and not self._per_connection:
             self._report_sending(operation)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from google.oauth2.credentials import Credentials
 
 from langflix_scheduler.youtube.google import YouTubeUploader, _metered_operation
@@ -70,3 +71,21 @@ def test_a_wrapper_reports_calls_when_its_inner_uploader_does() -> None:
     display: Any = object()
     assert reports_calls(DisplayingUploader(YouTubeUploader(Credentials(token="t")), display))
     assert not reports_calls(DisplayingUploader(_Old(), display))
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "operation"),
+    [
+        ("/youtube/v3/videos?part=status&alt=json", "PUT", "videos.update"),
+        ("/youtube/v3/videos?part=snippet", "PUT", "videos.update"),
+        ("/youtube/v3/videos?id=v1", "DELETE", "videos.delete"),
+        ("/youtube/v3/videos?part=status&id=v1", "GET", "videos.list"),
+        ("/youtube/v3/channels?part=contentDetails&mine=true", "GET", "channels.list"),
+        # The media endpoint is never videos.update / videos.delete.
+        ("/upload/youtube/v3/videos?uploadType=resumable", "PUT", None),
+        ("/upload/youtube/v3/videos?uploadType=resumable", "DELETE", None),
+    ],
+)
+def test_after_upload_calls_are_metered(path: str, method: str, operation: str | None) -> None:
+    root = "https://youtube.googleapis.com"
+    assert _metered_operation(root + path, method) == operation

@@ -45,6 +45,33 @@ What it speaks:
   an expired one gets ``invalid_grant``, as does every refresh after
   :meth:`~FakeYouTube.revoke_refresh_tokens`.
 
+A video's life after upload (``_lifecycle``; time moves only with the fake's ``clock``, and
+each request or look at ``videos`` first brings every video up to that time):
+
+* Processing takes ``processing_time`` (default 0): ``uploadStatus=uploaded`` and
+  ``processingDetails.processingStatus=processing`` until then, then ``processed``/``succeeded``;
+  or, by a rule the test sets, :meth:`~FakeYouTube.fail_processing` (``failed`` +
+  ``failureReason``, processing ``failed``) or :meth:`~FakeYouTube.reject_uploads` (``rejected``
+  + ``rejectionReason``, processing ``terminated``), for the next ``n`` uploads or every upload
+  with a given title.
+* ``locked_private=True``: every upload ends private with no ``publishAt`` (and
+  ``videos.update`` cannot change that), whatever was sent.
+* A processed private video whose ``publishAt`` has passed is public (``published_at`` set).
+* ``GET /youtube/v3/videos?part=...&id=...`` answers the parts asked for (``status``,
+  ``processingDetails``, ``snippet``); unknown and deleted ids are absent.
+  ``PUT /youtube/v3/videos?part=status|snippet`` (50 units) replaces the whole part like
+  YouTube: a mutable property left out is reset (status) or removed (snippet), and each update
+  is recorded in :attr:`~FakeYouTube.video_updates` with what it ``reset``. ``publishAt`` needs
+  ``private`` and a video never published. ``DELETE /youtube/v3/videos?id=...`` (50 units):
+  204, or 404 ``videoNotFound``.
+* ``channels.list(part=contentDetails)`` carries ``relatedPlaylists.uploads``
+  (:attr:`~FakeYouTube.uploads_playlist_id`), and ``playlistItems.list`` of that playlist pages
+  the channel's videos newest first (``maxResults`` <= 50, ``pageToken``).
+* The test's hands on the channel: :meth:`~FakeYouTube.add_channel_video` (a video the library
+  does not know), :meth:`~FakeYouTube.remove_video` (deleted behind its back),
+  :meth:`~FakeYouTube.set_video_status` (changed in Studio); :attr:`~FakeYouTube.deleted_videos`.
+* ``refresh_token_lifetime`` sets how long a testing app's refresh tokens live.
+
 It validates like YouTube (title required, <= 100 characters, description <= 5,000 bytes, no
 ``<``/``>``, tags <= 500 characters, known category, ``publishAt`` only with ``private``) and
 answers errors with YouTube's body shape ``{"error": {"code", "message", "errors": [{"reason",
@@ -70,8 +97,9 @@ connection without answering: a lost answer), ``latency``, :meth:`~FakeYouTube.q
 What it records, for exactly-once and integrity assertions: ``videos`` (id -> :class:`FakeVideo`
 with metadata, ``sha256`` and ``size`` of the received bytes, thumbnail, playlists),
 ``insert_calls``, ``bytes_received`` (every media byte read, re-sends included),
-``chunks_received``, ``status_queries``, ``sessions``, ``requests``, ``quota_used()`` and
-``charged()`` (units charged per quota day and method, every initiation included).
+``chunks_received``, ``status_queries``, ``sessions``, ``requests`` (each with its
+``operation`` and ``query``), ``calls_of(operation)``, ``quota_used()`` and ``charged()``
+(units charged per quota day and method, every initiation included).
 
 Any bearer token is accepted unless ``required_token`` is given; a request without one gets 401.
 """
@@ -80,7 +108,8 @@ from __future__ import annotations
 
 from ._errors import UPLOADS_BUCKET
 from ._fake import DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_TITLE, FakeYouTube
-from ._http import CONNECTION_IDLE_TIMEOUT_S, RecordedRequest
+from ._http import CONNECTION_IDLE_TIMEOUT_S, OPERATIONS, RecordedRequest
+from ._lifecycle import STATUS_MUTABLE, FakeVideoUpdate
 from ._rules import (
     DESCRIPTION_MAX_BYTES,
     TAGS_MAX_CHARS,
@@ -106,6 +135,9 @@ __all__ = [
     "VALID_CATEGORY_IDS",
     "FakeSession",
     "FakeVideo",
+    "FakeVideoUpdate",
+    "OPERATIONS",
+    "STATUS_MUTABLE",
     "FakeYouTube",
     "RecordedRequest",
 ]

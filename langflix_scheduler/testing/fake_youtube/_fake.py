@@ -6,21 +6,22 @@ import random
 import socket
 import threading
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ...quota import DEFAULT_QUOTA_TIMEZONE, QuotaPolicy
 from ._errors import UPLOADS_BUCKET
 from ._http import RecordedRequest, Route, _Fault, _Server
-from ._rules import _COSTS, APP_STATUSES, FakeVideo
-from ._sessions import ResumableSessions, _Session
+from ._lifecycle import FakeVideoUpdate, VideoLife, _OutcomeRule
+from ._rules import _COSTS, APP_STATUSES, TESTING_REFRESH_TOKEN_LIFETIME, FakeVideo
+from ._sessions import _Session
 
 #: The channel ``channels.list(mine=true)`` answers with unless told otherwise.
 DEFAULT_CHANNEL_ID = "UCfakeChannel00000000001"
 DEFAULT_CHANNEL_TITLE = "Fake Channel"
 
 
-class FakeYouTube(ResumableSessions):
+class FakeYouTube(VideoLife):
     """A loopback fake YouTube Data API server (see the package docstring).
 
     Args:
@@ -40,6 +41,11 @@ class FakeYouTube(ResumableSessions):
         app_status: the OAuth app's status: ``"production"``, or ``"testing"`` (refresh tokens
             expire 7 days after the fake first sees them; token answers carry
             ``refresh_token_expires_in``).
+        refresh_token_lifetime: how long a testing app's refresh token lives (fake clock).
+        processing_time: how long processing of an upload takes on the fake's clock
+            (``uploadStatus=uploaded``, ``processingStatus=processing`` until then; 0: done at
+            the first look after the upload).
+        locked_private: a locked-private project (uploads end private with no ``publishAt``).
         granted_scopes: scopes the token endpoint grants (``None``: those asked for, else
             ``youtube.upload`` + ``youtube.force-ssl``); a refresh asking for more is refused
             with ``invalid_scope``.
@@ -65,6 +71,9 @@ class FakeYouTube(ResumableSessions):
         channel_title: str = DEFAULT_CHANNEL_TITLE,
         app_status: str = "production",
         granted_scopes: Iterable[str] | None = None,
+        refresh_token_lifetime: timedelta = TESTING_REFRESH_TOKEN_LIFETIME,
+        processing_time: timedelta = timedelta(0),
+        locked_private: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -108,6 +117,14 @@ class FakeYouTube(ResumableSessions):
         self._granted_scopes = None if granted_scopes is None else frozenset(granted_scopes)
         self._refresh_first_seen: dict[str, datetime] = {}
         self._access_scopes: dict[str, frozenset[str]] = {}
+        self._refresh_token_lifetime = refresh_token_lifetime
+        if processing_time < timedelta(0):
+            raise ValueError("processing_time must be >= 0")
+        self._processing_time = processing_time
+        self._locked_private = bool(locked_private)
+        self._outcome_rules: list[_OutcomeRule] = []
+        self._deleted: dict[str, FakeVideo] = {}
+        self._video_updates: list[FakeVideoUpdate] = []
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -121,5 +138,7 @@ class FakeYouTube(ResumableSessions):
             "playlistList": self._playlist_list,
             "list": self._list,
             "channels": self._channels,
+            "update": self._update,
+            "delete": self._delete,
         }
         return routes[kind]

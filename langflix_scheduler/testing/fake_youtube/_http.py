@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
@@ -44,8 +44,22 @@ _TARGETS = frozenset(
         "playlistList",
         "list",
         "channels",
+        "update",
+        "delete",
     }
 )
+
+#: The API method (quota-cost key) of each kind of request; kinds not listed are not API calls.
+OPERATIONS = {
+    "insert": "videos.insert",
+    "thumbnails": "thumbnails.set",
+    "playlistItems": "playlistItems.insert",
+    "playlistList": "playlistItems.list",
+    "list": "videos.list",
+    "channels": "channels.list",
+    "update": "videos.update",
+    "delete": "videos.delete",
+}
 
 VIDEO_UPLOAD_PATH = "/upload/youtube/v3/videos"
 THUMBNAIL_PATH = "/upload/youtube/v3/thumbnails/set"
@@ -69,6 +83,14 @@ class RecordedRequest:
     kind: str
     status: int
     body_bytes: int
+    #: The query parameters (last value of each), e.g. ``{"part": "status"}``.
+    query: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def operation(self) -> str | None:
+        """The API method this request was (``"videos.update"``, ...), None for media, status
+        queries and tokens."""
+        return OPERATIONS.get(self.kind)
 
 
 @dataclass(kw_only=True)
@@ -105,6 +127,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.fake._dispatch(self)
 
     def do_PUT(self) -> None:
+        self.server.fake._dispatch(self)
+
+    def do_DELETE(self) -> None:
         self.server.fake._dispatch(self)
 
 
@@ -217,7 +242,8 @@ class HttpPlumbing:
         ``target``: ``"any"`` (every API request), ``"insert"`` (session initiation), ``"chunk"``,
         ``"status"`` (status queries), ``"thumbnails"``, ``"playlistItems"``,
         ``"playlistList"`` (``playlistItems.list``), ``"list"`` (``videos.list``),
-        ``"channels"`` (``channels.list``).
+        ``"channels"`` (``channels.list``), ``"update"`` (``videos.update``), ``"delete"``
+        (``videos.delete``).
         """
         reason = "backendError" if status >= 500 else "badRequest"
         self._add_fault(target, status, reason, n)
@@ -301,6 +327,16 @@ class HttpPlumbing:
         with self._lock:
             return tuple(self._requests)
 
+    def calls_of(self, operation: str, *, answered_only: bool = False) -> int:
+        """How many requests of API method ``operation`` (``"videos.update"``, ...) arrived
+        (``answered_only``: not counting those whose answer was dropped)."""
+        with self._lock:
+            return sum(
+                1
+                for r in self._requests
+                if r.operation == operation and (r.status or not answered_only)
+            )
+
     def wait_until(self, predicate: Callable[[Self], bool], *, timeout: float = 10.0) -> None:
         """Poll ``predicate(self)`` until true; raise ``TimeoutError`` after ``timeout`` s."""
         deadline = time.monotonic() + timeout
@@ -319,11 +355,18 @@ class HttpPlumbing:
                 self._connections.discard(conn)
 
     def _record(self, h: _Handler, kind: str, status: int, body_bytes: int) -> None:
-        path = urllib.parse.urlsplit(h.path).path
+        split = urllib.parse.urlsplit(h.path)
+        query = {k: v[-1] for k, v in urllib.parse.parse_qs(split.query).items()}
+        query.pop("upload_id", None)  # a bearer capability: not kept in the record
         with self._lock:
             self._requests.append(
                 RecordedRequest(
-                    method=h.command, path=path, kind=kind, status=status, body_bytes=body_bytes
+                    method=h.command,
+                    path=split.path,
+                    kind=kind,
+                    status=status,
+                    body_bytes=body_bytes,
+                    query=query,
                 )
             )
 
@@ -353,10 +396,13 @@ class HttpPlumbing:
             handler = self._route(kind)
             status, payload, headers = handler(h, params, body)
             if self._take_reply_drop(kind):
+                # Recorded before the connection closes: the client learns of the loss only
+                # after the fake counted the request.
+                self._record(h, kind, 0, len(body))
                 h.close_connection = True
                 with contextlib.suppress(OSError):
                     h.connection.shutdown(socket.SHUT_RDWR)
-                raise _Dropped(len(body))
+                return
             self._answer(h, kind, status, payload, len(body), headers)
         except _ApiError as err:
             self._answer(h, kind, err.status, err.body(), len(body))
@@ -381,6 +427,10 @@ class HttpPlumbing:
             return "list"
         if method == "GET" and path == CHANNELS_PATH:
             return "channels"
+        if method == "PUT" and path == VIDEOS_PATH:
+            return "update"
+        if method == "DELETE" and path == VIDEOS_PATH:
+            return "delete"
         return "unknown"
 
     @staticmethod

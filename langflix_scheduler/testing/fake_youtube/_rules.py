@@ -44,6 +44,8 @@ _COSTS = {
     "playlistItems.list",
     "videos.list",
     "channels.list",
+    "videos.update",
+    "videos.delete",
 }
 
 #: How long a refresh token of an app in "Testing" status lives (Google: 7 days).
@@ -85,6 +87,15 @@ class FakeVideo:
         thumbnail_count: how many times a thumbnail was set.
         playlist_ids: playlists it was added to, in order (duplicates kept).
         created_at: when the upload completed (fake clock).
+        processing_done_at: when processing ends (fake clock): until then ``uploadStatus`` is
+            ``uploaded`` and ``processingDetails.processingStatus`` ``processing``.
+        processing_outcome: what processing ends in: ``succeeded`` (``processed``),
+            ``failed`` (``uploadStatus=failed`` + ``failureReason``) or ``rejected``
+            (``uploadStatus=rejected`` + ``rejectionReason``).
+        processing_reason: the failure or rejection reason.
+        published_at: when the video became public (fake clock), None while it never was.
+        added_by_test: put on the channel by :meth:`FakeYouTube.add_channel_video`, not uploaded
+            through the API.
     """
 
     id: str
@@ -101,16 +112,43 @@ class FakeVideo:
     thumbnail_count: int = 0
     playlist_ids: tuple[str, ...] = ()
     created_at: datetime
+    processing_done_at: datetime | None = None
+    processing_outcome: str = "succeeded"
+    processing_reason: str | None = None
+    published_at: datetime | None = None
+    added_by_test: bool = False
 
-    def resource(self) -> dict[str, Any]:
-        """The ``youtube#video`` resource the API returns."""
-        return {
+    @property
+    def processing_details(self) -> dict[str, Any]:
+        """``processingDetails`` as ``videos.list`` reports it, from ``status.uploadStatus``."""
+        upload_status = self.status.get("uploadStatus")
+        if upload_status == "uploaded":
+            return {"processingStatus": "processing"}
+        if upload_status == "failed":
+            return {
+                "processingStatus": "failed",
+                "processingFailureReason": "transcodeFailed",
+            }
+        if upload_status == "rejected":
+            return {"processingStatus": "terminated"}
+        return {"processingStatus": "succeeded"}
+
+    def resource(self, parts: frozenset[str] | None = None) -> dict[str, Any]:
+        """The ``youtube#video`` resource the API returns: ``parts`` of it when given, else
+        ``snippet`` and ``status`` (what an insert answers)."""
+        every: dict[str, Any] = {
+            "snippet": dict(self.snippet),
+            "status": dict(self.status),
+            "processingDetails": self.processing_details,
+        }
+        wanted = parts if parts is not None else frozenset({"snippet", "status"})
+        resource: dict[str, Any] = {
             "kind": "youtube#video",
             "etag": self.sha256[:27],
             "id": self.id,
-            "snippet": dict(self.snippet),
-            "status": dict(self.status),
         }
+        resource.update({k: v for k, v in every.items() if k in wanted})
+        return resource
 
 
 def _parse_rfc3339(value: Any) -> datetime | None:
@@ -145,6 +183,7 @@ class YouTubeRules(HttpPlumbing):
     _app_status: str
     _granted_scopes: frozenset[str] | None
     _refresh_first_seen: dict[str, datetime]
+    _refresh_token_lifetime: timedelta
     _access_scopes: dict[str, frozenset[str]]
 
     def revoke_refresh_tokens(self) -> None:
@@ -319,7 +358,8 @@ class YouTubeRules(HttpPlumbing):
         snippet.setdefault("description", "")
         snippet.setdefault("categoryId", "22")
         snippet["publishedAt"] = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        snippet.setdefault("channelId", "UCfakeChannel000000000000")
+        channel = self._channel
+        snippet["channelId"] = channel[0] if channel else "UCfakeChannel000000000000"
         status = dict(resource.get("status") or {})
         # Since 2026-11-02 a missing privacyStatus means public.
         status.setdefault("privacyStatus", "public")
@@ -515,11 +555,12 @@ class YouTubeRules(HttpPlumbing):
 
     def _refresh_lifetime(self, refresh_token: str, now: datetime) -> timedelta | None:
         """What is left of ``refresh_token``'s life (None: no time limit); must hold the lock.
-        A testing app's token lives 7 days from when the fake first saw (or issued) it."""
+        A testing app's token lives ``refresh_token_lifetime`` (7 days) from when the fake first
+        saw (or issued) it."""
         if self._app_status != "testing":
             return None
         first = self._refresh_first_seen.setdefault(refresh_token, now)
-        return first + TESTING_REFRESH_TOKEN_LIFETIME - now
+        return first + self._refresh_token_lifetime - now
 
     def _token(self, body: bytes) -> tuple[int, Any]:
         form = {k: v[-1] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}

@@ -161,7 +161,10 @@ class ResumableSessions(YouTubeRules):
     def _progress_answer(self, session: _Session) -> Answer:
         with self._lock:
             if session.video_id is not None:
-                return 200, self._videos[session.video_id].resource(), {}
+                video = self._videos.get(session.video_id)
+                if video is None:  # deleted since: the upload still completed
+                    return 200, {"kind": "youtube#video", "id": session.video_id}, {}
+                return 200, video.resource(), {}
             offset = len(session.data)
         headers = {"Range": f"bytes=0-{offset - 1}"} if offset else {}
         return 308, None, headers
