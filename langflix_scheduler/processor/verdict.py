@@ -23,7 +23,8 @@ planned privacy
 publish time passed by more than the       ``held_private`` (the project is locked private, or
 grace, still private as planned before     YouTube held the video back); rechecked every
                                            :data:`PROBLEM_RECHECK`
-another privacy or ``publishAt``           ``mismatch`` with both (rechecked likewise)
+another privacy or ``publishAt``           ``mismatch`` with both (rechecked likewise, and at
+                                           the publish confirmation when that comes first)
 =========================================  =====================================================
 
 Nothing here ever asks for a new upload: every problem text says what a person can do.
@@ -188,13 +189,23 @@ def _mismatch(
 ) -> CheckVerdict:
     planned_at = _iso(plan.publish_time) if plan.publish_at_sent else "none"
     planned_privacy = Privacy.PRIVATE.value if plan.publish_at_sent else plan.privacy
+    dropped = (
+        plan.publish_at_sent
+        and remote.privacy_status == Privacy.PRIVATE.value
+        and remote.publish_at is None
+    )
+    why = (
+        "YouTube dropped publishAt (the API project may be locked private)"
+        if dropped
+        else "someone changed it in YouTube Studio, or YouTube did not apply it"
+    )
     problem = (
         f"YouTube holds privacy {remote.privacy_status}, publishAt {_iso(remote.publish_at)}; "
         f"planned privacy {planned_privacy}, publishAt {planned_at} (public at "
-        f"{_iso(plan.publish_time)}): someone changed it in YouTube Studio, or YouTube did not "
-        "apply it; set it back in Studio or reschedule the video"
+        f"{_iso(plan.publish_time)}): {why}; set it in YouTube Studio or reschedule the video"
     )
-    return _recheck(VideoState.MISMATCH, problem, remote, now, check_count)
+    confirm_at = ensure_aware(plan.publish_time) + PUBLISH_GRACE
+    return _recheck(VideoState.MISMATCH, problem, remote, now, check_count, confirm_at)
 
 
 def _still_processing(remote: RemoteVideo, now: datetime, check_count: int) -> CheckVerdict:
@@ -210,11 +221,21 @@ def _still_processing(remote: RemoteVideo, now: datetime, check_count: int) -> C
 
 
 def _recheck(
-    state: VideoState, problem: str, remote: RemoteVideo, now: datetime, check_count: int
+    state: VideoState,
+    problem: str,
+    remote: RemoteVideo,
+    now: datetime,
+    check_count: int,
+    confirm_at: datetime | None = None,
 ) -> CheckVerdict:
+    """A problem that may still be fixed: looked at again after :data:`PROBLEM_RECHECK`, or at
+    the publish confirmation when that comes first."""
     if check_count + 1 >= MAX_CHECKS:
         return _verdict(state, problem + " (no further automatic check)", None, remote)
-    return _verdict(state, problem, now + PROBLEM_RECHECK, remote)
+    next_at = now + PROBLEM_RECHECK
+    if confirm_at is not None and now < confirm_at:
+        next_at = min(next_at, confirm_at)
+    return _verdict(state, problem, next_at, remote)
 
 
 def _terminal(state: VideoState, problem: str, remote: RemoteVideo | None = None) -> CheckVerdict:

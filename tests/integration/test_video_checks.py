@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from google.oauth2.credentials import Credentials
 from sqlalchemy import text
 
 from langflix_scheduler.db import timeline
@@ -35,8 +36,9 @@ from langflix_scheduler.processor import (
 from langflix_scheduler.processor import verify as verify_module
 from langflix_scheduler.processor.verdict import CHECK_BACKOFF, PROBLEM_RECHECK, PUBLISH_GRACE
 from langflix_scheduler.quota import QuotaPolicy, next_quota_reset
-from langflix_scheduler.testing import MemoryVideoClient
+from langflix_scheduler.testing import FakeYouTube, MemoryVideoClient
 from langflix_scheduler.testing.clock import FakeClock
+from langflix_scheduler.youtube.google import YouTubeUploader
 from langflix_scheduler.youtube.uploader import (
     ProgressCallback,
     StepCallback,
@@ -301,7 +303,9 @@ def test_problem_states_are_recorded_and_shown(
     # The "processed" one is ready; its publish time passes and it stays private: held back.
     clock.set(PUBLISH + timedelta(minutes=len(PROBLEMS)) + PUBLISH_GRACE)
     events.clear()
-    assert processor.run_once().verified == 1
+    # The mismatch is looked at again at its publish confirmation too (still a mismatch).
+    assert processor.run_once().verified == 2
+    assert peek.row(ids["mismatch"])["video_state"] == "mismatch"
     held = peek.row(ids["processed"])
     assert held["video_state"] == "held_private"
     assert held["next_check_at"] == clock() + PROBLEM_RECHECK
@@ -537,3 +541,63 @@ def test_uploads_recorded_before_the_migration_are_checked(
         row["scheduled_publish_time"] + PUBLISH_GRACE,
     )
     assert peek.row(new)["video_state"] == "uploaded"
+
+
+# -- the real google client against FakeYouTube ---------------------------------------------------
+
+
+@pytest.mark.parametrize("locked", [False, True], ids=["public", "locked-private"])
+def test_real_client_on_the_fake_clock(
+    mgr: ScheduleManager, video_file: Any, peek: RawDB, clock: FakeClock, locked: bool
+) -> None:
+    """uploaded -> processing -> ready -> published with YouTubeUploader against FakeYouTube
+    (processing takes 10 minutes and publishAt turns the video public, on the fake's clock); a
+    locked-private project instead drops publishAt (mismatch) and keeps the video private after
+    the publish time (held_private)."""
+    processing = timedelta(minutes=10)
+    events: list[ProcessorEvent] = []
+    with FakeYouTube(clock=clock, processing_time=processing, locked_private=locked) as fake:
+        uploader = YouTubeUploader(
+            Credentials(token="test"), api_endpoint=fake.api_endpoint, clock=clock
+        )
+        with UploadProcessor(mgr, uploader, on_event=events.append) as processor:
+            assert processor.videos is uploader
+            (sid,) = schedule_many(mgr, video_file, 1, start=PUBLISH, channel="ch1")
+            clock.set(UPLOAD_AT)
+            assert processor.run_once().uploaded == 1
+            video_id = vid(peek, sid)
+            states = []
+            for wait in (CHECK_BACKOFF[0], CHECK_BACKOFF[1], CHECK_BACKOFF[2], CHECK_BACKOFF[3]):
+                clock.advance(wait)
+                assert processor.run_once().verified == 1
+                states.append(peek.row(sid)["video_state"])
+            ready = "mismatch" if locked else "ready"
+            # Checked at 1, 3 and 8 minutes (processing), then at 18 (processed).
+            assert states == ["processing", "processing", "processing", ready]
+            row = peek.row(sid)
+            assert row["next_check_at"] == PUBLISH + PUBLISH_GRACE
+            clock.set(PUBLISH + PUBLISH_GRACE)
+            assert processor.run_once().verified == 1
+            uploader.close()
+    row = peek.row(sid)
+    final = "held_private" if locked else "published"
+    assert row["video_state"] == final
+    expected_events = ["processing", ready, final]
+    assert [e.kind.value for e in events if e.kind is not ProcessorEventKind.UPLOADED] == (
+        expected_events
+    )
+    assert kinds_of(mgr, sid) == ["uploaded", *expected_events]
+    if locked:
+        assert "locked private" in row["video_problem"]
+        assert row["next_check_at"] == clock() + PROBLEM_RECHECK
+    else:
+        assert (row["youtube_privacy"], row["video_problem"], row["next_check_at"]) == (
+            "public",
+            None,
+            None,
+        )
+    # Every videos.list the fake answered is in the ledger, 1 unit each, and the recount agrees.
+    assert fake.calls_of("videos.list") == 5
+    assert video_lists(peek) == [("shared", 1, "ch1", "sent")] * 5
+    assert video_id in fake.videos
+    assert_consistent(mgr)

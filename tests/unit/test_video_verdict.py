@@ -241,7 +241,7 @@ CASES: list[tuple[str, RemoteVideo | None, VideoPlan, datetime, int, VideoState,
         NOW,
         1,
         VideoState.MISMATCH,
-        NOW + PROBLEM_RECHECK,
+        AFTER,
         "holds privacy public, publishAt none; planned privacy private",
     ),
     (
@@ -251,7 +251,7 @@ CASES: list[tuple[str, RemoteVideo | None, VideoPlan, datetime, int, VideoState,
         NOW,
         1,
         VideoState.MISMATCH,
-        NOW + PROBLEM_RECHECK,
+        AFTER,
         "publishAt 2026-05-05T15:00:00Z; planned privacy private, publishAt 2026-05-04T15:00:00Z",
     ),
     (
@@ -261,8 +261,8 @@ CASES: list[tuple[str, RemoteVideo | None, VideoPlan, datetime, int, VideoState,
         NOW,
         1,
         VideoState.MISMATCH,
-        NOW + PROBLEM_RECHECK,
-        "publishAt none; planned",
+        AFTER,
+        "YouTube dropped publishAt (the API project may be locked private)",
     ),
     (
         "mismatch: later publishAt after the publish time",
@@ -291,7 +291,7 @@ CASES: list[tuple[str, RemoteVideo | None, VideoPlan, datetime, int, VideoState,
         NOW,
         1,
         VideoState.MISMATCH,
-        NOW + PROBLEM_RECHECK,
+        AFTER,
         "planned privacy private, publishAt none",
     ),
     (
@@ -354,6 +354,13 @@ def test_plan_follows_the_uploaders_publish_at_rule() -> None:
     assert not plan_of("unlisted", PUBLISH, NOW).publish_at_sent
     assert not plan_of("private", PUBLISH, NOW).publish_at_sent
     assert plan_of("public", PUBLISH, None).publish_at_sent is False
+
+
+def test_a_problem_far_from_the_publish_time_is_rechecked_after_a_while() -> None:
+    far = VideoPlan(privacy="public", publish_time=NOW + timedelta(days=3), publish_at_sent=True)
+    verdict = decide_check(video(publish_at=None), far, now=NOW, check_count=1)
+    assert verdict.state is VideoState.MISMATCH
+    assert verdict.next_check_at == NOW + PROBLEM_RECHECK
 
 
 def test_naive_now_is_refused() -> None:
