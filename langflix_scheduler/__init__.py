@@ -9,6 +9,7 @@ from .config import SchedulerConfig
 from .domain import (
     Booking,
     BucketUsage,
+    ChannelPause,
     DailyQuotaStatus,
     Privacy,
     ProcessorRunRecord,
@@ -23,6 +24,7 @@ from .domain import (
 )
 from .errors import (
     AuthorizationError,
+    ChangePendingError,
     ConfigurationError,
     DatabaseTimeoutError,
     DuplicateVideoError,
@@ -46,6 +48,7 @@ from .overview import Attention
 from .quota import QuotaPolicy
 
 if TYPE_CHECKING:
+    from .changes import ChangeKind, ChangeState, VideoChangeRecord
     from .dry_run import DryRunItem, DryRunPlan
     from .manager import ScheduleManager
     from .processor import (
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
         RunOutcome,
         UploadProcessor,
     )
+    from .reconcile import MatchState, ReconcileProgress, ReconcileReport
 
     __version__: str
 
@@ -63,6 +67,9 @@ if TYPE_CHECKING:
 # call, `--help` included), and the version lookup reads package metadata: they are resolved
 # on first access (PEP 562), so `import langflix_scheduler.cli` stays cheap.
 _LAZY = {
+    "ChangeKind": "changes",
+    "ChangeState": "changes",
+    "VideoChangeRecord": "changes",
     "DryRunItem": "dry_run",
     "DryRunPlan": "dry_run",
     "ScheduleManager": "manager",
@@ -72,6 +79,9 @@ _LAZY = {
     "ProcessReport": "processor",
     "RunOutcome": "processor",
     "UploadProcessor": "processor",
+    "MatchState": "reconcile",
+    "ReconcileProgress": "reconcile",
+    "ReconcileReport": "reconcile",
 }
 
 
@@ -106,6 +116,10 @@ __all__ = [
     "AuthorizationError",
     "Booking",
     "BucketUsage",
+    "ChangeKind",
+    "ChangePendingError",
+    "ChangeState",
+    "ChannelPause",
     "ConfigurationError",
     "DailyQuotaStatus",
     "DatabaseTimeoutError",
@@ -115,6 +129,7 @@ __all__ = [
     "InvalidScheduleError",
     "InvalidTransitionError",
     "LockTimeoutError",
+    "MatchState",
     "NotAShortError",
     "OutcomeUnknownError",
     "PermanentUploadError",
@@ -129,6 +144,8 @@ __all__ = [
     "QuotaExhaustedError",
     "QuotaPolicy",
     "RecalculationReport",
+    "ReconcileProgress",
+    "ReconcileReport",
     "RunOutcome",
     "ScheduleManager",
     "ScheduleNotFoundError",
@@ -143,6 +160,7 @@ __all__ = [
     "UploadLimitExceededError",
     "UploadProcessor",
     "UploadStatus",
+    "VideoChangeRecord",
     "VideoMetadata",
     "VideoState",
     "VideoType",

@@ -19,6 +19,7 @@ from .errors import InvalidScheduleError
 __all__ = [
     "Booking",
     "BucketUsage",
+    "ChannelPause",
     "DailyQuotaStatus",
     "Privacy",
     "ProcessorRunRecord",
@@ -563,3 +564,28 @@ class ProcessorRunRecord:
     error: str | None
     heartbeat_at: datetime | None = None
     lease_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChannelPause:
+    """A channel whose uploads are paused: its refresh token was refused (``invalid_grant``).
+
+    The processor claims none of its schedules until ``langflix-scheduler auth --channel X``
+    stores a new token, ``auth --check`` finds the token good, or
+    ``ScheduleManager.resume_channel`` is called.
+
+    Attributes:
+        channel: the channel.
+        paused_at: when the processor paused it.
+        reason: what YouTube/Google answered.
+        command: the command that lifts the pause.
+    """
+
+    channel: str
+    paused_at: datetime
+    reason: str | None
+
+    @property
+    def command(self) -> str:
+        """The command to run: ``langflix-scheduler auth --channel <channel>``."""
+        return f"langflix-scheduler auth --channel {self.channel}"

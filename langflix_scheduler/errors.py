@@ -12,6 +12,7 @@ googleapiclient exceptions are translated and kept as ``__cause__``::
     ├── DuplicateVideoError         the same file is already live or uploaded on the channel
     ├── ScheduleNotFoundError       no schedule with that id (also LookupError)
     ├── InvalidTransitionError      the schedule's status does not allow the operation
+    ├── ChangePendingError          a change of plan after upload awaits YouTube's unknown answer
     ├── LockTimeoutError            a row lock was not granted within lock_timeout
     ├── StorageError                the database failed (unreachable, deadlock retries spent, ...)
     │   ├── DatabaseTimeoutError    a database call did not finish within db_timeout
@@ -34,6 +35,7 @@ from datetime import date, datetime, timedelta
 
 __all__ = [
     "AuthorizationError",
+    "ChangePendingError",
     "ConfigurationError",
     "DatabaseTimeoutError",
     "DuplicateVideoError",
@@ -196,6 +198,28 @@ class InvalidTransitionError(SchedulerError):
         self.hint = hint
         message = f"cannot {operation} schedule {schedule_id}: its status is {status!r}"
         super().__init__(message + (f"; {hint}" if hint else ""))
+
+
+class ChangePendingError(SchedulerError):
+    """A change of plan was recorded, but whether YouTube applied it is unknown (its answer was
+    lost, or YouTube failed transiently). Nothing to do: the next processor run, once the
+    change's lease has expired, asks YouTube and finishes it or rolls it back; ``show ID`` and
+    ``status`` show it meanwhile.
+
+    Attributes:
+        schedule_id: the schedule.
+        change_id: the pending change.
+        reason: what went wrong with the call.
+    """
+
+    def __init__(self, schedule_id: int, change_id: int, reason: str) -> None:
+        self.schedule_id = schedule_id
+        self.change_id = change_id
+        self.reason = reason
+        super().__init__(
+            f"change #{change_id} of schedule {schedule_id} is pending: YouTube's answer is "
+            f"unknown ({reason}); the next processor run finishes it or rolls it back"
+        )
 
 
 class LockTimeoutError(SchedulerError):

@@ -7,7 +7,10 @@ Lock order (never violated, so no two transactions can wait for each other in a 
    change touching two days locks both, in key order);
 2. the quota-day counter rows (``youtube_quota_usage``), sorted by
    ``(api_project, quota_date, bucket)``;
-3. the schedule rows, by id.
+3. the schedule rows, by id;
+4. a schedule's change-of-plan rows (``youtube_video_changes``, see
+   :mod:`langflix_scheduler.changes`), after their schedule row, never locked on their own
+   while another lock of this list is wanted.
 
 A transaction that takes more than one of these takes them in this order. Rows that may not
 exist yet are created race-free first (insert-if-absent, then ``SELECT ... FOR UPDATE``; see

@@ -24,11 +24,14 @@ from typing import Any, Self
 
 from sqlalchemy.engine import Engine
 
-from . import dry_run, ledger, overview, reports
+from . import changes, dry_run, ledger, overview, reports
 from ._time import read_clock
 from .booking import BookingRequest, check_idempotency_key, decide
+from .change_local import merged_metadata
 from .config import SchedulerConfig
 from .db import api_calls, bookings, counters, dashboard, migrate, reads
+from .db import changes as changes_db
+from .db import channels as channels_db
 from .db import slots as slots_db
 from .db.api_calls import CallRecord
 from .db.counters import COUNT_COLUMN
@@ -47,6 +50,7 @@ from .db.types import Connection, Session
 from .domain import (
     Booking,
     BucketUsage,
+    ChannelPause,
     DailyQuotaStatus,
     ProcessorRunRecord,
     QuotaCorrection,
@@ -73,8 +77,11 @@ from .fingerprint import Fingerprint, fingerprint_file
 from .media import check_video_type
 from .overview import Attention
 from .quota import quota_date_of
+from .reconcile import ReconcileProgress, ReconcileReport
+from .reconcile import reconcile as reconcile_flow
 from .slots import channel_date_of, ensure_aware, slots_on_day
 from .youtube.uploader import ApiCallReport, CallCallback, CallPhase
+from .youtube.videos import VideoClient, is_video_client
 
 __all__ = ["Clock", "ScheduleManager", "system_clock"]
 
@@ -296,6 +303,28 @@ def _metadata(value: VideoMetadata | Mapping[str, Any] | None, video_path: str) 
         raise InvalidScheduleError("metadata", "must be a VideoMetadata or a mapping")
     meta.check_files()
     return meta
+
+
+def _update_fields(
+    title: str | None,
+    description: str | None,
+    tags: Sequence[str] | None,
+    thumbnail_path: str | os.PathLike[str] | None,
+) -> dict[str, Any]:
+    """The fields ``update_video`` changes, checked for type; at least one."""
+    if isinstance(tags, str):
+        raise InvalidScheduleError("tags", "must be a sequence of strings, not one string")
+    fields: dict[str, Any] = {
+        "title": title,
+        "description": description,
+        "tags": None if tags is None else tuple(tags),
+        "thumbnail_path": None if thumbnail_path is None else os.fspath(thumbnail_path),
+    }
+    if all(v is None for v in fields.values()):
+        raise InvalidScheduleError(
+            "update", "give at least one of title, description, tags, thumbnail_path"
+        )
+    return fields
 
 
 class ScheduleManager:
@@ -687,6 +716,61 @@ class ScheduleManager:
         """
         at = self.now() if now is None else _aware(now, "now")
         return overview.attention(self, limit=limit, now=at)
+
+    def paused_channels(self, channel: str | None = None) -> list[ChannelPause]:
+        """Channels whose uploads are paused because their token was refused (``invalid_grant``),
+        oldest pause first; only ``channel`` when given. See :class:`ChannelPause`."""
+        name = None if channel is None else self._channel(channel)
+        rows = self._db.run_core(
+            "read paused channels", lambda c: channels_db.paused(c, name), read_only=True
+        )
+        return [
+            ChannelPause(channel=r.channel_id, paused_at=r.paused_at, reason=r.reason) for r in rows
+        ]
+
+    def resume_channel(self, channel: str | None = None) -> ChannelPause | None:
+        """Lift the pause of ``channel`` (default: the configured one) so the processor claims
+        its uploads again. ``auth`` calls it after storing a new token, ``auth --check`` after
+        finding the token good. Returns the pause lifted, or None when it was not paused.
+
+        Raises:
+            StorageError: the database could not be reached.
+        """
+        name = self._channel(channel)
+        lifted = self._db.run_core("resume channel", lambda c: channels_db.resume(c, name))
+        if lifted is None:
+            return None
+        logger.info("channel %s resumed (paused since %s)", name, lifted.paused_at)
+        return ChannelPause(channel=name, paused_at=lifted.paused_at, reason=lifted.reason)
+
+    def reconcile(
+        self,
+        videos: VideoClient,
+        *,
+        channel: str | None = None,
+        apply: bool = False,
+        on_progress: Callable[[ReconcileProgress], None] | None = None,
+    ) -> ReconcileReport:
+        """Compare the channel's schedules with its uploads on YouTube; with ``apply``, fix
+        what is safe. See :mod:`langflix_scheduler.reconcile` for what is compared and fixed.
+
+        ``videos`` talks to YouTube with the channel's token (``YouTubeUploader`` or
+        ``MemoryVideoClient``). Every call (``channels.list`` and ``playlistItems.list`` 1 unit
+        per 50 uploads, ``videos.list`` 1 unit per 50 recorded videos) is written to the quota
+        ledger before it is sent. ``on_progress`` is called after each page.
+
+        Raises:
+            QuotaExceededError: the quota day has no room for a call (nothing was fixed).
+            UploadError: YouTube refused a call (``AuthorizationError``: run ``auth``).
+            StorageError: the database could not be reached.
+        """
+        return reconcile_flow(
+            self,
+            videos,
+            channel=self._channel(channel),
+            apply=bool(apply),
+            on_progress=on_progress,
+        )
 
     def processor_runs(self, *, limit: int = 20) -> list[ProcessorRunRecord]:
         """The most recent upload-processor runs (every worker), newest first; a run still
@@ -1331,8 +1415,25 @@ class ScheduleManager:
 
         return self._db.run("read schedule", read, read_only=True)
 
-    def cancel(self, schedule_id: int, *, channel: str | None = None) -> ScheduledVideo:
-        """Cancel a ``scheduled`` schedule, freeing its slot, daily count and reserved quota.
+    def cancel(
+        self,
+        schedule_id: int,
+        *,
+        channel: str | None = None,
+        videos: VideoClient | None = None,
+        delete: bool = False,
+        requested_by: str = "library",
+    ) -> ScheduledVideo:
+        """Cancel a schedule, freeing its slot, daily count and reserved quota.
+
+        A ``scheduled`` schedule is cancelled locally. A schedule whose video is already on
+        YouTube and not yet public (``completed``, video state not final) is unpublished there
+        (private, no ``publishAt``; ``videos.list`` 1 unit + ``videos.update`` 50) or, with
+        ``delete=True``, deleted (``videos.delete`` 50), through ``videos`` (a
+        :class:`~langflix_scheduler.youtube.videos.VideoClient` on the channel's token, e.g.
+        ``YouTubeUploader``); see :mod:`langflix_scheduler.changes` for the flow and what
+        happens when YouTube's answer is lost. It ends ``cancelled`` with video state
+        ``unpublished`` or ``deleted``.
 
         With ``channel``, a schedule of another channel is refused (not found, nothing changed).
         A ``needs_review`` schedule is refused too: its video may be on YouTube, publishing in
@@ -1341,23 +1442,46 @@ class ScheduleManager:
 
         Raises:
             ScheduleNotFoundError: no such schedule (on ``channel``, when given).
-            InvalidTransitionError: it is no longer ``scheduled`` (uploading, done, needs review).
+            InvalidTransitionError: it cannot be cancelled (uploading, needs review, already
+                public or final, a change pending), or it is uploaded and ``videos`` is None.
+            UploadError: YouTube refused (nothing changed; the schedule was put back).
+            QuotaExceededError: the quota day has no room for the calls (nothing sent).
+            ChangePendingError: YouTube's answer was lost; a processor run finishes it.
         """
         schedule_id = _schedule_id(schedule_id)
+        client = self._client_for_change(schedule_id, channel, videos, "cancel", requested_by)
+        if client is not None:
+            row = self.video_changes.cancel(
+                schedule_id,
+                videos=client,
+                delete=bool(delete),
+                channel=channel,
+                requested_by=requested_by,
+            )
+            return _to_domain(row)
 
         def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
-            ledger.count_down(days[row.publish_date], row.video_type)
-            ledger.release_reservation(quota, row.quota_date, dict(row.reserved_quota or {}))
-            row.upload_status = UploadStatus.CANCELLED.value
-            row.slot_key = None
-            row.fingerprint_key = None
-            row.reserved_quota = {}
-            clear_lease(row)
-            row.updated_at = self.now()
+            self._free_slot(row, days, quota)
 
         row = self._change_scheduled(schedule_id, channel, "cancel", "cancel schedule", apply)
         logger.info("cancelled schedule %d", schedule_id)
         return _to_domain(row)
+
+    def _free_slot(
+        self,
+        row: Schedule,
+        days: Mapping[date, DailyLimit],
+        quota: Mapping[tuple[date, str], QuotaUsage],
+    ) -> None:
+        """Cancel a locked row: its day count, reserved quota, slot and content key freed."""
+        ledger.count_down(days[row.publish_date], row.video_type)
+        ledger.release_reservation(quota, row.quota_date, dict(row.reserved_quota or {}))
+        row.upload_status = UploadStatus.CANCELLED.value
+        row.slot_key = None
+        row.fingerprint_key = None
+        row.reserved_quota = {}
+        clear_lease(row)
+        row.updated_at = self.now()
 
     def _change_scheduled(
         self,
@@ -1397,22 +1521,37 @@ class ScheduleManager:
         return row
 
     def reschedule(
-        self, schedule_id: int, new_time: datetime, *, channel: str | None = None
+        self,
+        schedule_id: int,
+        new_time: datetime,
+        *,
+        channel: str | None = None,
+        videos: VideoClient | None = None,
+        requested_by: str = "library",
     ) -> ScheduledVideo:
-        """Move a ``scheduled`` schedule to ``new_time``, moving its reservations atomically.
+        """Move a schedule to ``new_time``, moving its slot, day count and reservations.
+
+        A ``scheduled`` schedule moves locally. A schedule whose video is already on YouTube
+        and not yet public (``completed``, video state not final) has its ``publishAt`` moved
+        there through ``videos`` (``videos.list`` 1 unit + ``videos.update`` 50, the whole
+        ``status`` part sent back, still private); see :meth:`cancel` and
+        :mod:`langflix_scheduler.changes`. ``new_time`` must be at least ``min_lead_time``
+        ahead either way.
 
         With ``channel``, a schedule of another channel is refused (not found, nothing changed).
 
         Raises:
-            InvalidScheduleError: bad ``new_time``.
+            InvalidScheduleError: bad ``new_time`` (naive, in the past, < ``min_lead_time``).
             SlotUnavailableError: ``new_time`` is booked (carries ``next_available``).
             QuotaExceededError: the new day or quota day is full.
-            ScheduleNotFoundError / InvalidTransitionError: as for :meth:`cancel`.
+            ScheduleNotFoundError / InvalidTransitionError / UploadError /
+            ChangePendingError: as for :meth:`cancel`.
         """
         schedule_id = _schedule_id(schedule_id)
         slot = _aware(new_time, "new_time").replace(microsecond=0)
         self._check_window(slot, "new_time", self.now())
         new_day_date = channel_date_of(slot, self.config.zone)
+        client = self._client_for_change(schedule_id, channel, videos, "reschedule", requested_by)
         # The time and quota day of the current transaction (set when its locks are chosen).
         at: dict[str, Any] = {}
 
@@ -1427,15 +1566,20 @@ class ScheduleManager:
             self._move(session, row, slot, new_day_date, days, quota, at["qday"], at["now"])
 
         try:
-            row = self._change_scheduled(
-                schedule_id,
-                channel,
-                "reschedule",
-                "reschedule",
-                apply,
-                new_days=lambda _r: [new_day_date],
-                new_keys=new_keys,
-            )
+            if client is not None:
+                row = self.video_changes.reschedule(
+                    schedule_id, slot, videos=client, channel=channel, requested_by=requested_by
+                )
+            else:
+                row = self._change_scheduled(
+                    schedule_id,
+                    channel,
+                    "reschedule",
+                    "reschedule",
+                    apply,
+                    new_days=lambda _r: [new_day_date],
+                    new_keys=new_keys,
+                )
         except _SlotTaken:
             peek = self._peek(schedule_id, channel)
             raise SlotUnavailableError(
@@ -1486,6 +1630,137 @@ class ScheduleManager:
             bookings.flush_schedule(session, slot)
         except _Held as exc:  # the fingerprint does not move: any unique refusal is the slot's
             raise _SlotTaken(str(slot)) from exc
+
+    # -- changes of plan after upload (the flow: langflix_scheduler/changes.py) ----------------
+
+    @functools.cached_property
+    def video_changes(self) -> changes.VideoChanges:
+        """The change-of-plan flow on this manager (used by ``reschedule``, ``cancel``,
+        ``update_video``, and by processor runs recovering pending changes)."""
+        return changes.VideoChanges(
+            self._db,
+            self.config,
+            self.now,
+            peek=self._peek,
+            move=self._move_uploaded,
+            free=self._free_slot,
+            recorder=self.api_call_recorder,
+        )
+
+    def _move_uploaded(
+        self,
+        session: Session,
+        row: Schedule,
+        slot: datetime,
+        day: date,
+        days: Mapping[date, DailyLimit],
+        now: datetime,
+    ) -> None:
+        """:meth:`_move` for an uploaded row: it reserves no quota, and its quota day (the day
+        its upload spent) stays."""
+        self._move(session, row, slot, day, days, {}, row.quota_date, now)
+
+    def _client_for_change(
+        self,
+        schedule_id: int,
+        channel: str | None,
+        videos: VideoClient | None,
+        verb: str,
+        requested_by: object = "library",
+    ) -> VideoClient | None:
+        """``videos`` when the schedule's video is on YouTube (the change goes there), None when
+        it is not uploaded (a local change). Uploaded without ``videos``: refused."""
+        row = self._peek(schedule_id, channel)
+        if row.upload_status != UploadStatus.COMPLETED:
+            return None
+        if not isinstance(requested_by, str) or not requested_by.strip():
+            raise InvalidScheduleError("requested_by", "must be a non-empty string")
+        if videos is None:
+            raise InvalidTransitionError(
+                schedule_id,
+                row.upload_status,
+                verb,
+                hint="its video is already on YouTube: pass videos= (a VideoClient on the "
+                "channel's token, such as YouTubeUploader) to change it there",
+            )
+        if not is_video_client(videos):
+            raise InvalidTransitionError(
+                schedule_id,
+                row.upload_status,
+                verb,
+                hint=f"its video is already on YouTube and the client given "
+                f"({type(videos).__name__}) cannot change videos there (no VideoClient)",
+            )
+        return videos
+
+    def update_video(
+        self,
+        schedule_id: int,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+        thumbnail_path: str | os.PathLike[str] | None = None,
+        videos: VideoClient | None = None,
+        channel: str | None = None,
+        requested_by: str = "library",
+    ) -> ScheduledVideo:
+        """Change the title, description, tags or thumbnail of a schedule before it is public.
+
+        A schedule not uploaded yet has its stored metadata changed (the upload sends it). An
+        uploaded one (not yet public, not final) is changed on YouTube through ``videos``:
+        ``videos.list`` (1 unit), ``videos.update(part=snippet)`` (50, sent with every snippet
+        field so nothing is reset), plus ``thumbnails.set`` (50) when ``thumbnail_path`` is
+        given; see :mod:`langflix_scheduler.changes`. Metadata is validated against YouTube's
+        limits before anything is written or sent.
+
+        Raises:
+            InvalidScheduleError: invalid metadata (names the field), or nothing to change.
+            ScheduleNotFoundError / InvalidTransitionError / UploadError /
+            QuotaExceededError / ChangePendingError: as for :meth:`cancel`.
+        """
+        schedule_id = _schedule_id(schedule_id)
+        fields = _update_fields(title, description, tags, thumbnail_path)
+        client = self._client_for_change(schedule_id, channel, videos, "update", requested_by)
+        if client is not None:
+            row = self.video_changes.update(
+                schedule_id, videos=client, channel=channel, requested_by=requested_by, **fields
+            )
+            return _to_domain(row)
+
+        def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
+            meta, _changed = merged_metadata(row, **fields)
+            if meta.operations() != VideoMetadata.from_stored(row.video_metadata).operations():
+                raise InvalidScheduleError(
+                    "thumbnail_path",
+                    "a thumbnail added to a schedule not uploaded yet changes the quota it "
+                    "reserved: cancel it and book it again with the thumbnail",
+                )
+            row.video_metadata = meta.to_json()
+            row.updated_at = self.now()
+
+        row = self._change_scheduled(schedule_id, channel, "update", "update metadata", apply)
+        return _to_domain(row)
+
+    def video_changes_of(self, schedule_id: int) -> list[changes.VideoChangeRecord]:
+        """Every change of plan of one schedule, oldest first (pending ones included)."""
+        number = _schedule_id(schedule_id)
+        rows = self._db.run_core(
+            "read video changes",
+            lambda c: changes_db.changes_of(c, number),
+            read_only=True,
+        )
+        return [changes.VideoChangeRecord.of(r) for r in rows]
+
+    def pending_video_changes(self, *, limit: int = 100) -> list[changes.VideoChangeRecord]:
+        """Changes of plan still pending (their API call in flight, or waiting for a processor
+        run to finish them), oldest first."""
+        rows = self._db.run_core(
+            "read pending video changes",
+            lambda c: changes_db.pending_changes(c, limit=limit),
+            read_only=True,
+        )
+        return [changes.VideoChangeRecord.of(r) for r in rows]
 
     # -- maintenance ---------------------------------------------------------------------------
 

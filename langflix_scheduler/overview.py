@@ -16,6 +16,9 @@ an :class:`Attention`; none of them classifies rows itself. The classes:
     ``scheduled`` and its publish time has passed.
 ``waiting``
     ``scheduled`` with a retry or deferral time still in the future.
+``paused_channels``
+    Channels whose token was refused (``invalid_grant``): none of their uploads is claimed
+    until ``langflix-scheduler auth --channel X`` succeeds (:class:`~.domain.ChannelPause`).
 ``due``
     What the next processor run would claim for the configured channel and API project;
     ``due_elsewhere`` counts due schedules of other channel/project pairs.
@@ -45,7 +48,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
-from .domain import ScheduledVideo, UploadStatus, VideoState
+from .domain import ChannelPause, ScheduledVideo, UploadStatus, VideoState
 
 if TYPE_CHECKING:
     from .manager import ScheduleManager
@@ -108,6 +111,7 @@ class Attention:
     mismatch: tuple[ScheduledVideo, ...] = ()
     held_private: tuple[ScheduledVideo, ...] = ()
     deleted: tuple[ScheduledVideo, ...] = ()
+    paused_channels: tuple[ChannelPause, ...] = ()
 
     def problems(self) -> list[tuple[ProblemKind, ScheduledVideo]]:
         """Every (class, schedule) pair that needs a look, in :data:`PROBLEM_KINDS` order."""
@@ -116,7 +120,7 @@ class Attention:
     @property
     def is_clear(self) -> bool:
         """True when nothing needs a look (in-flight and due schedules are not problems)."""
-        return not self.problems()
+        return not self.problems() and not self.paused_channels
 
 
 def attention(
@@ -164,6 +168,7 @@ def attention(
         waiting=tuple(s for s in soon if s.next_attempt_at is not None and s.next_attempt_at > at),
         due=tuple(s for s in due_anywhere if (s.channel_id, s.api_project) == here),
         due_elsewhere=elsewhere,
+        paused_channels=tuple(manager.paused_channels()),
         **by_state,
     )
 

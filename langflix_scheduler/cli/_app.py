@@ -17,6 +17,7 @@ from . import (
     _cmd_process,
     _cmd_quota,
     _cmd_reading,
+    _cmd_reconcile,
     _cmd_status,
     _cmd_web,
 )
@@ -90,6 +91,7 @@ for _module in (
     _cmd_quota,
     _cmd_process,
     _cmd_status,
+    _cmd_reconcile,
     _cmd_demo,
     _cmd_web,
 ):

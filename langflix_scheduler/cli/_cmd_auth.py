@@ -18,6 +18,7 @@ from ._render import emit_json, fmt_local, table_of
 from ._state import ENV, State, channel_option, run, token_dir_option
 
 if TYPE_CHECKING:
+    from ..domain import ChannelPause
     from ..manager import ScheduleManager
     from ..youtube.health import TokenHealth
     from ..youtube.uploader import ApiCallReport, CallCallback
@@ -123,10 +124,41 @@ def auth(
             soft_wrap=True,
         ),
     )
+    resumed = _resume(state, [channel])
     if state.as_json:
-        emit_json({"channel": channel, "token_path": str(token_path)})
+        emit_json({"channel": channel, "token_path": str(token_path), "resumed": bool(resumed)})
     else:
         state.out.print(f"authorised channel {channel}; token saved to {token_path}")
+        _print_resumed(state, resumed)
+
+
+def _resume(state: State, channels: list[str]) -> list[ChannelPause]:
+    """Lift the pause of ``channels`` (their token works again). Best effort: without a usable
+    database there is no pause to lift, and a failure is only noted."""
+    if not channels:
+        return []
+    with _ledger(state) as (manager, _why):
+        if manager is None:
+            return []
+        lifted: list[ChannelPause] = []
+        for name in channels:
+            try:
+                pause = manager.resume_channel(name)
+            except SchedulerError as exc:
+                state.err.print(f"note: could not resume channel {name}: {exc}", markup=False)
+                continue
+            if pause is not None:
+                lifted.append(pause)
+        return lifted
+
+
+def _print_resumed(state: State, resumed: list[ChannelPause]) -> None:
+    for p in resumed:
+        state.out.print(
+            f"channel {p.channel} resumed: its uploads were paused since "
+            f"{fmt_local(p.paused_at, state.config)}",
+            markup=False,
+        )
 
 
 class _NotRecorded(Exception):
@@ -188,15 +220,18 @@ def _check(
             )
             for name in channels
         ]
+    resumed = _resume(state, [r.channel for r in reports if r.ok])
     if state.as_json:
         emit_json(
             {
                 "tokens": [r.to_dict() for r in reports],
                 "quota_ledger": {"recorded": manager is not None, "reason": not_recorded},
+                "resumed_channels": [p.channel for p in resumed],
             }
         )
     else:
         _render_health(state, reports)
+        _print_resumed(state, resumed)
         if not_recorded is not None:
             state.err.print(
                 f"note: channels.list not recorded in the quota ledger: {not_recorded}",

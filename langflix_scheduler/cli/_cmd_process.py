@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..manager import ScheduleManager
     from ..processor import ProcessorEvent, ProcessReport, UploadProcessor
     from ..youtube.google import YouTubeUploader
+    from ..youtube.videos import VideoClient
     from ._progress import UploadDisplay
 
 _COUNTED = ("uploaded", "failed", "retried", "deferred", "rescued")
@@ -127,10 +128,40 @@ def process(
         _render_plan(state, plan)
         return
     settings = _Settings(**options)
+    _refuse_paused(state)
     uploader = _build_uploader(state, token_dir, api_endpoint, chunk_mib)
     outcome = _process(state, uploader, settings)
     _render_outcome(state, outcome)
     _raise_for(state, outcome.report)
+    _raise_for_pause(state, outcome.events)
+
+
+def _refuse_paused(state: State) -> None:
+    """A paused channel (its token was refused) uploads nothing until `auth` succeeds."""
+    from ..errors import AuthorizationError
+
+    with state.manager() as m:
+        paused = m.paused_channels(state.config.channel)
+    for p in paused:
+        raise AuthorizationError(
+            f"channel {p.channel} is paused since {fmt_local(p.paused_at, state.config)}: "
+            f"{p.reason or 'its token was refused'}; run `{p.command}`",
+            reason="channelPaused",
+        )
+
+
+def _raise_for_pause(state: State, events: list[ProcessorEvent]) -> None:
+    """The run paused the channel (its token was refused): exit non-zero like a refusal."""
+    from ..errors import AuthorizationError
+    from ..processor import ProcessorEventKind
+
+    for e in events:
+        if e.kind is ProcessorEventKind.CHANNEL_PAUSED:
+            raise AuthorizationError(
+                f"channel {e.channel_id} was paused: {e.error}; run "
+                f"`langflix-scheduler auth --channel {e.channel_id}`",
+                reason="channelPaused",
+            )
 
 
 # -- dry run -----------------------------------------------------------------------------------
@@ -195,14 +226,21 @@ def _render_plan(state: State, plan: DryRunPlan) -> None:
 
 
 def _build_uploader(
-    state: State, token_dir: str, api_endpoint: str | None, chunk_mib: int | None = None
+    state: State,
+    token_dir: str,
+    api_endpoint: str | None,
+    chunk_mib: int | None = None,
+    *,
+    channel: str | None = None,
 ) -> YouTubeUploader:
-    """The channel's uploader, with the token that `auth` saved."""
+    """The channel's uploader (default: the configured channel), with the token that `auth`
+    saved."""
     from ..youtube.auth import load_credentials, token_path_for
     from ..youtube.google import YouTubeUploader
 
     cfg = state.config
-    credentials = load_credentials(token_path_for(cfg.channel, Path(token_dir).expanduser()))
+    token = token_path_for(channel or cfg.channel, Path(token_dir).expanduser())
+    credentials = load_credentials(token)
     return YouTubeUploader(
         credentials,
         api_endpoint=api_endpoint,
@@ -229,6 +267,7 @@ def _titles(m: ScheduleManager) -> Callable[[int], str]:
 def _process(state: State, uploader: YouTubeUploader, settings: _Settings) -> _Outcome:
     """Run the processor once or in a loop, showing progress unless ``--json``."""
     from ..processor import UploadProcessor
+    from ..youtube.videos import is_video_client
     from ._progress import DisplayingUploader, UploadDisplay
 
     cfg = state.config
@@ -258,6 +297,8 @@ def _process(state: State, uploader: YouTubeUploader, settings: _Settings) -> _O
             exclusive=settings.exclusive,
             channels=[cfg.channel],
             on_event=on_event,
+            # The display wraps only uploads: after-upload calls go to the uploader itself.
+            videos=cast("VideoClient", uploader) if is_video_client(uploader) else None,
         )
         with uploader, processor, contextlib.nullcontext() if quiet else display:
             outcome.report = _run_loop(state, processor, display, settings)

@@ -8,7 +8,13 @@ import click
 
 from ..domain import UploadStatus
 from ._parse import parse_date
-from ._render import emit_json, schedule_detail, schedule_json, schedules_table
+from ._render import (
+    emit_json,
+    pending_changes_table,
+    schedule_detail,
+    schedule_json,
+    schedules_table,
+)
 from ._state import State, run
 
 
@@ -56,10 +62,13 @@ def show(state: State, schedule_id: int) -> None:
     """Show one schedule in full."""
     with state.manager() as m:
         s = m.get(schedule_id, channel=state.explicit_channel)
+        pending = [c for c in m.video_changes_of(s.id) if c.state == "pending"]
     if state.as_json:
-        emit_json(schedule_json(s))
+        emit_json({**schedule_json(s), "pending_changes": pending})
     else:
         state.out.print(schedule_detail(s, state.config))
+        if pending:
+            state.out.print(pending_changes_table(pending, state.config))
 
 
 COMMANDS = (list_cmd, show)

@@ -8,7 +8,7 @@ import click
 
 from ..config import SchedulerConfig
 from ..domain import ProcessorRunRecord
-from ._render import emit_json, fmt_local, schedule_json, table_of
+from ._render import emit_json, fmt_local, pending_changes_table, schedule_json, table_of
 from ._state import State, run
 
 if TYPE_CHECKING:
@@ -57,11 +57,14 @@ def status(state: State, n_runs: int, limit: int) -> None:
     with state.manager() as m:
         runs = m.processor_runs(limit=n_runs)
         att = m.attention(limit=limit)
+        pending = m.pending_video_changes(limit=limit)
     if state.as_json:
-        emit_json(_status_json(runs, att))
+        emit_json({**_status_json(runs, att), "pending_changes": pending})
         return
     _print_runs(state, runs)
     _print_attention(state, att)
+    if pending:
+        state.out.print(pending_changes_table(pending, state.config))
 
 
 def _elsewhere(att: Attention) -> dict[str, int]:
@@ -81,6 +84,15 @@ def _status_json(runs: list[ProcessorRunRecord], att: Attention) -> dict[str, An
         "channel": att.channel,
         "api_project": att.api_project,
         "due_elsewhere": _elsewhere(att),
+        "paused_channels": [
+            {
+                "channel": p.channel,
+                "paused_at": p.paused_at,
+                "reason": p.reason,
+                "command": p.command,
+            }
+            for p in att.paused_channels
+        ],
     }
 
 
@@ -125,7 +137,17 @@ def _print_runs(state: State, runs: list[ProcessorRunRecord]) -> None:
         )
 
 
+def _print_paused(state: State, att: Attention) -> None:
+    for p in att.paused_channels:
+        state.out.print(
+            f"channel {p.channel} PAUSED since {fmt_local(p.paused_at, state.config)}: "
+            f"{p.reason or 'its token was refused'}; its uploads wait until you run "
+            f"`{p.command}`"
+        )
+
+
 def _print_attention(state: State, att: Attention) -> None:
+    _print_paused(state, att)
     for where, n in sorted(_elsewhere(att).items()):
         state.out.print(f"also due: {n} with {where}")
     state.out.print(

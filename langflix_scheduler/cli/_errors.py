@@ -13,7 +13,17 @@ from datetime import datetime
 
 from ..config import SchedulerConfig
 from ..diagnosis import diagnose
-from ..errors import InvalidScheduleError, SchedulerError, StorageError
+from ..errors import (
+    ChangePendingError,
+    InvalidScheduleError,
+    QuotaExhaustedError,
+    SchedulerError,
+    StorageError,
+    TransientUploadError,
+)
+
+#: YouTube errors a later attempt (or the next processor run) resolves: exit 3.
+_LATER = (ChangePendingError, TransientUploadError, QuotaExhaustedError)
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
@@ -32,6 +42,8 @@ class Verdict:
 
 def classify(exc: SchedulerError, config: SchedulerConfig | None) -> Verdict:
     """Exit code and message for a library error raised by a command."""
+    if isinstance(exc, _LATER):
+        return Verdict(EXIT_UNAVAILABLE, humane(exc, config))
     diagnosis = diagnose(exc, config)
     if diagnosis.retryable:
         return Verdict(EXIT_UNAVAILABLE, diagnosis.message)

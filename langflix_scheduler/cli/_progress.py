@@ -174,6 +174,11 @@ class UploadDisplay:
             line = f"video {event.video_id} of {what} is {kind.value}"
             if event.error:
                 line += f": {event.error}"
+        elif kind is ProcessorEventKind.CHANNEL_PAUSED:
+            line = (
+                f"CHANNEL PAUSED {event.channel_id} (found by {what}): {event.error}; run "
+                f"`langflix-scheduler auth --channel {event.channel_id}`"
+            )
         else:
             line = f"{kind.value} {what} (expired lease taken back)"
         if event.attempts and kind is not ProcessorEventKind.DEFERRED:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from ..changes import VideoChangeRecord
+
 #: Console width when the output is not a terminal (a pipe, a file, a cron log): wide enough
 #: that rich never wraps a line or cuts a table; tables still size to their content.
 NO_WRAP_WIDTH = 100_000
@@ -112,3 +114,33 @@ def schedule_detail(s: ScheduledVideo, config: SchedulerConfig) -> Table:
             value = json.dumps(value, default=json_default, ensure_ascii=False)
         table.add_row(key, "-" if value is None else str(value))
     return table
+
+
+def pending_changes_table(changes: list[VideoChangeRecord], config: SchedulerConfig) -> Table:
+    """Changes of plan after upload still pending (``status``, ``show``): their API call is
+    in flight, or its answer was lost and the next processor run after the lease finishes it."""
+    return table_of(
+        f"{len(changes)} change(s) of plan pending on YouTube",
+        ("change", "schedule", "kind", "target", "requested", "by", "processor takes over"),
+        [
+            (
+                f"#{c.id}",
+                str(c.schedule_id),
+                c.kind.value,
+                _target_text(c, config),
+                fmt_local(c.requested_at, config),
+                c.requested_by or "-",
+                f"after {fmt_local(c.lease_expires_at, config)}",
+            )
+            for c in changes
+        ],
+    )
+
+
+def _target_text(c: VideoChangeRecord, config: SchedulerConfig) -> str:
+    when = c.target.get("publish_at")
+    if c.kind.value == "reschedule" and isinstance(when, str):
+        return "publish " + fmt_local(datetime.fromisoformat(when), config)
+    if c.kind.value == "update":
+        return ", ".join(c.target.get("changed", ()))
+    return c.kind.value

@@ -2,13 +2,13 @@
 them, and writing what the check found (Core statements only).
 
 Taking due checks is one short transaction: pick the due rows (``video_state`` not final,
-``next_check_at <= now``, or ``uploaded`` with no check time: uploads recorded before
-migration 0006) ``FOR UPDATE SKIP LOCKED`` (PostgreSQL, MariaDB 10.6+, MySQL 8;
-SQLite serialises writers with ``BEGIN IMMEDIATE``) and move their ``next_check_at`` to a short
-lease (``until``), then commit: another processor skips them, and no lock is held across the
-``videos.list`` call. Every later write is fenced on ``next_check_at = until`` and the state
-the check started from, so a processor whose lease passed (the rows were taken again) or whose
-rows were changed meanwhile (a change of plan) writes nothing.
+``next_check_at <= now``, or ``uploaded`` with no check time: uploads recorded before migration
+0006; channels not paused) ``FOR UPDATE SKIP LOCKED`` (PostgreSQL, MariaDB 10.6+, MySQL 8; SQLite
+serialises writers with ``BEGIN IMMEDIATE``) and move their ``next_check_at`` to a short lease
+(``until``), then commit: another processor skips them, and no lock is held across the
+``videos.list`` call. Every later write is fenced on ``next_check_at = until`` and the state the
+check started from, so a processor whose lease passed (the rows were taken again) or whose rows
+were changed meanwhile (a change of plan) writes nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 
 from ..domain import UploadStatus, VideoState
 from . import timeline
-from .statements import SCHEDULES, rowcount
+from .statements import CHANNELS, SCHEDULES, rowcount
 
 __all__ = [
     "CHECKABLE_STATES",
@@ -86,6 +86,9 @@ def _due(api_project: str, channels: Sequence[str] | None, now: datetime) -> lis
     ]
     if channels is not None:
         conds.append(_S.c.channel_id.in_(list(channels)))
+    # A paused channel's token was refused: its videos wait for ``auth`` like its uploads.
+    paused = select(CHANNELS.c.channel_id).where(CHANNELS.c.paused_at.is_not(None))
+    conds.append(_S.c.channel_id.not_in(paused))
     return conds
 
 

@@ -78,8 +78,13 @@ Outcomes:
 * :class:`~langflix_scheduler.errors.UploadLimitExceededError`: this channel's ``scheduled`` rows
   due before now + ``retry_after`` (at least :data:`MIN_DEFERRAL`) are deferred to then,
   likewise.
-* :class:`~langflix_scheduler.errors.AuthorizationError`: the lease is released (no attempt
-  counted), the run claims nothing more, and the error is logged loudly.
+* :class:`~langflix_scheduler.errors.AuthorizationError` with reason ``invalid_grant`` (the
+  channel's refresh token expired or was revoked): the channel is paused
+  (``youtube_upload_channels.paused_at``; a ``channel_paused`` event), then the lease is
+  released (no attempt counted). Claims skip a paused channel until ``langflix-scheduler auth
+  --channel X`` succeeds or ``ScheduleManager.resume_channel`` is called; other channels go on.
+* Another :class:`~langflix_scheduler.errors.AuthorizationError`: the lease is released (no
+  attempt counted), the run claims nothing more, and the error is logged loudly.
 * :class:`~langflix_scheduler.errors.PermanentUploadError`, an ``OSError`` from the uploader (a
   file problem) or an invalid stored request: ``failed`` with the reason in ``last_error``, slot
   freed (``slot_key`` NULL), day count decremented, reserved quota released.

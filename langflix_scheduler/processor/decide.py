@@ -12,6 +12,9 @@ stop requested                     ``RELEASE``: back to ``scheduled``, no attemp
 ``QuotaExhaustedError``            ``DEFER_QUOTA`` to ``resume_at`` (never before the next quota
                                    day by our clock); rows of quota days before it move too
 ``UploadLimitExceededError``       ``DEFER_CHANNEL`` to now + ``retry_after`` (>= MIN_DEFERRAL)
+``AuthorizationError`` with reason  ``PAUSE_CHANNEL``: release (no attempt counted) and pause the
+``invalid_grant``                  channel (its token is dead: ``auth`` lifts the pause); the run
+                                   goes on with other channels
 ``AuthorizationError``             ``UNAUTHORIZED``: release, and the run claims nothing more
 ``PermanentUploadError``,          ``GIVE_UP`` (permanent)
 ``OSError`` (a local file),
@@ -49,6 +52,10 @@ from .settings import MAX_RETRY_DELAY, MIN_DEFERRAL, ProcessorSettings
 
 __all__ = ["Action", "AttemptView", "Decision", "decide", "failure_decision"]
 
+#: ``AuthorizationError.reason`` of a refresh token Google refused (expired or revoked): see
+#: :func:`langflix_scheduler.youtube.auth.classify_refresh_error`.
+INVALID_GRANT = "invalid_grant"
+
 #: The reason recorded when a stop request ends an upload at a chunk boundary.
 STOPPED = "stopped at a chunk boundary; the session is resumed"
 
@@ -59,6 +66,7 @@ class Action(enum.StrEnum):
     LOST = "lost"
     RELEASE = "release"
     UNAUTHORIZED = "unauthorized"
+    PAUSE_CHANNEL = "pause_channel"
     DEFER_QUOTA = "defer_quota"
     DEFER_CHANNEL = "defer_channel"
     RETRY = "retry"
@@ -134,7 +142,8 @@ def decide(
         )
     if isinstance(exc, AuthorizationError):
         reason = f"authorization failed: {exc}"
-        return Decision(action=Action.UNAUTHORIZED, reason=reason, attempts=kept, at=now)
+        action = Action.PAUSE_CHANNEL if exc.reason == INVALID_GRANT else Action.UNAUTHORIZED
+        return Decision(action=action, reason=reason, attempts=kept, at=now)
     reason, permanent, unexpected = _failure_of(exc)
     return failure_decision(
         reason,

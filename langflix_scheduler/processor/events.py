@@ -29,6 +29,10 @@ class ProcessorEventKind(enum.StrEnum):
     MISMATCH = "mismatch"
     HELD_PRIVATE = "held_private"
     DELETED = "deleted"
+    #: The channel's refresh token was refused (``invalid_grant``): its uploads are not claimed
+    #: until ``langflix-scheduler auth --channel X`` succeeds (``schedule_id``: the upload
+    #: that found out; it was released without counting an attempt).
+    CHANNEL_PAUSED = "channel_paused"
 
 
 class RunOutcome(enum.StrEnum):

@@ -39,6 +39,7 @@ from ._state import (
     _Kind,
     _Outcome,
 )
+from .changes import recover_changes
 from .claim import _Claims
 from .events import ProcessorEvent, ProcessReport, RunOutcome
 from .runs import _Runs
@@ -430,6 +431,7 @@ class UploadProcessor(_Uploads, _Claims, _Runs, _Verify):
         run = _RunState()
         try:
             self._rescue_step(run)
+            recover_changes(self)
             self._claim_loop(run_id, run)
             self._verify_step(run)
         except BaseException as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from ..db import channels as channels_db
 from ..domain import VideoMetadata
 from ..errors import (
     QuotaExhaustedError,
@@ -22,6 +23,7 @@ from ._state import (
     _Outcome,
 )
 from .decide import Action, AttemptView, decide
+from .events import ProcessorEventKind
 from .rescue import _Rescue
 
 logger = logging.getLogger(__name__)
@@ -107,6 +109,8 @@ class _Uploads(_Rescue):
             return self._lost(attempt)
         if action is Action.RELEASE:
             return self._release(attempt, decision.reason)
+        if action is Action.PAUSE_CHANNEL:
+            return self._pause_and_release(attempt, decision.reason, exc)
         if action is Action.UNAUTHORIZED:
             logger.error(
                 "AUTHORIZATION FAILED uploading schedule %d (channel %s): %s. No more uploads are "
@@ -131,3 +135,45 @@ class _Uploads(_Rescue):
                 exc_info=True,
             )
         return self._apply_failure(attempt, decision)
+
+    def _pause_and_release(self, attempt: _Attempt, reason: str, exc: Exception) -> _Outcome:
+        """The channel's refresh token was refused: pause the channel (its own short
+        transaction, first, so no processor claims the released row meanwhile), then release
+        the schedule without counting an attempt. Other channels go on uploading. When the
+        pause cannot be written, the run stops claiming instead (``UNAUTHORIZED``)."""
+        now = self._now()
+        try:
+            fresh = self._retry(
+                "pause channel",
+                lambda: self._db.run_core(
+                    "pause channel",
+                    lambda c: channels_db.pause(
+                        c, self._db.dialect, attempt.channel_id, at=now, reason=reason
+                    ),
+                ),
+                self._record_deadline(),
+                idempotent=True,
+            )
+        except SchedulerError as err:
+            logger.error("could not pause channel %s: %s", attempt.channel_id, err)
+            out = self._release(attempt, reason)
+            return _Outcome(_Kind.UNAUTHORIZED, out.events, error=str(exc))
+        logger.error(
+            "CHANNEL PAUSED: %s's token was refused uploading schedule %d (%s); its uploads wait "
+            "until `langflix-scheduler auth --channel %s` succeeds",
+            attempt.channel_id,
+            attempt.schedule_id,
+            exc,
+            attempt.channel_id,
+        )
+        out = self._release(attempt, reason)
+        if fresh:
+            paused = self._event(
+                ProcessorEventKind.CHANNEL_PAUSED,
+                attempt,
+                attempts=attempt.attempts,
+                error=reason,
+                at=now,
+            )
+            out.events.append(paused)
+        return out

@@ -461,6 +461,15 @@ class _Dashboard:
             "in_flight": [schedule_json(s) for s in att.in_flight],
             "due": [schedule_json(s) for s in att.due],
             "unauthorized_runs": [_run_json(r) for r in data["unauthorized"]],
+            "paused_channels": [
+                {
+                    "channel": p.channel,
+                    "paused_at": p.paused_at,
+                    "reason": redact(p.reason or ""),
+                    "command": p.command,
+                }
+                for p in att.paused_channels
+            ],
         }
         for kind, items in data["sections"]:
             body[kind] = [dict(schedule_json(s), why=why) for s, why in items]

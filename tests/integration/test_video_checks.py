@@ -601,3 +601,26 @@ def test_real_client_on_the_fake_clock(
     assert video_lists(peek) == [("shared", 1, "ch1", "sent")] * 5
     assert video_id in fake.videos
     assert_consistent(mgr)
+
+
+def test_a_paused_channel_is_not_checked_until_resumed(
+    mgr: ScheduleManager,
+    make_processor: Any,
+    memory: MemoryVideoClient,
+    video_file: Any,
+    peek: RawDB,
+    clock: FakeClock,
+) -> None:
+    processor = make_processor(mgr)
+    (sid,) = uploaded(mgr, processor, video_file, clock, 1)
+    peek.execute(
+        "UPDATE youtube_upload_channels SET paused_at = :t, pause_reason = 'invalid_grant'"
+        " WHERE channel_id = 'ch1'",
+        t=clock(),
+    )
+    clock.advance(CHECK_BACKOFF[0])
+    assert processor.run_once().verified == 0
+    assert memory.calls == []
+    mgr.resume_channel("ch1")
+    assert processor.run_once().verified == 1
+    assert peek.row(sid)["video_state"] == "processing"

@@ -110,6 +110,34 @@ def test_attention_shows_failed_with_error_and_runs_timeline(site: Site, raw_db:
     assert site.client.get("/api/runs").json()["runs"][0]["outcome"] == "skipped"
 
 
+def test_attention_shows_a_paused_channel_and_the_command(site: Site) -> None:
+    from langflix_scheduler.db import channels as channels_db
+
+    db = site.manager.database
+    db.run_core(
+        "pause",
+        lambda c: channels_db.pause(
+            c,
+            db.dialect,
+            "ch-paused",
+            at=site.manager.now(),
+            reason="the refresh token was refused (invalid_grant) token=ya29.SECRET",
+        ),
+    )
+    page = site.client.get("/attention").text
+    assert "Paused channels" in page
+    assert "langflix-scheduler auth --channel ch-paused" in page
+    assert "SECRET" not in page
+    api = site.client.get("/api/attention").json()
+    assert api["clear"] is False
+    (paused,) = api["paused_channels"]
+    assert paused["channel"] == "ch-paused"
+    assert paused["command"] == "langflix-scheduler auth --channel ch-paused"
+    assert "SECRET" not in paused["reason"]
+    site.manager.resume_channel("ch-paused")
+    assert site.client.get("/api/attention").json()["paused_channels"] == []
+
+
 def test_security_headers_and_no_secret_rendered(site: Site) -> None:
     page = site.client.get("/calendar")
     assert page.headers["x-frame-options"] == "DENY"

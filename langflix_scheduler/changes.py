@@ -1,0 +1,738 @@
+"""Changes of plan for a video already on YouTube: reschedule, unpublish, delete, update.
+
+The flow never holds a database lock across an API call:
+
+1. **Record** (one short transaction through :func:`langflix_scheduler.ledger.change_schedule`,
+   so in the ledger's lock order): check, move the schedule locally (slot, day counters; an
+   uploaded schedule holds no quota reservation), insert a ``pending`` change
+   (``youtube_video_changes``: target, previous, who, ``lease_expires_at``) and the timeline
+   entry ``change_requested``.
+2. **Call** YouTube, each request written to the quota ledger before it is sent (refused when
+   the quota day has no room beside the bookings' reservations): ``videos.list`` (1 unit: the
+   current ``status`` part, which ``videos.update`` must send back whole), then
+   ``videos.update(part=status)`` (50), ``videos.delete`` (50) or ``videos.update(part=snippet)``
+   (50, plus ``thumbnails.set`` 50).
+3. **Commit** (one short transaction): the change ``applied``, the schedule saying what YouTube
+   holds, the timeline entry ``change_applied``.
+
+A definite refusal (YouTube refused it, our quota ledger had no room, the credentials were
+refused) puts the local side back and marks the change ``failed`` (``change_failed``); when the
+old slot was booked meanwhile the schedule is marked ``mismatch`` with the reason instead. A
+call whose outcome is unknown (a lost answer, a 5xx) leaves the change ``pending``:
+:class:`ChangePendingError` is raised, and once its lease has expired the next processor run
+asks YouTube what it holds (:meth:`VideoChanges.recover`): it marks the change applied when
+YouTube already holds the target (no second call), else sends it again, or rolls it back
+(``rolled_back``) when it cannot be sent any more.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from . import ledger
+from .change_local import (
+    ChangeKind,
+    ChangeState,
+    Move,
+    applied_fields,
+    checks_resume,
+    describe,
+    held_from_checks,
+    iso,
+    merged_metadata,
+    parse_iso,
+    previous_of,
+    put_back_cancel,
+    put_back_reschedule,
+)
+from .config import SchedulerConfig
+from .db import changes as changes_db
+from .db import timeline
+from .db.engine import Database
+from .db.models import DailyLimit, QuotaUsage, Schedule
+from .db.schedules import lock_schedule
+from .db.types import Session
+from .domain import UploadStatus, VideoMetadata, VideoState, VideoType
+from .errors import (
+    AuthorizationError,
+    ChangePendingError,
+    InvalidTransitionError,
+    LockTimeoutError,
+    PermanentUploadError,
+    QuotaExceededError,
+    QuotaExhaustedError,
+    SchedulerError,
+    StorageError,
+    TransientUploadError,
+    UploadLimitExceededError,
+)
+from .slots import channel_date_of
+from .youtube.uploader import CallCallback
+from .youtube.videos import RemoteVideo, VideoClient
+
+__all__ = [
+    "CHANGE_LEASE",
+    "ChangeKind",
+    "ChangePendingError",
+    "ChangeState",
+    "RecoveryReport",
+    "VideoChangeRecord",
+    "VideoChanges",
+]
+
+logger = logging.getLogger(__name__)
+
+#: How long a requester may be sending a change's API call before a processor run takes the
+#: change over (asks YouTube what it holds). Longer than any one videos.update round trip.
+CHANGE_LEASE = timedelta(minutes=5)
+#: A publish time is sent only when at least this far ahead (YouTube publishes a past
+#: ``publishAt`` at once). The request was checked against ``min_lead_time`` moments before;
+#: a recovery, later, checks ``min_lead_time`` again.
+SEND_MARGIN = timedelta(minutes=1)
+#: Verification of a video with a pending change waits this long past the change's lease (the
+#: recovery, earlier in the same processor run, finishes the change first).
+CHECK_HOLD = timedelta(minutes=1)
+#: Most expired changes one processor run recovers.
+MAX_RECOVER_PER_RUN = 50
+
+#: Refusals after which nothing changed on YouTube: the change is put back.
+_DEFINITE = (
+    PermanentUploadError,
+    QuotaExhaustedError,
+    QuotaExceededError,
+    AuthorizationError,
+    UploadLimitExceededError,
+    StorageError,
+    LockTimeoutError,
+)
+_CHANGEABLE_STATES = frozenset(
+    {None, *(s.value for s in VideoState if not s.is_final and s is not VideoState.PUBLISHED)}
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoChangeRecord:
+    """A change of plan as stored (``ScheduleManager.video_changes_of`` and
+    ``pending_video_changes``).
+
+    ``target``/``previous``: what is changed, as JSON (``publish_at``, ``metadata`` ...).
+    """
+
+    id: int
+    schedule_id: int
+    kind: ChangeKind
+    state: ChangeState
+    target: Mapping[str, Any]
+    previous: Mapping[str, Any]
+    requested_at: datetime
+    requested_by: str | None
+    lease_expires_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+    @classmethod
+    def of(cls, row: changes_db.ChangeRow) -> VideoChangeRecord:
+        return cls(
+            id=row.id,
+            schedule_id=row.schedule_id,
+            kind=ChangeKind(row.kind),
+            state=ChangeState(row.state),
+            target=row.target,
+            previous=row.previous,
+            requested_at=row.requested_at,
+            requested_by=row.requested_by,
+            lease_expires_at=row.lease_expires_at,
+            finished_at=row.finished_at,
+            error=row.error,
+        )
+
+
+@dataclass
+class RecoveryReport:
+    """What one recovery pass did with expired pending changes."""
+
+    applied: int = 0
+    rolled_back: int = 0
+    still_pending: int = 0
+    schedule_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Change:
+    """A recorded change, as the flow carries it between its transactions."""
+
+    id: int
+    schedule_id: int
+    kind: ChangeKind
+    target: Mapping[str, Any]
+    previous: Mapping[str, Any]
+    video_id: str
+    channel: str
+    api_project: str
+    requested_by: str
+
+
+Recorder = Callable[..., CallCallback]
+Peek = Callable[[int, str | None], Schedule]
+Free = Callable[[Schedule, Mapping[date, DailyLimit], Mapping[tuple[date, str], QuotaUsage]], None]
+
+
+class VideoChanges:
+    """The change-of-plan flow (module docstring) on one manager's database and configuration.
+
+    Built by :class:`~langflix_scheduler.manager.ScheduleManager` (its ``reschedule``,
+    ``cancel`` and ``update_video`` delegate here for uploaded schedules) with the manager's own
+    ledger moves, so the local side of a change is the same code as a booking's.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        config: SchedulerConfig,
+        clock: Callable[[], datetime],
+        *,
+        peek: Peek,
+        move: Move,
+        free: Free,
+        recorder: Recorder,
+    ) -> None:
+        self._db = db
+        self._config = config
+        self._now = clock
+        self._peek = peek
+        self._move = move
+        self._free = free
+        self._recorder = recorder
+
+    # -- the requests ----------------------------------------------------------------------------
+
+    def reschedule(
+        self,
+        schedule_id: int,
+        slot: datetime,
+        *,
+        videos: VideoClient,
+        channel: str | None,
+        requested_by: str,
+    ) -> Schedule:
+        """Move an uploaded video's ``publishAt`` to ``slot`` (already checked against the
+        window). Raises ``bookings.SlotTaken`` when the slot is booked."""
+        new_day = channel_date_of(slot, self._config.zone)
+
+        def local(session: Session, row: Schedule, days: Any, quota: Any, now: datetime) -> None:
+            if (row.video_metadata or {}).get("privacy", "public") != "public":
+                raise InvalidTransitionError(
+                    row.id,
+                    "completed",
+                    "reschedule",
+                    hint="it was uploaded unlisted/private without publishAt: YouTube has "
+                    "no publish time to move",
+                )
+            if slot != row.slot_key:
+                self._move(session, row, slot, new_day, days, now)
+
+        change = self._record(
+            schedule_id,
+            ChangeKind.RESCHEDULE,
+            {"publish_at": iso(slot)},
+            local,
+            channel=channel,
+            requested_by=requested_by,
+            new_days=[new_day],
+        )
+        return self._send(change, videos)
+
+    def cancel(
+        self,
+        schedule_id: int,
+        *,
+        videos: VideoClient,
+        delete: bool,
+        channel: str | None,
+        requested_by: str,
+    ) -> Schedule:
+        """Unpublish (private, no ``publishAt``) or delete an uploaded video; its slot, day
+        count and content key are freed at once."""
+        kind = ChangeKind.DELETE if delete else ChangeKind.UNPUBLISH
+
+        def local(session: Session, row: Schedule, days: Any, quota: Any, now: datetime) -> None:
+            self._free(row, days, quota)
+
+        target: dict[str, Any] = {"deleted": True} if delete else {"publish_at": None}
+        change = self._record(
+            schedule_id, kind, target, local, channel=channel, requested_by=requested_by
+        )
+        return self._send(change, videos)
+
+    def update(
+        self,
+        schedule_id: int,
+        *,
+        title: str | None,
+        description: str | None,
+        tags: tuple[str, ...] | None,
+        thumbnail_path: str | None,
+        videos: VideoClient,
+        channel: str | None,
+        requested_by: str,
+    ) -> Schedule:
+        """Change title/description/tags/thumbnail of an uploaded video before it is public."""
+        target: dict[str, Any] = {}
+
+        def local(session: Session, row: Schedule, days: Any, quota: Any, now: datetime) -> None:
+            meta, changed = merged_metadata(
+                row, title=title, description=description, tags=tags, thumbnail_path=thumbnail_path
+            )
+            target.update(metadata=meta.to_json(), changed=changed, thumbnail=thumbnail_path)
+
+        # Validate before anything is written (the record re-validates under the lock).
+        merged_metadata(
+            self._peek(schedule_id, channel),
+            title=title,
+            description=description,
+            tags=tags,
+            thumbnail_path=thumbnail_path,
+        )
+        change = self._record(
+            schedule_id,
+            ChangeKind.UPDATE,
+            target,
+            local,
+            channel=channel,
+            requested_by=requested_by,
+        )
+        return self._send(change, videos)
+
+    # -- step 1: record --------------------------------------------------------------------------
+
+    def _record(
+        self,
+        schedule_id: int,
+        kind: ChangeKind,
+        target: dict[str, Any],
+        local: Callable[[Session, Schedule, Any, Any, datetime], None],
+        *,
+        channel: str | None,
+        requested_by: str,
+        new_days: list[date] | None = None,
+    ) -> _Change:
+        verb = "cancel" if kind in (ChangeKind.UNPUBLISH, ChangeKind.DELETE) else kind.value
+        out: dict[str, _Change] = {}
+
+        def allowed(row: Schedule) -> bool:
+            _check_changeable(row, verb)
+            return True
+
+        def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
+            out["change"] = self._write_change(
+                session, row, (days, quota), kind, target, local, verb, requested_by
+            )
+
+        row = ledger.change_schedule(
+            self._db,
+            f"record {kind.value}",
+            schedule_id,
+            limits=self._config.quota_policy.buckets,
+            allowed=allowed,
+            apply=apply,
+            new_days=lambda _r: new_days or [],
+            peek=lambda: self._peek(schedule_id, channel),
+            project=self._config.api_project,
+            exhausted=lambda: InvalidTransitionError(schedule_id, "changing", verb),
+        )
+        if row is None or "change" not in out:
+            raise InvalidTransitionError(schedule_id, "gone", verb)
+        logger.info("schedule %d: change #%d (%s) recorded", schedule_id, out["change"].id, kind)
+        return out["change"]
+
+    def _write_change(
+        self,
+        session: Session,
+        row: Schedule,
+        counters: tuple[Any, Any],
+        kind: ChangeKind,
+        target: dict[str, Any],
+        local: Callable[[Session, Schedule, Any, Any, datetime], None],
+        verb: str,
+        requested_by: str,
+    ) -> _Change:
+        """Under the locks: refuse a second pending change, make the local side, hold
+        verification off, insert the pending change and its timeline entry."""
+        conn = session.connection()
+        pending = changes_db.pending_of(conn, row.id)
+        if pending is not None:
+            raise InvalidTransitionError(
+                row.id,
+                "changing",
+                verb,
+                hint=f"change #{pending.id} ({pending.kind}) is still pending; it finishes "
+                "within minutes (the next processor run completes it if its requester died)",
+            )
+        now = self._now()
+        previous = previous_of(row)
+        local(session, row, counters[0], counters[1], now)
+        held_from_checks(row, now, now + CHANGE_LEASE + CHECK_HOLD)
+        session.flush()
+        change_id = changes_db.insert_change(
+            conn,
+            schedule_id=row.id,
+            kind=kind.value,
+            target=target,
+            previous=previous,
+            requested_at=now,
+            requested_by=requested_by,
+            lease_expires_at=now + CHANGE_LEASE,
+        )
+        detail = f"#{change_id} {describe(kind, target, previous)}"
+        timeline.append(
+            conn,
+            timeline.TimelineEntry(
+                schedule_id=row.id,
+                at=now,
+                kind="change_requested",
+                actor=requested_by,
+                detail=detail,
+            ),
+        )
+        return _Change(
+            id=change_id,
+            schedule_id=row.id,
+            kind=kind,
+            target=dict(target),
+            previous=previous,
+            video_id=str(row.youtube_video_id),
+            channel=row.channel_id,
+            api_project=row.api_project,
+            requested_by=requested_by,
+        )
+
+    # -- step 2: the calls -----------------------------------------------------------------------
+
+    def _on_call(self, change: _Change) -> CallCallback:
+        return self._recorder(
+            channel=change.channel,
+            api_project=change.api_project,
+            schedule_id=change.schedule_id,
+            within_limit=True,
+        )
+
+    def _send(self, change: _Change, videos: VideoClient) -> Schedule:
+        """Steps 2 and 3 for a change just recorded by this caller."""
+        on_call = self._on_call(change)
+        try:
+            found = videos.list_videos([change.video_id], on_call=on_call)
+        except Exception as exc:  # nothing was changed on YouTube yet: put it back
+            self._put_back(change, ChangeState.FAILED, _reason(exc))
+            error = _public(exc)
+            if error is exc:
+                raise
+            raise error from exc
+        current = found.get(change.video_id)
+        refusal = _refusal(change, current, self._now() + SEND_MARGIN)
+        if refusal is not None:
+            self._put_back(change, ChangeState.FAILED, refusal)
+            raise InvalidTransitionError(
+                change.schedule_id, "completed", change.kind.value, hint=refusal
+            )
+        try:
+            answer = _call(change, current, videos, on_call)
+        except _DEFINITE as exc:
+            self._put_back(change, ChangeState.FAILED, _reason(exc))
+            raise
+        except Exception as exc:  # the call may have taken effect: the processor finds out
+            logger.warning("change #%d: outcome unknown (%s); left pending", change.id, exc)
+            raise ChangePendingError(change.schedule_id, change.id, _reason(exc)) from exc
+        try:
+            return self._applied(change, answer)
+        except SchedulerError as exc:  # YouTube holds it; the recovery records it
+            raise ChangePendingError(
+                change.schedule_id, change.id, f"YouTube applied it, recording that failed: {exc}"
+            ) from exc
+
+    # -- step 3: commit --------------------------------------------------------------------------
+
+    def _applied(self, change: _Change, answer: RemoteVideo | None) -> Schedule:
+        """Mark the change applied and the schedule as YouTube now holds it (one transaction;
+        a change another finisher ended meanwhile is left as it is)."""
+
+        def txn(session: Session) -> Schedule:
+            row = lock_schedule(session, change.schedule_id)
+            assert row is not None  # schedules are never deleted
+            now = self._now()
+            conn = session.connection()
+            if changes_db.finish(conn, change.id, state=ChangeState.APPLIED.value, now=now):
+                applied_fields(
+                    row,
+                    change.kind,
+                    change.target,
+                    answer,
+                    now,
+                    change.previous.get("next_check_at"),
+                )
+                timeline.append(
+                    conn,
+                    timeline.TimelineEntry(
+                        schedule_id=row.id,
+                        at=now,
+                        kind="change_applied",
+                        actor=change.requested_by,
+                        detail=f"#{change.id} "
+                        + describe(change.kind, change.target, change.previous),
+                    ),
+                )
+            session.flush()
+            return row
+
+        row = self._db.run("apply video change", txn)
+        logger.info("schedule %d: change #%d applied", change.schedule_id, change.id)
+        return row
+
+    def _put_back(self, change: _Change, state: ChangeState, reason: str) -> None:
+        """Undo the local side (one transaction in the ledger's lock order) and end the change
+        as ``state``. A failure to write it leaves the change pending: recovery retries."""
+        try:
+            self._undo(change, state, reason)
+        except SchedulerError as exc:
+            logger.error(
+                "change #%d: could not put schedule %d back (%s); the change stays pending for "
+                "the next processor run",
+                change.id,
+                change.schedule_id,
+                exc,
+            )
+
+    def _undo(self, change: _Change, state: ChangeState, reason: str) -> None:
+        old = parse_iso(change.previous.get("publish_at"))
+        old_day = channel_date_of(old, self._config.zone) if old else None
+
+        def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
+            now = self._now()
+            conn = session.connection()
+            if not changes_db.finish(conn, change.id, state=state.value, now=now, error=reason):
+                return  # another finisher ended it
+            problem = self._local_put_back(session, row, days, change, reason, now, old_day)
+            checks_resume(row, now)
+            kind = "change_failed" if state is ChangeState.FAILED else "change_rolled_back"
+            entries = [
+                timeline.TimelineEntry(
+                    schedule_id=row.id,
+                    at=now,
+                    kind=kind,
+                    actor=change.requested_by,
+                    detail=f"#{change.id} {describe(change.kind, change.target, change.previous)}"
+                    f": {reason}",
+                )
+            ]
+            if problem is not None:
+                entries.append(
+                    timeline.TimelineEntry(
+                        schedule_id=row.id, at=now, kind="mismatch", actor=None, detail=problem
+                    )
+                )
+            session.flush()
+            timeline.append_many(conn, entries)
+
+        ledger.change_schedule(
+            self._db,
+            "put back a video change",
+            change.schedule_id,
+            limits=self._config.quota_policy.buckets,
+            allowed=lambda _r: True,
+            apply=apply,
+            new_days=lambda _r: [old_day] if old_day else [],
+            project=self._config.api_project,
+        )
+        logger.info("change #%d %s: %s", change.id, state.value, reason)
+
+    def _local_put_back(
+        self,
+        session: Session,
+        row: Schedule,
+        days: Any,
+        change: _Change,
+        reason: str,
+        now: datetime,
+        old_day: date | None,
+    ) -> str | None:
+        """The schedule as before the change (or ``mismatch`` and the problem text)."""
+        limit = self._config.daily_limits[VideoType(row.video_type)]
+        if change.kind is ChangeKind.RESCHEDULE and old_day is not None:
+            return put_back_reschedule(
+                session,
+                row,
+                days,
+                change.previous,
+                old_day=old_day,
+                move=self._move,
+                daily_limit=limit,
+                reason=reason,
+                now=now,
+            )
+        if change.kind in (ChangeKind.UNPUBLISH, ChangeKind.DELETE):
+            return put_back_cancel(
+                session, row, days, change.previous, daily_limit=limit, reason=reason, now=now
+            )
+        return None
+
+    # -- recovery (a processor run) --------------------------------------------------------------
+
+    def recover(
+        self,
+        videos: VideoClient,
+        *,
+        channels: list[str] | None,
+        limit: int = MAX_RECOVER_PER_RUN,
+    ) -> RecoveryReport:
+        """Finish or roll back pending changes whose lease expired (their requester died, or
+        lost YouTube's answer), of this manager's API project and ``channels`` (None: all):
+        ask YouTube (``videos.list``); already holds the target -> applied, no second call;
+        else send it again, or roll it back when it can no longer be sent."""
+        report = RecoveryReport()
+        now = self._now()
+        found = self._db.run_core(
+            "find expired video changes",
+            lambda c: changes_db.expired_pending(
+                c, now=now, api_project=self._config.api_project, channels=channels, limit=limit
+            ),
+            read_only=True,
+        )
+        for row, channel, video_id in found:
+            if not self._take_over(row):
+                continue
+            change = _Change(
+                id=row.id,
+                schedule_id=row.schedule_id,
+                kind=ChangeKind(row.kind),
+                target=row.target,
+                previous=row.previous,
+                video_id=str(video_id),
+                channel=channel,
+                api_project=self._config.api_project,
+                requested_by=row.requested_by or "processor",
+            )
+            outcome = self._recover_one(change, videos)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+            report.schedule_ids.append(change.schedule_id)
+        return report
+
+    def _take_over(self, row: changes_db.ChangeRow) -> bool:
+        new_lease = self._now() + CHANGE_LEASE
+        return self._db.run_core(
+            "take over a video change",
+            lambda c: changes_db.take_over(
+                c, row.id, seen_lease=row.lease_expires_at, new_lease=new_lease
+            ),
+        )
+
+    def _recover_one(self, change: _Change, videos: VideoClient) -> str:
+        on_call = self._on_call(change)
+        try:
+            found = videos.list_videos([change.video_id], on_call=on_call)
+        except Exception as exc:
+            logger.warning("change #%d: videos.list failed (%s); retried next run", change.id, exc)
+            return "still_pending"
+        current = found.get(change.video_id)
+        if _holds_target(change, current):
+            self._applied(change, current)
+            return "applied"
+        refusal = _refusal(change, current, self._now() + self._config.min_lead_time)
+        if refusal is not None:
+            self._put_back(change, ChangeState.ROLLED_BACK, refusal)
+            return "rolled_back"
+        try:
+            answer = _call(change, current, videos, on_call)
+        except _DEFINITE as exc:
+            self._put_back(change, ChangeState.ROLLED_BACK, _reason(exc))
+            return "rolled_back"
+        except Exception as exc:
+            logger.warning("change #%d: re-send failed (%s); retried next run", change.id, exc)
+            return "still_pending"
+        self._applied(change, answer)
+        return "applied"
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+
+
+def _check_changeable(row: Schedule, verb: str) -> None:
+    """An uploaded schedule whose video is not public, deleted, unpublished or final."""
+    if row.upload_status != UploadStatus.COMPLETED or not row.youtube_video_id:
+        raise InvalidTransitionError(row.id, row.upload_status, verb)
+    if row.video_state not in _CHANGEABLE_STATES:
+        raise InvalidTransitionError(
+            row.id,
+            f"completed, video {row.video_state}",
+            verb,
+            hint="only a video that is on YouTube and not yet public can be changed",
+        )
+
+
+def _refusal(change: _Change, current: RemoteVideo | None, earliest: datetime) -> str | None:
+    """Why the change cannot be sent for what YouTube holds (None: send it)."""
+    if current is None:
+        if change.kind in (ChangeKind.DELETE, ChangeKind.UNPUBLISH):
+            return None
+        return f"video {change.video_id} is not on YouTube any more"
+    if current.privacy_status == "public":
+        return f"video {change.video_id} is already public on YouTube"
+    if change.kind is ChangeKind.RESCHEDULE:
+        target = parse_iso(change.target.get("publish_at"))
+        if target is None or target < earliest:
+            return f"the new publish time {iso(target)} is no longer safely ahead"
+    return None
+
+
+def _holds_target(change: _Change, current: RemoteVideo | None) -> bool:
+    """Does YouTube already hold what the change asks for? (An update is never known to be
+    held: ``videos.list`` does not return the whole snippet, so it is sent again, which is
+    harmless: the same metadata twice.)"""
+    if change.kind is ChangeKind.DELETE:
+        return current is None
+    if current is None:
+        return False
+    if change.kind is ChangeKind.UNPUBLISH:
+        return current.privacy_status == "private" and current.publish_at is None
+    if change.kind is ChangeKind.RESCHEDULE:
+        target = parse_iso(change.target.get("publish_at"))
+        return current.privacy_status == "private" and current.publish_at == target
+    return False
+
+
+def _call(
+    change: _Change, current: RemoteVideo | None, videos: VideoClient, on_call: CallCallback
+) -> RemoteVideo | None:
+    """The change's one API request (plus ``thumbnails.set`` for an update with a thumbnail)."""
+    if change.kind is ChangeKind.DELETE:
+        if current is not None:
+            videos.delete_video(change.video_id, on_call=on_call)
+        return None
+    if current is None:  # unpublish of a video already gone: nothing to send
+        return None
+    if change.kind is ChangeKind.RESCHEDULE:
+        return videos.set_publish_at(
+            current, parse_iso(change.target["publish_at"]), on_call=on_call
+        )
+    if change.kind is ChangeKind.UNPUBLISH:
+        return videos.set_publish_at(current, None, on_call=on_call)
+    meta = VideoMetadata.from_json(
+        {**change.target["metadata"], "thumbnail_path": change.target.get("thumbnail")}
+    )
+    videos.update_metadata(change.video_id, meta, on_call=on_call)
+    return current
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", "")
+    text = str(exc) or type(exc).__name__
+    return f"{text} ({reason})" if reason and reason not in text else text
+
+
+def _public(exc: Exception) -> SchedulerError:
+    """The library error for a failure of the first ``videos.list`` (nothing was changed)."""
+    if isinstance(exc, SchedulerError):
+        return exc
+    return TransientUploadError(f"videos.list failed: {_reason(exc)}", reason="unknown")
