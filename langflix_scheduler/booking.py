@@ -55,6 +55,8 @@ class BookingRequest:
     fingerprint: Fingerprint
     idempotency_key: str | None
     allow_duplicate: bool
+    #: Who asked (written to the schedule's timeline).
+    actor: str = "library"
 
     @property
     def fingerprint_key(self) -> str | None:

@@ -24,12 +24,12 @@ from typing import Any, Self
 
 from sqlalchemy.engine import Engine
 
-from . import changes, dry_run, ledger, overview, reports
+from . import changes, dry_run, history, ledger, overview, reports
 from ._time import read_clock
 from .booking import BookingRequest, check_idempotency_key, decide
 from .change_local import merged_metadata
 from .config import SchedulerConfig
-from .db import api_calls, bookings, counters, dashboard, migrate, reads
+from .db import api_calls, bookings, counters, dashboard, migrate, reads, timeline
 from .db import changes as changes_db
 from .db import channels as channels_db
 from .db import slots as slots_db
@@ -143,6 +143,7 @@ class _RetryTarget:
     cost: dict[str, int]
     qday: date | None = None
     now: datetime | None = None
+    actor: str = history.DEFAULT_ACTOR
 
 
 class _BeyondSnapshot(Exception):
@@ -959,13 +960,15 @@ class ScheduleManager:
         }
 
     @staticmethod
-    def _insert(conn: Connection, values: Mapping[str, Any]) -> int:
-        """Insert a schedule row; UNIQUE(channel_id, slot_key) refuses a booked slot
-        (:class:`_SlotTaken`), and UNIQUE(channel_id, fingerprint_key / idempotency_key) content
-        or a request booked (:class:`_Held`)."""
+    def _insert(conn: Connection, values: Mapping[str, Any], actor: str) -> int:
+        """Insert a schedule row and its ``booked`` timeline entry; UNIQUE(channel_id, slot_key)
+        refuses a booked slot (:class:`_SlotTaken`), and UNIQUE(channel_id, fingerprint_key /
+        idempotency_key) content or a request booked (:class:`_Held`)."""
         new_id = bookings.insert_schedule(conn, values)
         if new_id is None:  # pragma: no cover - every supported driver reports the id
             raise StorageError("schedule video", "the database did not report the new id")
+        at, slot = values["created_at"], values["scheduled_publish_time"]
+        timeline.append(conn, history.booked(new_id, at=at, publish=slot, actor=actor))
         return new_id
 
     @staticmethod
@@ -1008,6 +1011,7 @@ class ScheduleManager:
         channel: str | None = None,
         idempotency_key: str | None = None,
         allow_duplicate: bool = False,
+        requested_by: str = history.DEFAULT_ACTOR,
     ) -> ScheduledVideo:
         """Book a publish slot and reserve its daily limit and API quota, atomically.
 
@@ -1024,6 +1028,7 @@ class ScheduleManager:
                 different request raises ``InvalidScheduleError``.
             allow_duplicate: book the file even though the same content is already scheduled,
                 uploading or uploaded on the channel.
+            requested_by: who books, for the schedule's timeline (default ``"library"``).
 
         Raises:
             InvalidScheduleError: bad input (nothing written), or an idempotency key reused for a
@@ -1045,6 +1050,7 @@ class ScheduleManager:
             channel=channel,
             idempotency_key=idempotency_key,
             allow_duplicate=allow_duplicate,
+            requested_by=requested_by,
         ).schedule
 
     def book(
@@ -1057,6 +1063,7 @@ class ScheduleManager:
         channel: str | None = None,
         idempotency_key: str | None = None,
         allow_duplicate: bool = False,
+        requested_by: str = history.DEFAULT_ACTOR,
     ) -> Booking:
         """:meth:`schedule_video`, also saying whether this call booked the schedule.
 
@@ -1072,6 +1079,7 @@ class ScheduleManager:
             channel=channel,
             idempotency_key=idempotency_key,
             allow_duplicate=allow_duplicate,
+            requested_by=requested_by,
         )
         in_doubt = False
         for _ in range(_MAX_BOOK_ROUNDS):
@@ -1112,6 +1120,7 @@ class ScheduleManager:
         channel: str | None,
         idempotency_key: str | None,
         allow_duplicate: bool,
+        requested_by: str = history.DEFAULT_ACTOR,
     ) -> BookingRequest:
         """Validate a booking request and fingerprint its file (nothing written)."""
         vt = _video_type(video_type)
@@ -1136,6 +1145,7 @@ class ScheduleManager:
             fingerprint=self._fingerprint(path),
             idempotency_key=key,
             allow_duplicate=allow_duplicate,
+            actor=history.check_actor(requested_by),
         )
 
     def _fingerprint(self, path: str) -> Fingerprint:
@@ -1294,7 +1304,7 @@ class ScheduleManager:
             self._check_day(counts[_COUNT_COLUMN[vt]], day_date, vt)
             self._check_quota({(qday, b): n for b, n in before.items()}, qday, cost)
             attempted.append(values)
-            return self._insert(conn, values), values
+            return self._insert(conn, values, request.actor), values
 
         try:
             new_id, values = self._db.run_core("schedule video", txn)
@@ -1391,7 +1401,7 @@ class ScheduleManager:
             values = self._row_for(
                 request, fixed, slot=slot, day=day_date, qday=qdays[slot], now=now
             )
-            new_id = self._insert(conn, values)
+            new_id = self._insert(conn, values, request.actor)
             self._reserve(
                 conn, channel=channel, day=day_date, video_type=vt, qday=qdays[slot], cost=cost
             )
@@ -1438,7 +1448,7 @@ class ScheduleManager:
         With ``channel``, a schedule of another channel is refused (not found, nothing changed).
         A ``needs_review`` schedule is refused too: its video may be on YouTube, publishing in
         the slot it holds, so freeing the slot could let a second video be booked there. Check
-        the channel first.
+        the channel first. ``requested_by`` is who cancels, for the timeline.
 
         Raises:
             ScheduleNotFoundError: no such schedule (on ``channel``, when given).
@@ -1449,6 +1459,7 @@ class ScheduleManager:
             ChangePendingError: YouTube's answer was lost; a processor run finishes it.
         """
         schedule_id = _schedule_id(schedule_id)
+        who = history.check_actor(requested_by)
         client = self._client_for_change(schedule_id, channel, videos, "cancel", requested_by)
         if client is not None:
             row = self.video_changes.cancel(
@@ -1461,6 +1472,10 @@ class ScheduleManager:
             return _to_domain(row)
 
         def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
+            entry = history.cancelled(
+                row.id, at=self.now(), publish=row.scheduled_publish_time, actor=who
+            )
+            timeline.append(session.connection(), entry)
             self._free_slot(row, days, quota)
 
         row = self._change_scheduled(schedule_id, channel, "cancel", "cancel schedule", apply)
@@ -1539,6 +1554,7 @@ class ScheduleManager:
         ahead either way.
 
         With ``channel``, a schedule of another channel is refused (not found, nothing changed).
+        ``requested_by`` is who moves it, for the timeline.
 
         Raises:
             InvalidScheduleError: bad ``new_time`` (naive, in the past, < ``min_lead_time``).
@@ -1551,6 +1567,7 @@ class ScheduleManager:
         slot = _aware(new_time, "new_time").replace(microsecond=0)
         self._check_window(slot, "new_time", self.now())
         new_day_date = channel_date_of(slot, self.config.zone)
+        who = history.check_actor(requested_by)
         client = self._client_for_change(schedule_id, channel, videos, "reschedule", requested_by)
         # The time and quota day of the current transaction (set when its locks are chosen).
         at: dict[str, Any] = {}
@@ -1563,7 +1580,10 @@ class ScheduleManager:
         def apply(session: Session, row: Schedule, days: Any, quota: Any) -> None:
             if slot == row.slot_key:
                 return
+            old = row.scheduled_publish_time
             self._move(session, row, slot, new_day_date, days, quota, at["qday"], at["now"])
+            entry = history.rescheduled(row.id, at=at["now"], old=old, new=slot, actor=who)
+            timeline.append(session.connection(), entry)
 
         try:
             if client is not None:
@@ -1952,6 +1972,39 @@ class ScheduleManager:
                 day += timedelta(days=1)
         return out
 
+    def timeline(
+        self, schedule_id: int, *, channel: str | None = None, api_calls: bool = False
+    ) -> list[reports.TimelineEvent]:
+        """The life of one schedule, oldest first: booked, each attempt, retries, deferrals,
+        the upload and what followed, each change with who made it and when.
+
+        A schedule booked before timelines were written has no entries for its past: its
+        ``created_at`` stands in for ``booked`` and its ``uploaded_at`` for ``uploaded``. With
+        ``api_calls``, the schedule's quota-ledger calls are included as ``api_call`` events.
+
+        Raises:
+            ScheduleNotFoundError: no such schedule (on ``channel``, when given).
+        """
+        number = _schedule_id(schedule_id)
+        only = None if channel is None else self._channel(channel)
+
+        def read(conn: Connection) -> tuple[Any, Sequence[timeline.TimelineEntry], list[Any]]:
+            times = timeline.schedule_times(conn, number)
+            if times is None or (only is not None and times[0] != only):
+                raise ScheduleNotFoundError(number, channel=only)
+            calls = dashboard.api_calls_of_schedule(conn, number) if api_calls else []
+            return times, timeline.entries_of(conn, number), calls
+
+        times, entries, calls = self._db.run_core("read timeline", read, read_only=True)
+        _, created_at, uploaded_at, publish = times
+        return history.merge(
+            entries,
+            created_at=created_at,
+            uploaded_at=uploaded_at,
+            publish=publish,
+            calls=[reports.ApiCallRecord(**r) for r in calls],
+        )
+
     def api_calls(self, schedule_id: int) -> list[reports.ApiCallRecord]:
         """The quota ledger of one schedule (every charged API call), oldest first."""
         number = _schedule_id(schedule_id)
@@ -2157,13 +2210,15 @@ class ScheduleManager:
         *,
         new_time: datetime | None = None,
         channel: str | None = None,
+        requested_by: str = history.DEFAULT_ACTOR,
     ) -> ScheduledVideo:
         """Put a ``failed`` schedule back to ``scheduled`` so the next processor run uploads it.
 
         It takes its slot again (its old publish time, or ``new_time``), counts on that channel
         day again and reserves its quota again, under the same locks and checks as
         :meth:`reschedule` (channel-day row, quota rows sorted, then the schedule row). Attempts
-        start from 0; ``last_error`` is kept until the next attempt.
+        start from 0; ``last_error`` is kept until the next attempt. ``requested_by`` is who
+        books it again, for the timeline.
 
         Raises:
             ScheduleNotFoundError: no such schedule (on ``channel``, when given).
@@ -2175,9 +2230,10 @@ class ScheduleManager:
             DuplicateVideoError: the same content is active on the channel again.
         """
         schedule_id = _schedule_id(schedule_id)
+        who = history.check_actor(requested_by)
         target: list[_RetryTarget] = []  # the latest peek's target; its quota day, under lock
         try:
-            row = self._retry(schedule_id, channel, new_time, target)
+            row = self._retry(schedule_id, channel, new_time, target, who)
         except _SlotTaken:
             t = target[0]
             raise SlotUnavailableError(
@@ -2196,6 +2252,7 @@ class ScheduleManager:
         channel: str | None,
         new_time: datetime | None,
         target: list[_RetryTarget],
+        actor: str,
     ) -> Schedule | None:
         """:func:`ledger.change_schedule` for :meth:`retry_failed`: peek at the ``failed`` row
         and choose its target (kept in ``target``), lock the target's day and quota rows, then
@@ -2210,6 +2267,7 @@ class ScheduleManager:
             row = self._peek(schedule_id, channel)
             failed(row)
             target[:] = [self._retry_target(row, new_time)]
+            target[0].actor = actor
             return row
 
         def new_keys(_seen: Schedule) -> list[tuple[date, str]]:
@@ -2286,6 +2344,8 @@ class ScheduleManager:
         row.upload_session_uri = None
         row.bytes_uploaded = 0
         row.updated_at = t.now
+        entry = history.rebooked(row.id, at=t.now, publish=t.slot, actor=t.actor)
+        timeline.append(session.connection(), entry)
         try:
             bookings.flush_schedule(session, t.slot)
         except _Held as exc:

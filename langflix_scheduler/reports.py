@@ -29,6 +29,7 @@ __all__ = [
     "QuotaDayUsage",
     "RecordedApiCall",
     "StoredTotals",
+    "TimelineEvent",
     "build_calendar",
     "json_default",
 ]
@@ -120,6 +121,27 @@ class ApiCallRecord:
     sent_at: datetime
     outcome: str
     worker_id: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimelineEvent:
+    """One line of a schedule's life (:meth:`ScheduleManager.timeline`, ``show ID``).
+
+    Attributes:
+        at: when it happened (aware, UTC).
+        kind: what happened: ``booked``, ``rescheduled``, ``cancelled``, ``attempt``,
+            ``retry``, ``deferred``, ``rescued``, ``failed``, ``needs_review``, ``uploaded``,
+            the after-upload states (``processing``, ``ready``, ``published``, ...), changes of
+            plan, ``api_call`` (a quota-ledger call, when asked for); newer versions may add kinds.
+        actor: who made it: a worker id, ``cli``, ``library``, a caller-given name; None when
+            it was read from an older row.
+        detail: one human line (publish time, old -> new time, the error and the next attempt).
+    """
+
+    at: datetime
+    kind: str
+    actor: str | None = None
+    detail: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -109,6 +109,7 @@ def schedule(
             metadata=meta,
             idempotency_key=idempotency_key,
             allow_duplicate=allow_duplicate,
+            requested_by=REQUESTED_BY,
         )
     _print_booking(state, booking)
 

@@ -283,6 +283,8 @@ def _process(state: State, uploader: YouTubeUploader, settings: _Settings) -> _O
         )
 
         def on_event(event: ProcessorEvent) -> None:
+            if event.kind.value == "claimed":
+                return  # the progress display shows the start; the report lists outcomes
             outcome.events.append(event)
             if not quiet:
                 display.event(event)

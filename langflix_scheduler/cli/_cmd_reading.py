@@ -14,6 +14,7 @@ from ._render import (
     schedule_detail,
     schedule_json,
     schedules_table,
+    timeline_table,
 )
 from ._state import State, run
 
@@ -57,18 +58,24 @@ def list_cmd(
 
 @click.command()
 @click.argument("schedule_id", type=int)
+@click.option(
+    "--api-calls", is_flag=True, help="Also list the schedule's API calls (quota ledger)."
+)
 @run
-def show(state: State, schedule_id: int) -> None:
-    """Show one schedule in full."""
+def show(state: State, schedule_id: int, api_calls: bool) -> None:
+    """Show one schedule in full, then its timeline (booked, each attempt, the upload, what
+    followed, each change with who and when)."""
     with state.manager() as m:
         s = m.get(schedule_id, channel=state.explicit_channel)
         pending = [c for c in m.video_changes_of(s.id) if c.state == "pending"]
+        events = m.timeline(schedule_id, channel=state.explicit_channel, api_calls=api_calls)
     if state.as_json:
-        emit_json({**schedule_json(s), "pending_changes": pending})
+        emit_json({**schedule_json(s), "pending_changes": pending, "timeline": events})
     else:
         state.out.print(schedule_detail(s, state.config))
         if pending:
             state.out.print(pending_changes_table(pending, state.config))
+        state.out.print(timeline_table(events, state.config))
 
 
 COMMANDS = (list_cmd, show)

@@ -408,6 +408,8 @@ class Demo:
         uploader: Uploader = faulty if self.quiet else DisplayingUploader(faulty, display)
 
         def on_event(event: ProcessorEvent) -> None:
+            if event.kind is ProcessorEventKind.CLAIMED:
+                return  # the demo reports outcomes
             self.run.events.append(event)
             if not self.quiet:
                 display.event(event)

@@ -155,7 +155,9 @@ class UploadDisplay:
     # -- called from the processor's run thread ------------------------------------------------
 
     def event(self, event: ProcessorEvent) -> None:
-        """One line per committed transition."""
+        """One line per committed transition (a claim has its own line: :meth:`started`)."""
+        if event.kind is ProcessorEventKind.CLAIMED:
+            return
         what = f"#{event.schedule_id}"
         if self._describe is not None:
             what += f" {self._describe(event.schedule_id)}"

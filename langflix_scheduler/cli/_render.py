@@ -13,7 +13,7 @@ import click
 from ..config import SchedulerConfig
 from ..domain import ScheduledVideo
 from ..overview import format_local
-from ..reports import json_default
+from ..reports import TimelineEvent, json_default
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -114,6 +114,24 @@ def schedule_detail(s: ScheduledVideo, config: SchedulerConfig) -> Table:
             value = json.dumps(value, default=json_default, ensure_ascii=False)
         table.add_row(key, "-" if value is None else str(value))
     return table
+
+
+def timeline_table(events: list[TimelineEvent], config: SchedulerConfig) -> Table:
+    """The ``show`` timeline: one row per event, oldest first, times in local time (to the
+    second: attempts and retries can be seconds apart)."""
+    return table_of(
+        "timeline",
+        ("when (local)", "what", "who", "detail"),
+        [
+            (
+                e.at.astimezone(config.zone).strftime("%Y-%m-%d %H:%M:%S %Z"),
+                e.kind,
+                e.actor or "-",
+                e.detail or "-",
+            )
+            for e in events
+        ],
+    )
 
 
 def pending_changes_table(changes: list[VideoChangeRecord], config: SchedulerConfig) -> Table:

@@ -5,6 +5,8 @@ dialect difference lives in :func:`claim_rows` only: PostgreSQL counts, picks an
 ``UPDATE ... RETURNING`` whose subquery runs after the channel lock; the other engines count,
 pick ``FOR UPDATE SKIP LOCKED`` (SQLite: ``BEGIN IMMEDIATE`` serialises writers) and mark in one
 ``UPDATE``. Statements are built once per processor (bound values as ``k_*`` parameters).
+Each claimed row gets its timeline ``attempt`` entry in the claim's transaction: on PostgreSQL
+a CTE of the claim statement, elsewhere one multi-row INSERT.
 """
 
 from __future__ import annotations
@@ -15,10 +17,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Text, bindparam, case, exists, func, literal, select, update
+from sqlalchemy import (
+    Integer,
+    Text,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Row
 
 from ..domain import UploadStatus
+from . import timeline
 from .due import due_condition
 from .locking import insert_if_absent
 from .statements import (
@@ -121,6 +137,23 @@ def _pg_claim(due: Any, by_due: Sequence[Any], worker_id: str) -> Any:
         .returning(*CLAIM_COLUMNS, _S.c.lease_owner)
         .cte("claimed")
     )
+    # The timeline's ``attempt`` entries, in the same statement (no extra round trip).
+    resuming = or_(claim.c.upload_session_uri.is_not(None), claim.c.youtube_video_id.is_not(None))
+    detail = (
+        literal(timeline.ATTEMPT_PREFIX)
+        + cast(claim.c.attempts + 1, Text)
+        + case((resuming, literal(timeline.RESUMING_NOTE)), else_=literal(""))
+    )
+    noted = insert(timeline.EVENTS).from_select(
+        ["schedule_id", "at", "kind", "actor", "detail"],
+        select(
+            claim.c.id,
+            bindparam("k_now", type_=timeline.EVENTS.c.at.type),
+            literal("attempt"),
+            literal(worker_id[:128]),
+            detail,
+        ),
+    )
     touch = (
         update(CHANNELS)
         .where(
@@ -130,7 +163,7 @@ def _pg_claim(due: Any, by_due: Sequence[Any], worker_id: str) -> Any:
         .values(last_claim_at=bindparam("k_now"))
         .cte("touched")
     )
-    return select(claim).add_cte(touch)
+    return select(claim).add_cte(touch, noted.cte("noted"))
 
 
 def first_channels(
@@ -209,4 +242,15 @@ def claim_rows(
             )
         )
         conn.execute(TOUCH_CHANNEL, {"k_channel": channel, "k_now": now})
+        timeline.append_many(conn, (_attempt_entry(r, now, worker_id) for r in picked))
     return [(r, tokens[r.id]) for r in picked]
+
+
+def _attempt_entry(row: Row[Any], now: datetime, worker_id: str) -> timeline.TimelineEntry:
+    """The ``attempt`` entry of a claimed row (the PostgreSQL statement builds it in SQL)."""
+    detail = f"{timeline.ATTEMPT_PREFIX}{row.attempts + 1}"
+    if row.upload_session_uri or row.youtube_video_id:
+        detail += timeline.RESUMING_NOTE
+    return timeline.TimelineEntry(
+        schedule_id=row.id, at=now, kind="attempt", actor=worker_id, detail=detail
+    )

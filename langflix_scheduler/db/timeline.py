@@ -16,11 +16,26 @@ from typing import Any
 from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Connection
 
-from .models import ScheduleEvent
+from .models import Schedule, ScheduleEvent
 
-__all__ = ["EVENT_KINDS", "TimelineEntry", "append", "append_many", "entries_of"]
+__all__ = [
+    "ATTEMPT_PREFIX",
+    "EVENTS",
+    "EVENT_KINDS",
+    "RESUMING_NOTE",
+    "TimelineEntry",
+    "append",
+    "append_many",
+    "entries_of",
+    "schedule_times",
+]
 
 _EVENTS: Table = ScheduleEvent.__table__  # type: ignore[assignment]
+#: The events table (for statements that append entries themselves: the PostgreSQL claim).
+EVENTS = _EVENTS
+_SCHEDULES: Table = Schedule.__table__  # type: ignore[assignment]
+# Built once: appends sit on hot paths (booking, claim).
+_INSERT = insert(_EVENTS)
 
 #: The kinds written today (a reader must accept others: newer versions may add kinds).
 EVENT_KINDS = (
@@ -32,6 +47,7 @@ EVENT_KINDS = (
     "deferred",
     "failed",
     "needs_review",
+    "rescued",
     "uploaded",
     "processing",
     "ready",
@@ -51,6 +67,12 @@ EVENT_KINDS = (
 )
 
 _DETAIL_MAX = 2000
+
+#: The ``attempt`` entry's detail is this and the attempt number (the PostgreSQL claim
+#: statement builds it in SQL).
+ATTEMPT_PREFIX = "attempt "
+#: Added to it when the claimed row resumes a stored upload session or a known video.
+RESUMING_NOTE = " (resuming the stored upload session)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,14 +102,14 @@ def _values(entry: TimelineEntry) -> dict[str, Any]:
 
 def append(conn: Connection, entry: TimelineEntry) -> None:
     """Append one entry (in the caller's transaction)."""
-    conn.execute(insert(_EVENTS), [_values(entry)])
+    conn.execute(_INSERT, _values(entry))
 
 
 def append_many(conn: Connection, entries: Iterable[TimelineEntry]) -> None:
     """Append several entries in one statement (in the caller's transaction)."""
     rows = [_values(e) for e in entries]
     if rows:
-        conn.execute(insert(_EVENTS), rows)
+        conn.execute(_INSERT, rows)
 
 
 def entries_of(conn: Connection, schedule_id: int) -> Sequence[TimelineEntry]:
@@ -102,3 +124,19 @@ def entries_of(conn: Connection, schedule_id: int) -> Sequence[TimelineEntry]:
     return [
         TimelineEntry(schedule_id=r[0], at=r[1], kind=r[2], actor=r[3], detail=r[4]) for r in rows
     ]
+
+
+def schedule_times(
+    conn: Connection, schedule_id: int
+) -> tuple[str, datetime, datetime | None, datetime] | None:
+    """``(channel_id, created_at, uploaded_at, scheduled_publish_time)`` of a schedule, or None:
+    what a row booked before the timeline existed still tells about its life."""
+    row = conn.execute(
+        select(
+            _SCHEDULES.c.channel_id,
+            _SCHEDULES.c.created_at,
+            _SCHEDULES.c.uploaded_at,
+            _SCHEDULES.c.scheduled_publish_time,
+        ).where(_SCHEDULES.c.id == schedule_id)
+    ).first()
+    return None if row is None else (str(row[0]), row[1], row[2], row[3])

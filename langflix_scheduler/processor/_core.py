@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from .. import ledger
 from .._backoff import retry_until
 from .._time import ensure_aware
-from ..db import claims
+from ..db import claims, timeline
 from ..db.engine import Database
 from ..db.models import Schedule
 from ..db.schedules import read_schedules
@@ -148,11 +148,17 @@ class _Core:
             next_attempt_at=next_attempt_at,
         )
 
-    def _execute_count(self, operation: str, stmt: Any) -> int:
-        """Run one UPDATE in its own short transaction; return the number of rows matched."""
+    def _execute_count(
+        self, operation: str, stmt: Any, entry: timeline.TimelineEntry | None = None
+    ) -> int:
+        """Run one UPDATE in its own short transaction; return the number of rows matched.
+        ``entry`` is appended to the timeline in the same transaction when a row matched."""
 
         def txn(session: Session) -> int:
-            return _rowcount(session.connection().execute(stmt))
+            matched = _rowcount(session.connection().execute(stmt))
+            if matched and entry is not None:
+                timeline.append(session.connection(), entry)
+            return matched
 
         return self._db.run(operation, txn)
 

@@ -22,6 +22,7 @@ from ._state import (
     _STEP_VALUES,
     _Attempt,
 )
+from .events import ProcessorEventKind
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,12 @@ class _Claims(_Core):
 
             others = self._db.run_core("find due uploads", all_channels, read_only=True)
             self._claim_from(others, room, claimed, tried)
+        if claimed and self._on_event is not None:
+            now = self._now()
+            self._emit(
+                self._event(ProcessorEventKind.CLAIMED, a, attempts=a.attempts, at=now)
+                for a in claimed
+            )
         return claimed
 
     def _claim_first(self, room: int) -> tuple[list[_Attempt], list[str], bool]:
@@ -127,6 +134,7 @@ class _Claims(_Core):
             lease=self.lease,
             worker_id=self.worker_id,
         )
+        # claim_rows writes the timeline's ``attempt`` entries in the claim's transaction.
         return [self._attempt_of(row, token) for row, token in taken]
 
     @staticmethod

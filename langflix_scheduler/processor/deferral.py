@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from .. import ledger
-from ..db import schedules
+from .. import history, ledger
+from ..db import schedules, timeline
 from ..db.models import QuotaUsage, Schedule
 from ..db.schedules import clear_lease
 from ..db.types import Filter, Session
@@ -97,6 +97,7 @@ class _Deferrals(_Failures):
                 row.bytes_uploaded = max(row.bytes_uploaded, sent)
             if total is not None and (uri is None or uri == row.upload_session_uri):
                 row.bytes_total = total
+            timeline.append(session.connection(), self._deferred_entry(row.id, now, reason, until))
 
         own = self._durable(
             "defer upload",
@@ -129,12 +130,24 @@ class _Deferrals(_Failures):
         events += self._defer_rest(others, until, now, reason)
         return _Outcome(_Kind.DEFERRED, events, deferred=len(events), error=reason)
 
+    def _deferred_entry(
+        self, schedule_id: int, now: datetime, reason: str, until: datetime
+    ) -> timeline.TimelineEntry:
+        return history.waiting(
+            schedule_id,
+            kind="deferred",
+            at=now,
+            error=reason,
+            next_at=until,
+            worker=self.worker_id,
+        )
+
     def _defer_rest(
         self, others: Filter, until: datetime, now: datetime, reason: str
     ) -> list[ProcessorEvent]:
         """Defer the other rows the same limit blocks; their events (none when it failed)."""
         try:
-            moved = self._defer_others(others, until, now)
+            moved = self._defer_others(others, until, now, reason)
         except SchedulerError as exc:
             logger.error("deferring the other pending uploads failed: %s", exc)
             return []
@@ -150,7 +163,9 @@ class _Deferrals(_Failures):
             for row in moved
         ]
 
-    def _defer_others(self, where: Filter, until: datetime, now: datetime) -> list[Schedule]:
+    def _defer_others(
+        self, where: Filter, until: datetime, now: datetime, reason: str
+    ) -> list[Schedule]:
         """Defer matching ``scheduled`` rows to ``until``, page by page, moving reservations."""
         pending = schedules.waiting_before(where, until)
         moved: list[Schedule] = []
@@ -191,6 +206,11 @@ class _Deferrals(_Failures):
                     row.updated_at = now
                     done.append(row)
                 session.flush()
+                # One multi-row INSERT for the page's timeline entries, in its transaction.
+                timeline.append_many(
+                    session.connection(),
+                    (self._deferred_entry(r.id, now, reason, until) for r in done),
+                )
                 return done
 
             moved.extend(self._db.run("defer uploads", txn))

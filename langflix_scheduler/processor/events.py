@@ -12,6 +12,8 @@ __all__ = ["ProcessReport", "ProcessorEvent", "ProcessorEventKind", "RunOutcome"
 class ProcessorEventKind(enum.StrEnum):
     """What happened to a schedule."""
 
+    #: Claimed by a processor: an attempt starts (``attempts`` counts the earlier failed ones).
+    CLAIMED = "claimed"
     UPLOADED = "uploaded"
     FAILED = "failed"
     RETRIED = "retried"

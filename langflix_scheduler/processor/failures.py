@@ -8,7 +8,9 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .. import history
 from .._give_up import GiveUp, Verdict, decide_give_up
+from ..db import timeline
 from ..db.models import Schedule
 from ..db.schedules import LEASE_CLEARED, clear_lease
 from ..db.types import Session
@@ -180,6 +182,10 @@ class _Failures(_Batch):
             clear_lease(row)
             row.next_attempt_at = None
             row.updated_at = now
+            entry = history.problem(
+                row.id, kind="needs_review", at=now, error=note, worker=self.worker_id
+            )
+            timeline.append(session.connection(), entry)
 
         row = self._durable(
             "record upload for review",
@@ -246,6 +252,14 @@ class _Failures(_Batch):
             decision.retry_at,
         )
         assert retry_at is not None
+        entry = history.waiting(
+            attempt.schedule_id,
+            kind="retry",
+            at=now,
+            error=reason,
+            next_at=retry_at,
+            worker=self.worker_id,
+        )
         written = self._durable(
             "record upload retry",
             attempt.schedule_id,
@@ -261,6 +275,7 @@ class _Failures(_Batch):
                         **LEASE_CLEARED,
                         "updated_at": now,
                     },
+                    entry,
                 )
                 or None
             ),

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..db import leases
+from ..db.timeline import TimelineEntry
 from ..errors import (
     SchedulerError,
     TransientUploadError,
@@ -34,10 +35,17 @@ logger = logging.getLogger(__name__)
 class _Leases(_Core):
     """Fencing, progress and heartbeats of the uploads in flight."""
 
-    def _fenced_update(self, operation: str, attempt: _Attempt, values: Mapping[str, Any]) -> int:
-        """One write of ``attempt``, only while it holds the lease; rows matched (0: lost)."""
+    def _fenced_update(
+        self,
+        operation: str,
+        attempt: _Attempt,
+        values: Mapping[str, Any],
+        entry: TimelineEntry | None = None,
+    ) -> int:
+        """One write of ``attempt``, only while it holds the lease; rows matched (0: lost).
+        ``entry`` goes to the timeline in the same transaction when the write matched."""
         return self._execute_count(
-            operation, leases.fenced_update(attempt.schedule_id, attempt.token, values)
+            operation, leases.fenced_update(attempt.schedule_id, attempt.token, values), entry
         )
 
     def _lease_values(self, now: datetime) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from .. import ledger
+from .. import history, ledger
 from ..db import api_calls, timeline
 from ..db.models import QuotaUsage, Schedule
 from ..db.schedules import LEASE_CLEARED, clear_lease
@@ -229,6 +229,10 @@ class _Outcomes(_Metering):
             clear_lease(row)
             row.next_attempt_at = None
             row.updated_at = now
+            entry = history.problem(
+                row.id, kind="failed", at=now, error=reason, worker=self.worker_id
+            )
+            timeline.append(session.connection(), entry)
 
         return self._with_counter_locks(
             "record failed upload",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from .. import history
 from ..db import leases
 from ..db.models import Schedule
 from ..youtube.uploader import (
@@ -55,7 +56,10 @@ class _Rescue(_Deferrals):
         stmt = leases.rescue_update(
             row.id, owner, now, attempts=attempts, last_error=_short(reason)
         )
-        if not self._execute_count("rescue expired lease", stmt):
+        entry = history.waiting(
+            row.id, kind="rescued", at=now, error=reason, next_at=None, worker=self.worker_id
+        )
+        if not self._execute_count("rescue expired lease", stmt, entry):
             return None
         logger.warning(
             "rescued schedule %d: %s; attempt %d of %d counted, its session is resumed",

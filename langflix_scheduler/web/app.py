@@ -41,7 +41,7 @@ from ..errors import (
 from ..manager import MAX_SCHEDULE_ID, ScheduleManager
 from ..overview import PROBLEM_KINDS, explain, format_local
 from ..quota import quota_date_of
-from ..reports import CalendarDay, CalendarSlot, QuotaDayUsage, json_default
+from ..reports import CalendarDay, CalendarSlot, QuotaDayUsage, TimelineEvent, json_default
 from .security import AUTH_COOKIE, CSRF_COOKIE, Guard, SecurityHeaders, redact
 
 __all__ = ["create_app"]
@@ -477,21 +477,9 @@ class _Dashboard:
 
     # -- schedule -----------------------------------------------------------------------------
 
-    def _history(self, s: ScheduledVideo) -> list[tuple[datetime, str]]:
-        events: list[tuple[datetime, str]] = [(s.created_at, "booked")]
-        for call in self.m.api_calls(s.id):
-            events.append(
-                (
-                    call.sent_at,
-                    f"API call {call.operation} ({call.bucket} {call.cost} units, "
-                    f"{call.outcome}, quota day {call.quota_date.isoformat()})",
-                )
-            )
-        if s.uploaded_at is not None:
-            events.append((s.uploaded_at, "uploaded"))
-        if s.updated_at != s.created_at:
-            events.append((s.updated_at, f"last change: now {s.status.value}"))
-        return sorted(events, key=lambda e: e[0])
+    def _history(self, s: ScheduledVideo) -> list[TimelineEvent]:
+        """The schedule's timeline with its quota-ledger calls, oldest first."""
+        return self.m.timeline(s.id, api_calls=True)
 
     def _schedule_page(
         self, request: Request, sid: int, *, error: str | None = None, status: int = 200
@@ -517,7 +505,18 @@ class _Dashboard:
     def schedule_api(self, request: Request) -> Response:
         s = self.m.get(_parse_id(request.path_params["schedule_id"]))
         body = schedule_json(s)
-        body["history"] = [{"at": at.isoformat(), "event": what} for at, what in self._history(s)]
+        events = self._history(s)
+        body["timeline"] = [
+            {
+                "at": e.at.isoformat(),
+                "kind": e.kind,
+                "actor": e.actor,
+                "detail": redact(e.detail) or None,
+            }
+            for e in events
+        ]
+        # The older shape, kept for existing readers: when and what only.
+        body["history"] = [{"at": e.at.isoformat(), "event": e.kind} for e in events]
         return JSONResponse(body)
 
     # -- runs ---------------------------------------------------------------------------------
@@ -544,16 +543,18 @@ class _Dashboard:
     # -- actions ------------------------------------------------------------------------------
 
     def do_cancel(self, request: Request, sid: int, form: FormData) -> ScheduledVideo:
-        return self.m.cancel(sid)
+        return self.m.cancel(sid, requested_by="web")
 
     def do_reschedule(self, request: Request, sid: int, form: FormData) -> ScheduledVideo:
         when = _parse_time(form.get("slot") or form.get("new_time"), self.m)
         if when is None:
             raise _Problem(400, "Pick a free slot or give an exact time.")
-        return self.m.reschedule(sid, when)
+        return self.m.reschedule(sid, when, requested_by="web")
 
     def do_retry(self, request: Request, sid: int, form: FormData) -> ScheduledVideo:
-        return self.m.retry_failed(sid, new_time=_parse_time(form.get("new_time"), self.m))
+        return self.m.retry_failed(
+            sid, new_time=_parse_time(form.get("new_time"), self.m), requested_by="web"
+        )
 
     # -- login --------------------------------------------------------------------------------
 

@@ -205,6 +205,8 @@ class EventMetrics:
     def on_event(self, event: ProcessorEvent) -> None:
         """A processor ``on_event`` callback: counts outcomes and deferral reasons."""
         kind = str(getattr(event.kind, "value", event.kind))
+        if kind == "claimed":
+            return  # the start of an attempt, not an outcome (claims: processor_runs)
         if kind in ("deferred", "retried"):
             self.deferrals.labels(deferral_reason(event.error)).inc()
         self.uploads.labels(kind).inc()

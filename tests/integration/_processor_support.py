@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from langflix_scheduler.manager import ScheduleManager
+from langflix_scheduler.processor import ProcessorEvent, ProcessorEventKind
 from langflix_scheduler.youtube.uploader import (
     ProgressCallback,
     SessionProbe,
@@ -211,3 +212,13 @@ class RecordingUploader:
         with self.lock:
             self.results.append(result)
         return result
+
+
+def outcomes(events: list[ProcessorEvent]) -> Callable[[ProcessorEvent], None]:
+    """An ``on_event`` callback that keeps the outcomes in ``events`` (claims left out)."""
+
+    def keep(event: ProcessorEvent) -> None:
+        if event.kind is not ProcessorEventKind.CLAIMED:
+            events.append(event)
+
+    return keep

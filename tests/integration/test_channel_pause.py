@@ -30,7 +30,13 @@ from langflix_scheduler.youtube.google import YouTubeUploader
 from langflix_scheduler.youtube.uploader import ProgressCallback, StepCallback, UploadRequest
 
 from ..conftest import T0
-from ._processor_support import StubUploader, assert_consistent, default_upload, schedule_many
+from ._processor_support import (
+    StubUploader,
+    assert_consistent,
+    default_upload,
+    outcomes,
+    schedule_many,
+)
 from .db_helpers import RawDB
 
 SOON = T0 + timedelta(minutes=20)
@@ -103,7 +109,7 @@ def test_invalid_grant_pauses_the_channel_and_other_channels_upload(
     events: list[ProcessorEvent] = []
 
     report = make_processor(
-        mgr, stub, max_concurrent_uploads=1, per_channel_limit=1, on_event=events.append
+        mgr, stub, max_concurrent_uploads=1, per_channel_limit=1, on_event=outcomes(events)
     ).run_once()
 
     # The run went on with channel b after a's token was refused.
@@ -225,7 +231,7 @@ def test_an_expired_refresh_token_pauses_the_channel_end_to_end(
         inserts = fake.insert_calls
         events: list[ProcessorEvent] = []
         with _uploader(fake, "refresh-week-1", clock) as uploader:
-            report = make_processor(mgr, uploader, on_event=events.append).run_once()
+            report = make_processor(mgr, uploader, on_event=outcomes(events)).run_once()
             assert report.outcome is RunOutcome.OK
             assert [e.kind for e in events] == [ProcessorEventKind.CHANNEL_PAUSED]
             assert "invalid_grant" in (events[0].error or "")

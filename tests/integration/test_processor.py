@@ -57,6 +57,7 @@ from ._processor_support import (
     StubUploader,
     assert_consistent,
     default_upload,
+    outcomes,
     schedule_many,
     wait_for,
 )
@@ -104,7 +105,7 @@ def test_uploads_due_schedules_and_moves_quota_to_used(
     later = schedule_many(mgr, video_file, 1, start=T0 + timedelta(hours=5))
     stub = StubUploader()
     events: list[ProcessorEvent] = []
-    report = make_processor(mgr, stub, on_event=events.append).run_once()
+    report = make_processor(mgr, stub, on_event=outcomes(events)).run_once()
 
     assert (report.claimed, report.uploaded, report.failed, report.outcome) == (
         3,
@@ -210,7 +211,7 @@ def test_transient_failures_back_off_then_fail(
         mgr,
         StubUploader(_raise(TransientUploadError("HTTP 503", reason="backendError"))),
         max_attempts=3,
-        on_event=events.append,
+        on_event=outcomes(events),
     )
     report = processor.run_once()
     assert (report.retried, report.failed) == (1, 0)
@@ -314,10 +315,10 @@ def test_no_byte_is_sent_into_a_session_whose_uri_could_not_be_stored(
     processor = make_processor(mgr, StubUploader(script))
     real = processor._fenced_update
 
-    def flaky(operation: str, attempt: Any, values: Any) -> int:
+    def flaky(operation: str, attempt: Any, values: Any, *entry: Any) -> int:
         if operation == "record upload session":
             raise StorageError(operation, "database connection lost")
-        return real(operation, attempt, values)
+        return real(operation, attempt, values, *entry)
 
     monkeypatch.setattr(processor, "_fenced_update", flaky)
     report = processor.run_once()
@@ -412,7 +413,7 @@ def test_quota_exhausted_defers_the_project_to_next_pt_midnight(
 
     events: list[ProcessorEvent] = []
     processor = make_processor(
-        mgr, StubUploader(script), max_concurrent_uploads=1, on_event=events.append
+        mgr, StubUploader(script), max_concurrent_uploads=1, on_event=outcomes(events)
     )
     report = processor.run_once()
     assert calls["n"] == 1
@@ -597,7 +598,7 @@ def test_a_worker_whose_lease_was_taken_over_writes_nothing(
         worker_id="slow",
         lease=lease,
         heartbeat_interval=timedelta(seconds=50),  # it sends none while paused
-        on_event=slow_events.append,
+        on_event=outcomes(slow_events),
     )
     box: dict[str, Any] = {}
     runner = threading.Thread(target=lambda: box.setdefault("r", slow.run_once()))
@@ -669,7 +670,7 @@ def test_rescue_returns_expired_rows_or_fails_them_when_attempts_are_spent(
         events: list[ProcessorEvent] = []
         # The sessions answer "incomplete": the server confirms the videos are not there.
         rescuer = make_processor(
-            mgr, ProbingStubUploader(), max_attempts=3, on_event=events.append, channels=["none"]
+            mgr, ProbingStubUploader(), max_attempts=3, on_event=outcomes(events), channels=["none"]
         )
         report = rescuer.run_once()
     finally:
@@ -735,6 +736,9 @@ def test_events_fire_after_commit_and_a_raising_callback_is_harmless(
 
     def on_event(event: ProcessorEvent) -> None:
         # A new connection sees the transition: it was committed before the callback.
+        if event.kind is ProcessorEventKind.CLAIMED:
+            assert fresh.row(event.schedule_id)["upload_status"] == "uploading"
+            return
         seen.append(
             (event.schedule_id, event.kind.value, fresh.row(event.schedule_id)["upload_status"])
         )
@@ -937,7 +941,11 @@ def test_run_forever_stops_on_event(
 ) -> None:
     schedule_many(mgr, video_file, 1, start=SOON)
     stop = threading.Event()
-    processor = make_processor(mgr, StubUploader(), on_event=lambda _e: stop.set())
+    processor = make_processor(
+        mgr,
+        StubUploader(),
+        on_event=lambda e: e.kind is ProcessorEventKind.UPLOADED and stop.set(),
+    )
     runner = threading.Thread(
         target=processor.run_forever, args=(0.05,), kwargs={"stop_event": stop}
     )
@@ -1009,7 +1017,7 @@ def test_quota_exhausted_mid_run_defers_the_rest_to_pt_midnight_end_to_end(
     # "Video Uploads per day" in the middle of the run.
     fake, uploader = make_youtube(insert_limit=2)
     events: list[ProcessorEvent] = []
-    processor = make_processor(mgr, uploader, max_concurrent_uploads=1, on_event=events.append)
+    processor = make_processor(mgr, uploader, max_concurrent_uploads=1, on_event=outcomes(events))
     today = quota_date_of(clock())
     resume_at = next_quota_reset(clock())
     tomorrow = quota_date_of(resume_at)
@@ -1069,6 +1077,9 @@ def test_progress_and_heartbeats_never_regress_end_to_end(
     def on_event(event: ProcessorEvent) -> None:
         # A separate connection already sees the transition: the callback runs after commit.
         row = committed.row(event.schedule_id)
+        if event.kind is ProcessorEventKind.CLAIMED:
+            assert row["upload_status"] == "uploading"
+            return
         seen.append(
             (
                 event.kind.value,

@@ -56,6 +56,7 @@ from ._processor_support import (
     StubUploader,
     assert_consistent,
     default_upload,
+    outcomes,
     schedule_many,
     wait_for,
 )
@@ -253,7 +254,11 @@ def test_case2_insert_finished_while_db_unavailable_on_last_attempt_completes_fr
     lease = timedelta(seconds=3)
     events: list[ProcessorEvent] = []
     processor = make_processor(
-        mgr, uploader, lease=lease, heartbeat_interval=timedelta(seconds=1), on_event=events.append
+        mgr,
+        uploader,
+        lease=lease,
+        heartbeat_interval=timedelta(seconds=1),
+        on_event=outcomes(events),
     )
     try:
         first = processor.run_once()  # the 5th attempt: uploaded, but nothing recorded
@@ -323,7 +328,7 @@ def test_giving_up_asks_the_stored_session_first(
         stub = ProbingStubUploader(script, answers={uri: answer})
     before = peek.row(sid)
     events: list[ProcessorEvent] = []
-    report = make_processor(mgr, stub, max_attempts=1, on_event=events.append).run_once()
+    report = make_processor(mgr, stub, max_attempts=1, on_event=outcomes(events)).run_once()
     row = peek.row(sid)
     assert row["upload_status"] == status
     assert row["lease_owner"] is None
@@ -454,7 +459,7 @@ def test_case5_lost_reply_to_the_batched_completion_still_reports_uploaded(
         StubUploader(together),
         max_concurrent_uploads=2,
         per_channel_limit=2,
-        on_event=events.append,
+        on_event=outcomes(events),
     )
     faults = DbFaults(processor, monkeypatch)
     faults.lose_answer({"record completed uploads"}, 1)
@@ -499,7 +504,7 @@ def test_lost_answer_to_an_outcome_write_is_read_back(
     }
     events: list[ProcessorEvent] = []
     stub = StubUploader(_raise_or_upload(errors.get(raised or "")))
-    processor = make_processor(mgr, stub, on_event=events.append)
+    processor = make_processor(mgr, stub, on_event=outcomes(events))
     faults = DbFaults(processor, monkeypatch)
     if raised is None:
         faults.fail({"record completed uploads"}, 1)  # the batch fails: recorded alone

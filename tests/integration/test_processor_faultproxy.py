@@ -37,6 +37,7 @@ from ._processor_support import (
     StubUploader,
     assert_consistent,
     default_upload,
+    outcomes,
     schedule_many,
 )
 from ._youtube_fixtures import CHUNK, real_uploader
@@ -125,7 +126,7 @@ def test_case5_lost_commit_reply_of_the_batched_completion(
         StubUploader(together),
         max_concurrent_uploads=2,
         per_channel_limit=2,
-        on_event=events.append,
+        on_event=outcomes(events),
     )
     fault_server.proxy.drop_commit_reply(COMPLETION)
     with caplog.at_level(logging.WARNING, logger="langflix_scheduler.processor"):
@@ -241,7 +242,11 @@ def test_case2_database_down_when_the_last_attempt_uploads(
     uploader = OutageAfterInsert(real_uploader(youtube_fake), fault_server, seconds=2.5)
     events: list[ProcessorEvent] = []
     processor = make_processor(
-        mgr, uploader, lease=lease, heartbeat_interval=timedelta(seconds=1), on_event=events.append
+        mgr,
+        uploader,
+        lease=lease,
+        heartbeat_interval=timedelta(seconds=1),
+        on_event=outcomes(events),
     )
     first = processor.run_once()
     assert (first.uploaded, first.failed) == (0, 0)
