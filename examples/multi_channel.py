@@ -46,6 +46,8 @@ POLICY = QuotaPolicy(
         "videos.insert": ("uploads", 1),
         "thumbnails.set": ("shared", 50),
         "playlistItems.insert": ("shared", 50),
+        # The processor checks uploaded videos (processing, publish confirmation).
+        "videos.list": ("shared", 1),
     },
 )
 VIDEOS_PER_CHANNEL = 6

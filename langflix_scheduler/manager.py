@@ -634,8 +634,19 @@ class ScheduleManager:
         start: datetime | None = None,
         end: datetime | None = None,
         limit: int | None = None,
+        video_state: VideoState | str | Iterable[VideoState | str] | None = None,
     ) -> list[ScheduledVideo]:
-        """Schedules ordered by publish time, filtered by status, channel and [start, end)."""
+        """Schedules ordered by publish time, filtered by status, channel, [start, end) and
+        the video state on YouTube (``video_state``)."""
+        states = None
+        if video_state is not None:
+            wanted = [video_state] if isinstance(video_state, str) else list(video_state)
+            try:
+                states = [VideoState(s).value for s in wanted]
+            except ValueError:
+                raise InvalidScheduleError(
+                    "video_state", f"use one of: {', '.join(s.value for s in VideoState)}"
+                ) from None
         values = None
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
@@ -655,7 +666,13 @@ class ScheduleManager:
             lambda s: [
                 _to_domain(r)
                 for r in reads.schedules(
-                    s, statuses=values, channel=ch, start=lo, end=hi, limit=limit
+                    s,
+                    statuses=values,
+                    channel=ch,
+                    start=lo,
+                    end=hi,
+                    limit=limit,
+                    video_states=states,
                 )
             ],
             read_only=True,

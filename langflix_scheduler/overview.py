@@ -22,6 +22,22 @@ an :class:`Attention`; none of them classifies rows itself. The classes:
 ``due``
     What the next processor run would claim for the configured channel and API project;
     ``due_elsewhere`` counts due schedules of other channel/project pairs.
+
+After the upload, what the processor's last check found on YouTube (``video_problem`` says
+what happened and what to do; nothing is ever uploaded again automatically):
+
+``rejected``
+    YouTube rejected the upload (duplicate, copyright, terms ...): fix it and book it again.
+``processing_failed``
+    YouTube could not process the video: check the file and book it again.
+``mismatch``
+    YouTube holds another privacy or ``publishAt`` than planned: set it back in YouTube Studio
+    or reschedule (rechecked every few hours).
+``held_private``
+    The publish time passed and the video is still private (a project locked private, or held
+    back by YouTube): look in YouTube Studio (rechecked every few hours).
+``deleted``
+    The video is gone from YouTube: book it again if it should be published.
 """
 
 from __future__ import annotations
@@ -32,13 +48,46 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
-from .domain import ChannelPause, ScheduledVideo, UploadStatus
+from .domain import ChannelPause, ScheduledVideo, UploadStatus, VideoState
 
 if TYPE_CHECKING:
     from .manager import ScheduleManager
 
-ProblemKind = Literal["needs_review", "stuck", "failed", "overdue", "waiting"]
-PROBLEM_KINDS: tuple[ProblemKind, ...] = ("needs_review", "stuck", "failed", "overdue", "waiting")
+ProblemKind = Literal[
+    "needs_review",
+    "stuck",
+    "failed",
+    "overdue",
+    "waiting",
+    "rejected",
+    "processing_failed",
+    "mismatch",
+    "held_private",
+    "deleted",
+]
+#: The classes after the upload (one per problem ``VideoState``, same names).
+VIDEO_PROBLEM_KINDS: tuple[ProblemKind, ...] = (
+    "rejected",
+    "processing_failed",
+    "mismatch",
+    "held_private",
+    "deleted",
+)
+PROBLEM_KINDS: tuple[ProblemKind, ...] = (
+    "needs_review",
+    "stuck",
+    "failed",
+    "overdue",
+    "waiting",
+    *VIDEO_PROBLEM_KINDS,
+)
+_VIDEO_HELP = {
+    "rejected": "YouTube rejected the upload: fix the cause and book the video again",
+    "processing_failed": "YouTube could not process the video: check the file, book it again",
+    "mismatch": "YouTube holds another privacy or publish time than planned",
+    "held_private": "the publish time passed and the video is still private",
+    "deleted": "the video is no longer on YouTube: book it again if it should be published",
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +106,11 @@ class Attention:
     waiting: tuple[ScheduledVideo, ...]
     due: tuple[ScheduledVideo, ...]
     due_elsewhere: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    rejected: tuple[ScheduledVideo, ...] = ()
+    processing_failed: tuple[ScheduledVideo, ...] = ()
+    mismatch: tuple[ScheduledVideo, ...] = ()
+    held_private: tuple[ScheduledVideo, ...] = ()
+    deleted: tuple[ScheduledVideo, ...] = ()
     paused_channels: tuple[ChannelPause, ...] = ()
 
     def problems(self) -> list[tuple[ProblemKind, ScheduledVideo]]:
@@ -94,6 +148,13 @@ def attention(
         key = (s.channel_id, s.api_project)
         if key != here:
             elsewhere[key] = elsewhere.get(key, 0) + 1
+    video_problems = manager.list_schedules(
+        status=UploadStatus.COMPLETED, video_state=[VideoState(k) for k in VIDEO_PROBLEM_KINDS]
+    )
+    by_state = {
+        kind: tuple(s for s in video_problems if s.video_state == kind)
+        for kind in VIDEO_PROBLEM_KINDS
+    }
     return Attention(
         now=at,
         channel=cfg.channel,
@@ -108,6 +169,7 @@ def attention(
         due=tuple(s for s in due_anywhere if (s.channel_id, s.api_project) == here),
         due_elsewhere=elsewhere,
         paused_channels=tuple(manager.paused_channels()),
+        **by_state,
     )
 
 
@@ -121,6 +183,9 @@ def explain(kind: ProblemKind, schedule: ScheduledVideo, zone: ZoneInfo) -> str:
         )
     if kind in ("failed", "needs_review"):
         return s.last_error or kind
+    if kind in _VIDEO_HELP:
+        checked = f" (video {s.youtube_video_id}, checked {format_local(s.checked_at, zone)})"
+        return (s.video_problem or _VIDEO_HELP[kind]) + checked
     if kind == "waiting":
         return f"retry/deferred until {format_local(s.next_attempt_at, zone)}: {s.last_error or ''}"
     return "publish time passed and not uploaded yet" + (

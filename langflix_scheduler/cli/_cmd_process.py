@@ -356,6 +356,7 @@ def _render_outcome(state: State, outcome: _Outcome) -> None:
             payload.update(
                 outcome=report.outcome.value,
                 claimed=report.claimed,
+                verified=report.verified,
                 skipped=report.skipped,
                 error=report.error,
             )
@@ -364,6 +365,8 @@ def _render_outcome(state: State, outcome: _Outcome) -> None:
     if report is not None and report.skipped:
         state.out.print("SKIPPED (previous run still in progress)")
     summary = ", ".join(f"{n} {k}" for k, n in totals.items())
+    if report is not None and report.verified:
+        summary += f", {report.verified} videos checked on YouTube"
     what = f"run {report.outcome.value}" if report is not None else "stopped"
     state.out.print(f"{what} after {outcome.elapsed:.1f} s: {summary}")
 

@@ -16,7 +16,20 @@ if TYPE_CHECKING:
 
     from ..overview import Attention
 
-_CLASSES = ("needs_review", "stuck", "in_flight", "failed", "overdue", "waiting", "due")
+_CLASSES = (
+    "needs_review",
+    "stuck",
+    "in_flight",
+    "failed",
+    "overdue",
+    "waiting",
+    "due",
+    "rejected",
+    "processing_failed",
+    "mismatch",
+    "held_private",
+    "deleted",
+)
 _RUN_COUNTS = ("claimed", "uploaded", "failed", "retried", "deferred", "rescued")
 
 
@@ -39,7 +52,8 @@ _RUN_COUNTS = ("claimed", "uploaded", "failed", "retried", "deferred", "rescued"
 @run
 def status(state: State, n_runs: int, limit: int) -> None:
     """Recent processor runs (skips and lost runs included) and schedules that need review, are
-    stuck, failed, overdue or retrying."""
+    stuck, failed, overdue or retrying, and uploaded videos YouTube rejected, could not
+    process, holds private or otherwise than planned, or no longer has."""
     with state.manager() as m:
         runs = m.processor_runs(limit=n_runs)
         att = m.attention(limit=limit)
@@ -144,8 +158,17 @@ def _print_attention(state: State, att: Attention) -> None:
         f"{len(att.stuck)} stuck, {att.failed_total} failed, "
         f"{len(att.overdue)} overdue, {len(att.waiting)} waiting to retry"
     )
+    on_youtube = [f"{n} {kind.replace('_', ' ')}" for kind, n in _video_counts(att) if n]
+    if on_youtube:
+        state.out.print("after upload: " + ", ".join(on_youtube))
     if att.problems():
         state.out.print(_attention_table(att, state.config))
+
+
+def _video_counts(att: Attention) -> list[tuple[str, int]]:
+    from ..overview import VIDEO_PROBLEM_KINDS
+
+    return [(kind, len(getattr(att, kind))) for kind in VIDEO_PROBLEM_KINDS]
 
 
 def _attention_table(att: Attention, cfg: SchedulerConfig) -> Table:

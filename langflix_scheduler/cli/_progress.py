@@ -30,6 +30,7 @@ from rich.progress import (
 )
 from rich.table import Column
 
+from ..domain import VideoState
 from ..processor import ProcessorEvent, ProcessorEventKind
 from ..youtube.uploader import (
     CallCallback,
@@ -44,6 +45,8 @@ from ..youtube.uploader import (
 )
 
 _LABEL_CHARS = 40
+#: Event kinds that report a video state found by a check on YouTube.
+_VIDEO_STATES = frozenset(s.value for s in VideoState)
 
 
 def _label(request: UploadRequest) -> str:
@@ -169,6 +172,10 @@ class UploadDisplay:
             line = f"FAILED {what}: {event.error}"
         elif kind is ProcessorEventKind.NEEDS_REVIEW:
             line = f"NEEDS REVIEW {what}: {event.error}"
+        elif kind.value in _VIDEO_STATES:
+            line = f"video {event.video_id} of {what} is {kind.value}"
+            if event.error:
+                line += f": {event.error}"
         elif kind is ProcessorEventKind.CHANNEL_PAUSED:
             line = (
                 f"CHANNEL PAUSED {event.channel_id} (found by {what}): {event.error}; run "

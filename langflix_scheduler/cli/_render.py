@@ -83,7 +83,7 @@ def schedules_table(rows: list[ScheduledVideo], title: str, config: SchedulerCon
     """The ``list`` table."""
     return table_of(
         title,
-        ("id", "publish (local)", "type", "status", "title", "attempts", "video id"),
+        ("id", "publish (local)", "type", "status", "title", "attempts", "video id", "on YouTube"),
         [
             (
                 str(s.id),
@@ -93,6 +93,7 @@ def schedules_table(rows: list[ScheduledVideo], title: str, config: SchedulerCon
                 s.metadata.title,
                 str(s.attempts),
                 s.youtube_video_id or "-",
+                "-" if s.video_state is None else s.video_state.value,
             )
             for s in rows
         ],

@@ -9,10 +9,17 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from . import timeline
 from .locking import lock_quota_counts
 from .statements import COMPLETE_ROW, LOCK_DONE_ROWS, RELEASE_AND_USE, SET_QUOTA, rowcount
 
-__all__ = ["complete_rows", "lock_done_rows", "release_and_use", "set_quota"]
+__all__ = [
+    "append_uploaded",
+    "complete_rows",
+    "lock_done_rows",
+    "release_and_use",
+    "set_quota",
+]
 
 
 def release_and_use(
@@ -68,5 +75,23 @@ def lock_done_rows(conn: Connection, ids: Iterable[int]) -> list[Any]:
 
 
 def complete_rows(conn: Connection, params: list[dict[str, Any]]) -> int:
-    """Write ``completed`` on each row, fenced on its lease token; rows matched."""
+    """Write ``completed`` on each row, fenced on its lease token (video state ``uploaded``,
+    first check at ``k_next_check``); rows matched."""
     return rowcount(conn.execute(COMPLETE_ROW, params))
+
+
+def append_uploaded(conn: Connection, params: list[dict[str, Any]], actor: str) -> None:
+    """The ``uploaded`` timeline entry of each row :func:`complete_rows` wrote (one INSERT)."""
+    timeline.append_many(
+        conn,
+        (
+            timeline.TimelineEntry(
+                schedule_id=p["k_id"],
+                at=p["k_now"],
+                kind="uploaded",
+                actor=actor,
+                detail=f"video {p['k_video_id']}",
+            )
+            for p in params
+        ),
+    )

@@ -26,12 +26,15 @@ def schedules(
     start: datetime | None,
     end: datetime | None,
     limit: int | None,
+    video_states: Sequence[str] | None = None,
 ) -> list[Schedule]:
-    """Schedules ordered by publish time (then id), filtered by status, channel and
-    [start, end) of the publish time, at most ``limit`` (None: any)."""
+    """Schedules ordered by publish time (then id), filtered by status, channel,
+    [start, end) of the publish time and video state, at most ``limit`` (None: any)."""
     stmt = select(Schedule).order_by(Schedule.scheduled_publish_time, Schedule.id)
     if statuses is not None:
         stmt = stmt.where(Schedule.upload_status.in_(list(statuses)))
+    if video_states is not None:
+        stmt = stmt.where(Schedule.video_state.in_(list(video_states)))
     if channel is not None:
         stmt = stmt.where(Schedule.channel_id == channel)
     if start is not None:

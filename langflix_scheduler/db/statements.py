@@ -13,11 +13,12 @@ from sqlalchemy import BigInteger, Table, bindparam, case, func, literal, or_, s
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..domain import UploadStatus
+from ..domain import UploadStatus, VideoState
 from .models import QuotaUsage, Schedule, UploadChannel, UTCDateTime
 
 _UPLOADING = UploadStatus.UPLOADING.value
 _COMPLETED = UploadStatus.COMPLETED.value
+_UPLOADED = VideoState.UPLOADED.value
 
 
 def latest(column: Any, value: datetime) -> ColumnElement[datetime]:
@@ -141,5 +142,13 @@ COMPLETE_ROW = (
         last_error=None,
         bytes_total=bindparam("k_total", type_=BigInteger()),
         bytes_uploaded=bindparam("k_uploaded", type_=BigInteger()),
+        # The video's life after the upload starts: checked on YouTube from k_next_check on.
+        video_state=_UPLOADED,
+        youtube_privacy=None,
+        youtube_publish_at=None,
+        video_problem=None,
+        checked_at=None,
+        next_check_at=bindparam("k_next_check", type_=SCHEDULES.c.next_check_at.type),
+        check_count=0,
     )
 )

@@ -24,6 +24,15 @@ One run (:meth:`UploadProcessor.run_once`) does, in order:
    then the schedule rows by id, each write fenced; see :meth:`UploadProcessor._record_successes`);
    other outcomes in one short transaction per schedule by the upload thread (see below).
 
+5. **Verify** (when the processor has a :class:`~langflix_scheduler.youtube.videos.VideoClient`,
+   also in runs with nothing to upload): uploaded videos whose ``next_check_at`` passed are
+   checked with ``videos.list`` (50 ids per call, 1 unit each, written to the quota ledger
+   before the call and refused when the quota day has no room beside bookings' reservations)
+   and move ``uploaded -> processing -> ready -> published`` or to a problem state
+   (``rejected``, ``processing_failed``, ``mismatch``, ``held_private``, ``deleted``); see
+   :mod:`.verify` (taking checks, errors) and :mod:`.verdict` (what a check means, backoff,
+   the publish confirmation). Nothing is ever uploaded again by it.
+
 Locks are taken in the global order written once in :mod:`langflix_scheduler.ledger` (so the
 processor cannot deadlock with reservations, cancels or ``recalculate_quota``). Counters (day
 counts, quota reserved/used) are only changed while their rows are locked, and every transition
@@ -42,17 +51,19 @@ write requires ``upload_status = 'uploading'`` and the current lease token.
 
 Outcomes:
 
-* success: ``completed``; video id, ``uploaded_at``; the reserved quota is released from the
-  planned quota day (``quota_date`` moves to the day the upload finished). Quota spent is the
-  quota ledger's (:mod:`langflix_scheduler.db.api_calls`): an uploader that reports its calls
-  (``on_call``, see :func:`~langflix_scheduler.youtube.uploader.reports_calls`) has each call
-  written, with ``used += cost`` on the Pacific day it is sent, in its own short transaction
-  before the call is sent (a call that cannot be written is not sent: the attempt fails as
-  transient); a quota refusal is taken back off. For another uploader the calls it lists in
-  ``UploadResult.operations`` are recorded at completion, on that day, as before. Either way the
-  row's ``consumed_quota`` becomes the ledger's total for the schedule, every attempt included.
-  A ``playlistItems.insert`` the ledger shows an earlier attempt sent is passed on as
-  ``UploadRequest.attempted_steps`` (the uploader checks the playlist before re-sending).
+* success: ``completed``; video id, ``uploaded_at``; video state ``uploaded``, first checked on
+  YouTube a minute later (``next_check_at``), with an ``uploaded`` timeline entry; the reserved
+  quota is released from the planned quota day (``quota_date`` moves to the day the upload
+  finished). Quota spent is the quota ledger's (:mod:`langflix_scheduler.db.api_calls`): an
+  uploader that reports its calls (``on_call``, see
+  :func:`~langflix_scheduler.youtube.uploader.reports_calls`) has each call written, with ``used +=
+  cost`` on the Pacific day it is sent, in its own short transaction before the call is sent (a
+  call that cannot be written is not sent: the attempt fails as transient); a quota refusal is
+  taken back off. For another uploader the calls it lists in ``UploadResult.operations`` are
+  recorded at completion, on that day, as before. Either way the row's ``consumed_quota`` becomes
+  the ledger's total for the schedule, every attempt included. A ``playlistItems.insert`` the
+  ledger shows an earlier attempt sent is passed on as ``UploadRequest.attempted_steps`` (the
+  uploader checks the playlist before re-sending).
 * A new resumable session's URI is stored before any of its bytes are sent; when that write
   fails, the upload stops there and the attempt counts as a transient failure (an unrecorded
   session that completed could not be found again, and the next attempt would upload twice).

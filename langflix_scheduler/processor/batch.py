@@ -32,6 +32,7 @@ from ._state import (
 )
 from .events import ProcessorEventKind
 from .outcomes import _Outcomes
+from .verdict import first_check_at
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +187,7 @@ class _Batch(_Outcomes):
         params = [self._completion_params(row, plans[row.id], costs, qday, now) for row in rows]
         if completions.complete_rows(conn, params) != len(params):
             raise _Regroup(set(), slow=True)  # cannot happen under the row locks
+        completions.append_uploaded(conn, params, self.worker_id)
         return {row.id: row.attempts for row in rows}
 
     def _batch_counters(
@@ -231,6 +233,7 @@ class _Batch(_Outcomes):
             "k_now": now,
             "k_total": final_total,
             "k_uploaded": uploaded,
+            "k_next_check": first_check_at(now),
         }
 
     def _uploaded(self, plan: _Plan, attempts: int, now: datetime) -> _Outcome:

@@ -21,6 +21,16 @@ class ProcessorEventKind(enum.StrEnum):
     RESCUED = "rescued"
     #: Given up, but the video may be on YouTube: ``needs_review``, slot and quota kept.
     NEEDS_REVIEW = "needs_review"
+    # A check on YouTube found the video in a new state (``domain.VideoState``; the problem
+    # text, if any, is in ``error``; ``next_attempt_at`` is the next check, None: no more).
+    PROCESSING = "processing"
+    READY = "ready"
+    PUBLISHED = "published"
+    REJECTED = "rejected"
+    PROCESSING_FAILED = "processing_failed"
+    MISMATCH = "mismatch"
+    HELD_PRIVATE = "held_private"
+    DELETED = "deleted"
     #: The channel's refresh token was refused (``invalid_grant``): its uploads are not claimed
     #: until ``langflix-scheduler auth --channel X`` succeeds (``schedule_id``: the upload
     #: that found out; it was released without counting an attempt).
@@ -49,8 +59,10 @@ class ProcessorEvent:
         at: when (processor clock).
         attempts: failed attempts counted so far.
         video_id: the YouTube video id, when known.
-        error: the error that caused a failure, retry or deferral.
-        next_attempt_at: when a retried or deferred schedule becomes due again.
+        error: the error that caused a failure, retry or deferral; for a video state found by
+            a check, what is wrong and what to do (None when all is well).
+        next_attempt_at: when a retried or deferred schedule becomes due again; for a video
+            state found by a check, when it is checked next (None: no more automatic checks).
     """
 
     kind: ProcessorEventKind
@@ -78,6 +90,7 @@ class ProcessReport:
         deferred: schedules deferred for quota or the channel upload limit (all of them, not only
             the one whose upload hit the limit).
         rescued: expired leases taken back.
+        verified: uploaded videos checked on YouTube (``videos.list``) and recorded.
         skipped: the run did nothing because another run held the exclusive lock.
         duration: wall-clock time the run took.
         error: why the run stopped early (``outcome`` ``error`` or ``unauthorized``).
@@ -91,6 +104,7 @@ class ProcessReport:
     retried: int = 0
     deferred: int = 0
     rescued: int = 0
+    verified: int = 0
     skipped: bool = False
     duration: timedelta = timedelta(0)
     error: str | None = None

@@ -52,6 +52,7 @@ from .settings import (
     ProcessorSettings,
 )
 from .upload import _Uploads
+from .verify import _Verify
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +67,11 @@ class _RunState:
     claiming: bool = True
     want_claim: bool = True
     in_flight: dict[concurrent.futures.Future[_Outcome], _Attempt] = field(default_factory=dict)
+    #: Uploaded videos checked on YouTube (not a ``processor_runs`` column).
+    verified: int = 0
 
 
-class UploadProcessor(_Uploads, _Claims, _Runs):
+class UploadProcessor(_Uploads, _Claims, _Runs, _Verify):
     """Uploads due schedules of one API project, safely beside other processors anywhere.
 
     Args:
@@ -430,6 +433,7 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
             self._rescue_step(run)
             recover_changes(self)
             self._claim_loop(run_id, run)
+            self._verify_step(run)
         except BaseException as exc:
             # Interrupted (KeyboardInterrupt, a bug): stop uploads at a chunk boundary and let
             # them release their leases before propagating.
@@ -450,6 +454,20 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
         run.counts.rescued = rescued
         run.counts.failed += rescue_failed
         run.counts.uploaded += rescue_uploaded
+
+    def _verify_step(self, run: _RunState) -> None:
+        """Check uploaded videos on YouTube (after the uploads: also when none was due)."""
+        if self.videos is None or run.outcome is not RunOutcome.OK or self._stopping():
+            return
+        try:
+            tally = self._verify()
+        except SchedulerError as exc:
+            logger.error("checking uploaded videos failed: %s", exc)
+            run.outcome, run.error = RunOutcome.ERROR, str(exc)
+            return
+        run.verified = tally.verified
+        if tally.unauthorized is not None:
+            run.outcome, run.error = RunOutcome.UNAUTHORIZED, tally.unauthorized
 
     def _claim_loop(self, run_id: int, run: _RunState) -> None:
         claim_min = max(1, min(self.batch_size, self.max_concurrent_uploads // 2))
@@ -539,14 +557,15 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
             worker_id=self.worker_id,
             outcome=run.outcome,
             **asdict(counts),
+            verified=run.verified,
             duration=timedelta(seconds=time.monotonic() - t0),
             error=run.error,
         )
-        level = logging.INFO if counts.claimed or counts.rescued or run.error else logging.DEBUG
+        busy = counts.claimed or counts.rescued or run.verified or run.error
         logger.log(
-            level,
+            logging.INFO if busy else logging.DEBUG,
             "processor %s run %s: claimed %d, uploaded %d, failed %d, retried %d, deferred %d, "
-            "rescued %d in %.2f s",
+            "rescued %d, verified %d in %.2f s",
             self.worker_id,
             run.outcome.value,
             counts.claimed,
@@ -555,6 +574,7 @@ class UploadProcessor(_Uploads, _Claims, _Runs):
             counts.retried,
             counts.deferred,
             counts.rescued,
+            run.verified,
             report.duration.total_seconds(),
         )
         return report

@@ -11,8 +11,8 @@ from .. import history, ledger
 from ..db import api_calls, timeline
 from ..db.models import QuotaUsage, Schedule
 from ..db.schedules import LEASE_CLEARED, clear_lease
-from ..db.types import Session
-from ..domain import UploadStatus
+from ..db.types import Connection, Session
+from ..domain import UploadStatus, VideoState
 from ..quota import quota_date_of
 from ..youtube.uploader import (
     UploadResult,
@@ -31,6 +31,7 @@ from ._state import (
 )
 from .events import ProcessorEventKind
 from .metering import _Metering
+from .verdict import first_check_at
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +195,7 @@ class _Outcomes(_Metering):
             if final_total is not None:
                 row.bytes_total = final_total
                 row.bytes_uploaded = max(row.bytes_uploaded, final_total)
+            _start_video_life(conn, row, video_id, now, self.worker_id)
 
         return apply
 
@@ -262,3 +264,22 @@ class _Outcomes(_Metering):
             return self._lost(attempt)
         logger.info("schedule %d released: %s", attempt.schedule_id, reason)
         return _Outcome(_Kind.RELEASED)
+
+
+def _start_video_life(
+    conn: Connection, row: Schedule, video_id: str, now: datetime, actor: str
+) -> None:
+    """The video exists: ``uploaded``, first checked on YouTube soon (same transaction)."""
+    row.video_state = VideoState.UPLOADED.value
+    row.youtube_privacy = None
+    row.youtube_publish_at = None
+    row.video_problem = None
+    row.checked_at = None
+    row.next_check_at = first_check_at(now)
+    row.check_count = 0
+    timeline.append(
+        conn,
+        timeline.TimelineEntry(
+            schedule_id=row.id, at=now, kind="uploaded", actor=actor, detail=f"video {video_id}"
+        ),
+    )

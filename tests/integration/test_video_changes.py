@@ -27,6 +27,7 @@ from langflix_scheduler.errors import (
 )
 from langflix_scheduler.manager import ScheduleManager
 from langflix_scheduler.processor import UploadProcessor
+from langflix_scheduler.processor.verdict import PUBLISH_GRACE
 from langflix_scheduler.quota import QuotaPolicy
 from langflix_scheduler.testing.clock import FakeClock
 from langflix_scheduler.testing.memory_videos import MemoryVideoClient
@@ -239,7 +240,7 @@ def test_youtube_refusal_puts_the_schedule_back(uploaded: Uploaded, raw_db: RawD
         m.reschedule(sid, NEW, videos=client)
     s = m.get(sid)
     assert s.scheduled_publish_time == OLD
-    assert s.video_state is None
+    assert s.video_state is VideoState.UPLOADED  # as the completion left it
     assert client.videos[vid].publish_at == OLD
     assert _changes(m, sid) == [("reschedule", ChangeState.FAILED)]
     assert _timeline(raw_db, sid)[-2:] == ["change_requested", "change_failed"]
@@ -359,7 +360,9 @@ def test_a_crash_is_finished_by_the_next_processor_run(
     clock.advance(CHANGE_LEASE + timedelta(seconds=1))
     _run_processor(m, client, processors)
     resent = [] if after_effect else [operation]
-    assert client.operations()[2:] == ["videos.list", *resent]
+    # A rescheduled video is due for a check at once: the same run's verification lists it.
+    checked = ["videos.list"] if kind == "reschedule" else []
+    assert client.operations()[2:] == ["videos.list", *resent, *checked]
     assert m.pending_video_changes() == []
     assert _changes(m, sid) == [("delete" if kind == "delete" else kind, ChangeState.APPLIED)]
     s = m.get(sid)
@@ -372,7 +375,7 @@ def test_a_crash_is_finished_by_the_next_processor_run(
     else:
         assert vid not in client.videos
         assert s.video_state is VideoState.DELETED
-    assert len(_ledger(m, sid)) == 4 - after_effect
+    assert len(_ledger(m, sid)) == 4 - after_effect + len(checked)
     _check(uploaded, raw_db)
 
 
@@ -386,12 +389,13 @@ def test_a_change_that_can_no_longer_be_sent_is_rolled_back(
         m.reschedule(sid, soon, videos=client)
     clock.advance(CHANGE_LEASE + timedelta(minutes=1))  # soon is now < min_lead_time ahead
     _run_processor(m, client, processors)
-    assert client.operations()[2:] == ["videos.list"]
+    # The recovery's look, then the verification (the check due since the upload).
+    assert client.operations()[2:] == ["videos.list", "videos.list"]
     assert _changes(m, sid) == [("reschedule", ChangeState.ROLLED_BACK)]
     s = m.get(sid)
     assert s.scheduled_publish_time == OLD
     assert client.videos[vid].publish_at == OLD
-    assert _timeline(raw_db, sid)[-1] == "change_rolled_back"
+    assert _timeline(raw_db, sid)[-2:] == ["change_rolled_back", "ready"]  # then checked
     _check(uploaded, raw_db)
 
 
@@ -482,8 +486,8 @@ def test_verification_waits_while_a_change_is_pending(
     uploaded: Uploaded, raw_db: RawDB, clock: FakeClock, processors: list[UploadProcessor]
 ) -> None:
     """A pending change moves ``next_check_at`` past its lease (a check in flight is fenced
-    out, none starts); once applied the video is checked at the next run; an unpublished one
-    is no longer checked."""
+    out, none starts); once applied the video is checked in the same run (after the
+    recovery); an unpublished one is no longer checked."""
     m, sid, client = uploaded.manager, uploaded.schedule_id, uploaded.client
     raw_db.execute(
         "UPDATE youtube_schedules SET video_state = 'processing', next_check_at = :t WHERE id = :i",
@@ -500,7 +504,8 @@ def test_verification_waits_while_a_change_is_pending(
     _run_processor(m, client, processors)
     s = m.get(sid)
     assert s.video_state is VideoState.READY  # YouTube answered: processed
-    assert s.next_check_at == clock()
+    assert s.checked_at == clock()  # checked in the run that finished the change
+    assert s.next_check_at == NEW + PUBLISH_GRACE  # the publish confirmation
     assert m.cancel(sid, videos=client).next_check_at is None
 
 

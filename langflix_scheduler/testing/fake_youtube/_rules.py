@@ -264,7 +264,10 @@ class YouTubeRules(HttpPlumbing):
         return quota_date_of(self._clock(), self._quota_timezone)
 
     def _charge(self, operation: str) -> None:
-        bucket, amount = self._costs[operation]
+        priced = self._costs.get(operation)
+        if priced is None:
+            return  # the policy does not price it: uncounted, as the library leaves it
+        bucket, amount = priced
         with self._lock:
             key = (self._quota_day(), bucket)
             used = self._usage.get(key, 0)
