@@ -36,6 +36,10 @@ what happened and what to do; nothing is ever uploaded again automatically):
 ``held_private``
     The publish time passed and the video is still private (a project locked private, or held
     back by YouTube): look in YouTube Studio (rechecked every few hours).
+``missing``
+    ``videos.list`` did not return the video: deleted, or the channel's token belongs to
+    another Google account (``langflix-scheduler auth --check``). Checked again after 10
+    minutes and an hour; ``deleted`` after three absent answers spanning at least an hour.
 ``deleted``
     The video is gone from YouTube: book it again if it should be published.
 """
@@ -63,6 +67,7 @@ ProblemKind = Literal[
     "processing_failed",
     "mismatch",
     "held_private",
+    "missing",
     "deleted",
 ]
 #: The classes after the upload (one per problem ``VideoState``, same names).
@@ -71,6 +76,7 @@ VIDEO_PROBLEM_KINDS: tuple[ProblemKind, ...] = (
     "processing_failed",
     "mismatch",
     "held_private",
+    "missing",
     "deleted",
 )
 PROBLEM_KINDS: tuple[ProblemKind, ...] = (
@@ -86,6 +92,8 @@ _VIDEO_HELP = {
     "processing_failed": "YouTube could not process the video: check the file, book it again",
     "mismatch": "YouTube holds another privacy or publish time than planned",
     "held_private": "the publish time passed and the video is still private",
+    "missing": "not found on YouTube: deleted, or the token belongs to another account; "
+    "checking again",
     "deleted": "the video is no longer on YouTube: book it again if it should be published",
 }
 
@@ -110,6 +118,7 @@ class Attention:
     processing_failed: tuple[ScheduledVideo, ...] = ()
     mismatch: tuple[ScheduledVideo, ...] = ()
     held_private: tuple[ScheduledVideo, ...] = ()
+    missing: tuple[ScheduledVideo, ...] = ()
     deleted: tuple[ScheduledVideo, ...] = ()
     paused_channels: tuple[ChannelPause, ...] = ()
 
