@@ -38,7 +38,7 @@ Nothing here ever asks for a new upload: every problem text says what a person c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from .._time import ensure_aware
@@ -210,13 +210,14 @@ def _absent(now: datetime, check_count: int, state: str | None, confirm: bool) -
     absent answer in a row (``check_count`` counts them while ``missing``)."""
     misses = check_count + 1 if state == VideoState.MISSING.value else 1
     if misses >= MISSING_CHECKS and confirm:
-        return _terminal(
+        gone = _terminal(
             VideoState.DELETED,
             f"the video is no longer on YouTube ({misses} checks over more than an hour did "
             "not find it; if the channel's token belongs to another Google account, run "
             "`langflix-scheduler auth --check`); nothing is uploaded again automatically: "
             "book it again if it should be published",
         )
+        return replace(gone, check_count=misses)
     problem = (
         "not found on YouTube: deleted, or the token belongs to another account "
         "(`langflix-scheduler auth --check`); checking again"
