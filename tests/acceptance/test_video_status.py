@@ -1,6 +1,6 @@
 """``status`` shows what the checks after upload found (rejected, processing failed, mismatch,
-held private, missing, deleted) with what to do; ``list`` and ``show`` show the video state. Rows are
-put in those states with plain SQL (the processor's checks are tested in
+held private, missing, deleted) with what to do; ``list`` and ``show`` show the video state.
+Rows are put in those states with plain SQL (the processor's checks are tested in
 tests/integration/test_video_checks.py); what is checked is what the CLI printed."""
 
 from __future__ import annotations
