@@ -79,6 +79,7 @@ __all__ = [
     "ChangeKind",
     "ChangePendingError",
     "ChangeState",
+    "RecoveredChange",
     "RecoveryReport",
     "VideoChangeRecord",
     "VideoChanges",
@@ -98,6 +99,10 @@ SEND_MARGIN = timedelta(minutes=1)
 CHECK_HOLD = timedelta(minutes=1)
 #: Most expired changes one processor run recovers.
 MAX_RECOVER_PER_RUN = 50
+
+#: ``AuthorizationError.reason`` of a refresh token Google refused (see
+#: :func:`langflix_scheduler.youtube.auth.classify_refresh_error`).
+_INVALID_GRANT = "invalid_grant"
 
 #: Refusals after which nothing changed on YouTube: the change is put back.
 _DEFINITE = (
@@ -151,14 +156,36 @@ class VideoChangeRecord:
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class RecoveredChange:
+    """A change a recovery pass finished: ``outcome`` ``applied`` or ``rolled_back`` (with
+    ``reason``: why it could not be sent any more)."""
+
+    change_id: int
+    schedule_id: int
+    kind: ChangeKind
+    channel: str
+    video_id: str
+    outcome: str
+    reason: str | None = None
+
+
 @dataclass
 class RecoveryReport:
-    """What one recovery pass did with expired pending changes."""
+    """What one recovery pass did with expired pending changes.
+
+    ``finished``: the changes applied or rolled back, in order. ``refused``: channels whose
+    refresh token was refused (``invalid_grant``) -> (schedule id, reason) of the change that
+    found out; their changes stay pending (nothing was sent) and the rest of the channel's
+    changes were skipped (the processor pauses the channel).
+    """
 
     applied: int = 0
     rolled_back: int = 0
     still_pending: int = 0
     schedule_ids: list[int] = field(default_factory=list)
+    finished: list[RecoveredChange] = field(default_factory=list)
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -601,7 +628,7 @@ class VideoChanges:
             read_only=True,
         )
         for row, channel, video_id in found:
-            if not self._take_over(row):
+            if channel in report.refused or not self._take_over(row):
                 continue
             change = _Change(
                 id=row.id,
@@ -614,9 +641,8 @@ class VideoChanges:
                 api_project=self._config.api_project,
                 requested_by=row.requested_by or "processor",
             )
-            outcome = self._recover_one(change, videos)
-            setattr(report, outcome, getattr(report, outcome) + 1)
-            report.schedule_ids.append(change.schedule_id)
+            outcome, reason = self._recover_one(change, videos)
+            _count(report, change, outcome, reason)
         return report
 
     def _take_over(self, row: changes_db.ChangeRow) -> bool:
@@ -628,31 +654,64 @@ class VideoChanges:
             ),
         )
 
-    def _recover_one(self, change: _Change, videos: VideoClient) -> str:
+    def _recover_one(self, change: _Change, videos: VideoClient) -> tuple[str, str | None]:
+        """``(outcome, reason)``: ``applied``, ``rolled_back`` (why), ``still_pending``, or
+        ``refused`` (the channel's token was refused: nothing sent, the change stays pending)."""
         on_call = self._on_call(change)
         try:
             found = videos.list_videos([change.video_id], on_call=on_call)
         except Exception as exc:
+            if _token_refused(exc):
+                return "refused", _reason(exc)
             logger.warning("change #%d: videos.list failed (%s); retried next run", change.id, exc)
-            return "still_pending"
+            return "still_pending", None
         current = found.get(change.video_id)
         if _holds_target(change, current):
             self._applied(change, current)
-            return "applied"
+            return "applied", None
         refusal = _refusal(change, current, self._now() + self._config.min_lead_time)
         if refusal is not None:
             self._put_back(change, ChangeState.ROLLED_BACK, refusal)
-            return "rolled_back"
+            return "rolled_back", refusal
         try:
             answer = _call(change, current, videos, on_call)
         except _DEFINITE as exc:
+            if _token_refused(exc):
+                return "refused", _reason(exc)
             self._put_back(change, ChangeState.ROLLED_BACK, _reason(exc))
-            return "rolled_back"
+            return "rolled_back", _reason(exc)
         except Exception as exc:
             logger.warning("change #%d: re-send failed (%s); retried next run", change.id, exc)
-            return "still_pending"
+            return "still_pending", None
         self._applied(change, answer)
-        return "applied"
+        return "applied", None
+
+
+def _count(report: RecoveryReport, change: _Change, outcome: str, reason: str | None) -> None:
+    """Add one recovered change's outcome to ``report``."""
+    report.schedule_ids.append(change.schedule_id)
+    if outcome == "refused":
+        report.still_pending += 1
+        report.refused.setdefault(change.channel, (change.schedule_id, reason or "invalid_grant"))
+        return
+    setattr(report, outcome, getattr(report, outcome) + 1)
+    if outcome in ("applied", "rolled_back"):
+        report.finished.append(
+            RecoveredChange(
+                change_id=change.id,
+                schedule_id=change.schedule_id,
+                kind=change.kind,
+                channel=change.channel,
+                video_id=change.video_id,
+                outcome=outcome,
+                reason=reason,
+            )
+        )
+
+
+def _token_refused(exc: BaseException) -> bool:
+    """The channel's refresh token was refused (expired or revoked): ``auth`` is needed."""
+    return isinstance(exc, AuthorizationError) and exc.reason == _INVALID_GRANT
 
 
 # -- pure helpers ------------------------------------------------------------------------------

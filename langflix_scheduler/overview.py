@@ -42,6 +42,10 @@ what happened and what to do; nothing is ever uploaded again automatically):
     minutes and an hour; ``deleted`` after three absent answers spanning at least an hour.
 ``deleted``
     The video is gone from YouTube: book it again if it should be published.
+``processing_stuck``
+    Still ``processing`` on YouTube after the last automatic check
+    (:data:`~langflix_scheduler.processor.verdict.MAX_CHECKS`): nobody checks it any more;
+    look in YouTube Studio (book it again when YouTube never finishes it).
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ ProblemKind = Literal[
     "held_private",
     "missing",
     "deleted",
+    "processing_stuck",
 ]
 #: The classes after the upload (one per problem ``VideoState``, same names).
 VIDEO_PROBLEM_KINDS: tuple[ProblemKind, ...] = (
@@ -86,6 +91,7 @@ PROBLEM_KINDS: tuple[ProblemKind, ...] = (
     "overdue",
     "waiting",
     *VIDEO_PROBLEM_KINDS,
+    "processing_stuck",
 )
 _VIDEO_HELP = {
     "rejected": "YouTube rejected the upload: fix the cause and book the video again",
@@ -95,6 +101,10 @@ _VIDEO_HELP = {
     "missing": "not found on YouTube: deleted, or the token belongs to another account; "
     "checking again",
     "deleted": "the video is no longer on YouTube: book it again if it should be published",
+    "processing_stuck": (
+        "still processing on YouTube and no longer checked automatically: look in YouTube "
+        "Studio; book the video again if YouTube never finishes it"
+    ),
 }
 
 
@@ -120,6 +130,7 @@ class Attention:
     held_private: tuple[ScheduledVideo, ...] = ()
     missing: tuple[ScheduledVideo, ...] = ()
     deleted: tuple[ScheduledVideo, ...] = ()
+    processing_stuck: tuple[ScheduledVideo, ...] = ()
     paused_channels: tuple[ChannelPause, ...] = ()
 
     def problems(self) -> list[tuple[ProblemKind, ScheduledVideo]]:
@@ -164,6 +175,9 @@ def attention(
         kind: tuple(s for s in video_problems if s.video_state == kind)
         for kind in VIDEO_PROBLEM_KINDS
     }
+    processing = manager.list_schedules(
+        status=UploadStatus.COMPLETED, video_state=[VideoState.PROCESSING]
+    )
     return Attention(
         now=at,
         channel=cfg.channel,
@@ -178,6 +192,8 @@ def attention(
         due=tuple(s for s in due_anywhere if (s.channel_id, s.api_project) == here),
         due_elsewhere=elsewhere,
         paused_channels=tuple(manager.paused_channels()),
+        # Past the last automatic check: the verdict left no next check.
+        processing_stuck=tuple(s for s in processing if s.next_check_at is None),
         **by_state,
     )
 

@@ -335,6 +335,8 @@ def _event_json(e: ProcessorEvent) -> dict[str, Any]:
         "video_id": e.video_id,
         "error": e.error,
         "next_attempt_at": e.next_attempt_at.isoformat() if e.next_attempt_at else None,
+        "change_id": e.change_id,
+        "change_kind": e.change_kind,
     }
 
 
@@ -357,6 +359,8 @@ def _render_outcome(state: State, outcome: _Outcome) -> None:
                 outcome=report.outcome.value,
                 claimed=report.claimed,
                 verified=report.verified,
+                changes_recovered=report.changes_recovered,
+                changes_rolled_back=report.changes_rolled_back,
                 skipped=report.skipped,
                 error=report.error,
             )
@@ -367,6 +371,11 @@ def _render_outcome(state: State, outcome: _Outcome) -> None:
     summary = ", ".join(f"{n} {k}" for k, n in totals.items())
     if report is not None and report.verified:
         summary += f", {report.verified} videos checked on YouTube"
+    if report is not None and report.changes_recovered:
+        summary += (
+            f", {report.changes_recovered} pending changes of plan finished "
+            f"({report.changes_rolled_back} rolled back)"
+        )
     what = f"run {report.outcome.value}" if report is not None else "stopped"
     state.out.print(f"{what} after {outcome.elapsed:.1f} s: {summary}")
 

@@ -30,6 +30,7 @@ _CLASSES = (
     "held_private",
     "missing",
     "deleted",
+    "processing_stuck",
 )
 _RUN_COUNTS = ("claimed", "uploaded", "failed", "retried", "deferred", "rescued")
 
@@ -54,7 +55,8 @@ _RUN_COUNTS = ("claimed", "uploaded", "failed", "retried", "deferred", "rescued"
 def status(state: State, n_runs: int, limit: int) -> None:
     """Recent processor runs (skips and lost runs included) and schedules that need review, are
     stuck, failed, overdue or retrying, and uploaded videos YouTube rejected, could not
-    process, holds private or otherwise than planned, or no longer has."""
+    process, still processes after the last check, holds private or otherwise than planned, or
+    no longer has."""
     with state.manager() as m:
         runs = m.processor_runs(limit=n_runs)
         att = m.attention(limit=limit)
@@ -169,7 +171,7 @@ def _print_attention(state: State, att: Attention) -> None:
 def _video_counts(att: Attention) -> list[tuple[str, int]]:
     from ..overview import VIDEO_PROBLEM_KINDS
 
-    return [(kind, len(getattr(att, kind))) for kind in VIDEO_PROBLEM_KINDS]
+    return [(kind, len(getattr(att, kind))) for kind in (*VIDEO_PROBLEM_KINDS, "processing_stuck")]
 
 
 def _attention_table(att: Attention, cfg: SchedulerConfig) -> Table:

@@ -176,6 +176,13 @@ class UploadDisplay:
             line = f"video {event.video_id} of {what} is {kind.value}"
             if event.error:
                 line += f": {event.error}"
+        elif kind is ProcessorEventKind.CHANGE_APPLIED:
+            line = f"change #{event.change_id} ({event.change_kind}) of {what} applied on YouTube"
+        elif kind is ProcessorEventKind.CHANGE_ROLLED_BACK:
+            line = (
+                f"change #{event.change_id} ({event.change_kind}) of {what} ROLLED BACK: "
+                f"{event.error}"
+            )
         elif kind is ProcessorEventKind.CHANNEL_PAUSED:
             line = (
                 f"CHANNEL PAUSED {event.channel_id} (found by {what}): {event.error}; run "

@@ -22,6 +22,7 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.engine import Connection
 
 from .models import Schedule, VideoChange
+from .statements import CHANNELS
 
 __all__ = [
     "PENDING",
@@ -162,7 +163,8 @@ def expired_pending(
     limit: int,
 ) -> list[tuple[ChangeRow, str, str | None]]:
     """Pending changes whose lease expired before ``now``, of schedules of ``api_project``
-    (and ``channels`` when given), oldest first, with the schedule's channel and video id."""
+    (and ``channels`` when given; never of a paused channel), oldest first, with the
+    schedule's channel and video id."""
     query = (
         select(*_COLUMNS, _SCHEDULES.c.channel_id, _SCHEDULES.c.youtube_video_id)
         .join(_SCHEDULES, _SCHEDULES.c.id == _CHANGES.c.schedule_id)
@@ -174,6 +176,9 @@ def expired_pending(
     )
     if channels is not None:
         query = query.where(_SCHEDULES.c.channel_id.in_(list(channels)))
+    # A paused channel's token was refused: its changes wait for ``auth`` like its uploads.
+    paused = select(CHANNELS.c.channel_id).where(CHANNELS.c.paused_at.is_not(None))
+    query = query.where(_SCHEDULES.c.channel_id.not_in(paused))
     rows = conn.execute(query.order_by(_CHANGES.c.id).limit(limit)).all()
     return [(_row(r), r[11], r[12]) for r in rows]
 

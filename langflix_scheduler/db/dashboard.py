@@ -15,6 +15,7 @@ from sqlalchemy import Table, and_, func, select
 from sqlalchemy.engine import Connection
 
 from .models import ApiCall, ProcessorRun, QuotaUsage, Schedule
+from .statements import CHANNELS
 
 __all__ = [
     "api_call_totals",
@@ -152,8 +153,15 @@ def api_call_totals(conn: Connection) -> list[dict[str, Any]]:
 
 
 def due_rows(conn: Connection, before: datetime) -> list[tuple[datetime, datetime | None]]:
-    """``(publish time, next_attempt_at)`` of ``scheduled`` rows publishing before ``before``."""
+    """``(publish time, next_attempt_at)`` of ``scheduled`` rows publishing before ``before``,
+    leaving out paused channels (their token was refused: nothing of theirs is due, as in
+    :func:`langflix_scheduler.db.due.due_condition`)."""
+    paused = select(CHANNELS.c.channel_id).where(CHANNELS.c.paused_at.is_not(None))
     stmt = select(_S.c.scheduled_publish_time, _S.c.next_attempt_at).where(
-        and_(_S.c.upload_status == "scheduled", _S.c.scheduled_publish_time < before)
+        and_(
+            _S.c.upload_status == "scheduled",
+            _S.c.scheduled_publish_time < before,
+            _S.c.channel_id.not_in(paused),
+        )
     )
     return [(r[0], r[1]) for r in conn.execute(stmt)]

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from .. import ledger
 from .._backoff import retry_until
 from .._time import ensure_aware
+from ..db import channels as channels_db
 from ..db import claims, timeline
 from ..db.engine import Database
 from ..db.models import Schedule
@@ -208,6 +209,25 @@ class _Core:
             idempotent=idempotent,
             sleep=self._sleep,
         )
+
+    def _pause_channel(self, channel: str, reason: str, at: datetime) -> bool | None:
+        """Pause ``channel``: its refresh token was refused (``invalid_grant``). Its own short
+        transaction (the channel row is first in the lock order), retried like an outcome.
+        True when this call paused it, False when it was paused already, None when the pause
+        could not be written (logged; the caller falls back to stopping the run)."""
+        try:
+            return self._retry(
+                "pause channel",
+                lambda: self._db.run_core(
+                    "pause channel",
+                    lambda c: channels_db.pause(c, self._db.dialect, channel, at=at, reason=reason),
+                ),
+                self._record_deadline(),
+                idempotent=True,
+            )
+        except SchedulerError as err:
+            logger.error("could not pause channel %s: %s", channel, err)
+            return None
 
     def _read_rows(self, ids: Iterable[int]) -> dict[int, Schedule]:
         return self._db.run("read schedules", lambda s: read_schedules(s, ids), read_only=True)

@@ -36,6 +36,12 @@ class ProcessorEventKind(enum.StrEnum):
     #: until ``langflix-scheduler auth --channel X`` succeeds (``schedule_id``: the upload
     #: that found out; it was released without counting an attempt).
     CHANNEL_PAUSED = "channel_paused"
+    # A change of plan after upload (reschedule, unpublish, delete, update) whose requester died
+    # or lost YouTube's answer, finished by the run's recovery (``change_id``, ``change_kind``).
+    #: YouTube holds the change now (it already did, or it was sent again).
+    CHANGE_APPLIED = "change_applied"
+    #: The change could no longer be sent: the schedule is put back (``error``: why).
+    CHANGE_ROLLED_BACK = "change_rolled_back"
 
 
 class RunOutcome(enum.StrEnum):
@@ -64,6 +70,8 @@ class ProcessorEvent:
             a check, what is wrong and what to do (None when all is well).
         next_attempt_at: when a retried or deferred schedule becomes due again; for a video
             state found by a check, when it is checked next (None: no more automatic checks).
+        change_id: for ``change_applied`` / ``change_rolled_back``, the change of plan.
+        change_kind: its kind (``reschedule``, ``unpublish``, ``delete``, ``update``).
     """
 
     kind: ProcessorEventKind
@@ -75,6 +83,8 @@ class ProcessorEvent:
     video_id: str | None = None
     error: str | None = None
     next_attempt_at: datetime | None = None
+    change_id: int | None = None
+    change_kind: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +102,8 @@ class ProcessReport:
             the one whose upload hit the limit).
         rescued: expired leases taken back.
         verified: uploaded videos checked on YouTube (``videos.list``) and recorded.
+        changes_recovered: pending changes of plan this run finished (applied or rolled back).
+        changes_rolled_back: of them, those rolled back.
         skipped: the run did nothing because another run held the exclusive lock.
         duration: wall-clock time the run took.
         error: why the run stopped early (``outcome`` ``error`` or ``unauthorized``).
@@ -106,6 +118,8 @@ class ProcessReport:
     deferred: int = 0
     rescued: int = 0
     verified: int = 0
+    changes_recovered: int = 0
+    changes_rolled_back: int = 0
     skipped: bool = False
     duration: timedelta = timedelta(0)
     error: str | None = None

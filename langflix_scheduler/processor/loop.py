@@ -69,6 +69,9 @@ class _RunState:
     in_flight: dict[concurrent.futures.Future[_Outcome], _Attempt] = field(default_factory=dict)
     #: Uploaded videos checked on YouTube (not a ``processor_runs`` column).
     verified: int = 0
+    #: Changes of plan finished by the recovery (applied or rolled back), and rolled back.
+    changes_recovered: int = 0
+    changes_rolled_back: int = 0
 
 
 class UploadProcessor(_Uploads, _Claims, _Runs, _Verify):
@@ -436,7 +439,7 @@ class UploadProcessor(_Uploads, _Claims, _Runs, _Verify):
         run = _RunState()
         try:
             self._rescue_step(run)
-            recover_changes(self)
+            self._changes_step(run)
             self._claim_loop(run_id, run)
             self._verify_step(run)
         except BaseException as exc:
@@ -459,6 +462,13 @@ class UploadProcessor(_Uploads, _Claims, _Runs, _Verify):
         run.counts.rescued = rescued
         run.counts.failed += rescue_failed
         run.counts.uploaded += rescue_uploaded
+
+    def _changes_step(self, run: _RunState) -> None:
+        """Finish or roll back changes of plan whose requester died (never raises)."""
+        report = recover_changes(self)
+        if report is not None:
+            run.changes_recovered = report.applied + report.rolled_back
+            run.changes_rolled_back = report.rolled_back
 
     def _verify_step(self, run: _RunState) -> None:
         """Check uploaded videos on YouTube (after the uploads: also when none was due)."""
@@ -563,10 +573,13 @@ class UploadProcessor(_Uploads, _Claims, _Runs, _Verify):
             outcome=run.outcome,
             **asdict(counts),
             verified=run.verified,
+            changes_recovered=run.changes_recovered,
+            changes_rolled_back=run.changes_rolled_back,
             duration=timedelta(seconds=time.monotonic() - t0),
             error=run.error,
         )
         busy = counts.claimed or counts.rescued or run.verified or run.error
+        busy = busy or run.changes_recovered
         logger.log(
             logging.INFO if busy else logging.DEBUG,
             "processor %s run %s: claimed %d, uploaded %d, failed %d, retried %d, deferred %d, "

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 
-from ..db import channels as channels_db
 from ..domain import VideoMetadata
 from ..errors import (
     QuotaExhaustedError,
@@ -142,20 +141,8 @@ class _Uploads(_Rescue):
         the schedule without counting an attempt. Other channels go on uploading. When the
         pause cannot be written, the run stops claiming instead (``UNAUTHORIZED``)."""
         now = self._now()
-        try:
-            fresh = self._retry(
-                "pause channel",
-                lambda: self._db.run_core(
-                    "pause channel",
-                    lambda c: channels_db.pause(
-                        c, self._db.dialect, attempt.channel_id, at=now, reason=reason
-                    ),
-                ),
-                self._record_deadline(),
-                idempotent=True,
-            )
-        except SchedulerError as err:
-            logger.error("could not pause channel %s: %s", attempt.channel_id, err)
+        fresh = self._pause_channel(attempt.channel_id, reason, now)
+        if fresh is None:
             out = self._release(attempt, reason)
             return _Outcome(_Kind.UNAUTHORIZED, out.events, error=str(exc))
         logger.error(

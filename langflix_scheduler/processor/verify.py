@@ -12,7 +12,10 @@ every row's new state (fenced on the lease) and a timeline entry for each change
 
 Errors: our quota refusal (:class:`QuotaExceededError`) or YouTube's
 (:class:`QuotaExhaustedError`) defers every check of the project that is due to the next quota
-reset; :class:`AuthorizationError` gives the rows back and stops the step; a transient error
+reset; :class:`AuthorizationError` with reason ``invalid_grant`` (the channel's refresh token
+is dead) pauses the channel like an upload does (``channel_paused`` event; its rows are given
+back, its checks and uploads wait for ``auth``) and the other channels are still checked;
+another :class:`AuthorizationError` gives the rows back and stops the step; a transient error
 backs the rows off :data:`_CHECK_RETRY` and stops the step; a permanent answer backs that call's
 rows off :data:`~.verdict.PROBLEM_RECHECK`. A video is never uploaded again by this step.
 
@@ -44,6 +47,7 @@ from ..errors import (
 from ..quota import next_quota_reset
 from ..youtube.videos import MAX_IDS_PER_LIST, RemoteVideo, VideoClient
 from ._core import _Core
+from .decide import INVALID_GRANT
 from .events import ProcessorEvent, ProcessorEventKind
 from .verdict import PROBLEM_RECHECK, decide_check, plan_of
 
@@ -119,14 +123,23 @@ class _Verify(_Core):
 
     def _check_round(self, rows: Sequence[CheckRow], tally: VerifyTally) -> None:
         batches = _batches(rows)
+        paused: set[str] = set()
         for n, batch in enumerate(batches):
-            rest = [r for b in batches[n:] for r in b]
+            channel = batch[0].channel_id
+            if channel in paused:
+                continue
+            rest = [r for b in batches[n:] for r in b if r.channel_id not in paused]
             try:
                 found = self._list_checked(batch)
             except (QuotaExceededError, QuotaExhaustedError) as exc:
                 self._defer_checks_to_reset(rest, exc)
                 raise _Stop from exc
             except AuthorizationError as exc:
+                if exc.reason == INVALID_GRANT and self._pause_for_check(batch[0], exc, tally):
+                    # Paused first: no processor takes the rows given back meanwhile.
+                    self._give_checks_back([r for r in rest if r.channel_id == channel], None)
+                    paused.add(channel)
+                    continue
                 logger.error("checking videos on YouTube stopped: %s; run `auth` again", exc)
                 self._give_checks_back(rest, None)
                 tally.unauthorized = str(exc)
@@ -140,6 +153,38 @@ class _Verify(_Core):
                 self._give_checks_back(rest, self._now() + _CHECK_RETRY)
                 raise _Stop from exc
             self._record_checks(batch, found, tally)
+
+    def _pause_for_check(self, row: CheckRow, exc: AuthorizationError, tally: VerifyTally) -> bool:
+        """``row``'s channel token was refused (``invalid_grant``): pause the channel like an
+        upload does (a ``channel_paused`` event when this paused it). False when the pause could
+        not be written (the caller stops the step instead)."""
+        now = self._now()
+        reason = f"authorization failed: {exc}"
+        fresh = self._pause_channel(row.channel_id, reason, now)
+        if fresh is None:
+            return False
+        logger.error(
+            "CHANNEL PAUSED: %s's token was refused checking video %s (%s); its checks and "
+            "uploads wait until `langflix-scheduler auth --channel %s` succeeds",
+            row.channel_id,
+            row.video_id,
+            exc,
+            row.channel_id,
+        )
+        if fresh:
+            event = ProcessorEvent(
+                kind=ProcessorEventKind.CHANNEL_PAUSED,
+                schedule_id=row.id,
+                channel_id=row.channel_id,
+                worker_id=self.worker_id,
+                at=now,
+                attempts=0,
+                video_id=row.video_id,
+                error=reason,
+            )
+            tally.events.append(event)
+            self._emit([event])
+        return True
 
     def _list_checked(self, batch: Sequence[CheckRow]) -> dict[str, RemoteVideo]:
         """One ``videos.list`` call for ``batch`` (one channel), written to the ledger first."""

@@ -27,6 +27,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..change_local import describe
+from ..changes import VideoChangeRecord
 from ..domain import ProcessorRunRecord, ScheduledVideo, UploadStatus
 from ..errors import (
     DuplicateVideoError,
@@ -82,6 +84,21 @@ def _run_json(r: ProcessorRunRecord) -> dict[str, Any]:
     data = _plain({f.name: getattr(r, f.name) for f in dataclasses.fields(r)})
     data["error"] = redact(r.error) or None
     return data  # type: ignore[no-any-return]
+
+
+def _change_json(c: VideoChangeRecord, what: str) -> dict[str, Any]:
+    """A pending change of plan for ``/api/attention`` (``what``: its redacted description)."""
+    return {
+        "id": c.id,
+        "schedule_id": c.schedule_id,
+        "kind": c.kind.value,
+        "state": c.state.value,
+        "what": what,
+        "requested_at": c.requested_at,
+        "requested_by": redact(c.requested_by) or None,
+        "lease_expires_at": c.lease_expires_at,
+        "error": redact(c.error) or None,
+    }
 
 
 class _Problem(Exception):
@@ -446,7 +463,12 @@ class _Dashboard:
         ]
         runs = self.m.processor_runs(limit=50)
         unauthorized = [r for r in runs if r.outcome == "unauthorized"]
-        return {"att": att, "sections": sections, "unauthorized": unauthorized}
+        # Changes of plan after upload whose API call is in flight or whose answer was lost.
+        pending = [
+            (c, redact(describe(c.kind, c.target, c.previous)))
+            for c in self.m.pending_video_changes(limit=50)
+        ]
+        return {"att": att, "sections": sections, "unauthorized": unauthorized, "pending": pending}
 
     def attention_page(self, request: Request) -> Response:
         return self.render(request, "attention.html", nav="attention", **self._attention_data())
@@ -473,6 +495,7 @@ class _Dashboard:
         }
         for kind, items in data["sections"]:
             body[kind] = [dict(schedule_json(s), why=why) for s, why in items]
+        body["pending_changes"] = [_change_json(c, what) for c, what in data["pending"]]
         return JSONResponse(_plain(body))
 
     # -- schedule -----------------------------------------------------------------------------

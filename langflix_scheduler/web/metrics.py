@@ -172,6 +172,10 @@ def _due_families(totals: StoredTotals) -> Iterator[Any]:
     yield due
 
 
+#: Event kinds of a change of plan finished by a processor run -> its ``outcome`` label.
+_CHANGE_KINDS = {"change_applied": "applied", "change_rolled_back": "rolled_back"}
+
+
 class EventMetrics:
     """In-process counters and histograms (what this process saw happen)."""
 
@@ -187,6 +191,12 @@ class EventMetrics:
             "langflix_deferrals",
             "Schedules deferred or retried by processors in this process, by reason.",
             ["reason"],
+            registry=self.registry,
+        )
+        self.video_changes = Counter(
+            "langflix_video_changes_recovered",
+            "Pending changes of plan finished by processors in this process, by outcome.",
+            ["outcome"],
             registry=self.registry,
         )
         self.claim_latency = Histogram(
@@ -207,6 +217,9 @@ class EventMetrics:
         kind = str(getattr(event.kind, "value", event.kind))
         if kind == "claimed":
             return  # the start of an attempt, not an outcome (claims: processor_runs)
+        if kind in _CHANGE_KINDS:
+            self.video_changes.labels(_CHANGE_KINDS[kind]).inc()
+            return  # a change of plan, not an upload outcome
         if kind in ("deferred", "retried"):
             self.deferrals.labels(deferral_reason(event.error)).inc()
         self.uploads.labels(kind).inc()

@@ -74,3 +74,27 @@ def test_status_list_and_show_the_video_states(
     shown = run_cli("show", str(ids["rejected"]), check=True)
     assert "video_state" in shown.stdout
     assert "rejected" in shown.stdout
+
+
+@SQLITE_ONLY
+def test_status_shows_a_video_still_processing_after_the_last_check(
+    run_cli: Callable[..., CliResult], db_url: str, tmp_path: Path, raw_db: RawDB
+) -> None:
+    stuck, busy = _book(db_url, tmp_path, 2)
+    problem = "still processing on YouTube after 48 checks; no further automatic check"
+    for sid, next_check in ((stuck, None), (busy, datetime.now(UTC) + timedelta(minutes=5))):
+        raw_db.execute(
+            "UPDATE youtube_schedules SET upload_status = 'completed', reserved_quota = '{}', "
+            "youtube_video_id = :v, video_state = 'processing', video_problem = :p, "
+            "next_check_at = :n WHERE id = :i",
+            v=f"vid{sid}",
+            p=problem if next_check is None else None,
+            n=next_check,
+            i=sid,
+        )
+    data = run_cli("--json", "status", check=True).json()
+    assert [s["id"] for s in data["processing_stuck"]] == [stuck]
+    human = run_cli("status", check=True)
+    assert "1 processing stuck" in human.stdout
+    assert "processing_stuck" in human.stdout
+    assert problem in human.stdout

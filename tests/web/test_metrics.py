@@ -99,3 +99,48 @@ def test_event_metrics_count_outcomes_and_reasons(web_manager: ScheduleManager) 
     assert _value(text, "langflix_booking_latency_seconds_count") == 1
     assert _value(text, 'langflix_claim_latency_seconds_bucket{le="0.005"}') == 1
     assert deferral_reason(None) == "unknown"
+
+
+def test_recovered_changes_have_their_own_counter(web_manager: ScheduleManager) -> None:
+    events = EventMetrics()
+    at = datetime(2026, 5, 4, tzinfo=UTC)
+    for kind in (
+        ProcessorEventKind.CHANGE_APPLIED,
+        ProcessorEventKind.CHANGE_APPLIED,
+        ProcessorEventKind.CHANGE_ROLLED_BACK,
+    ):
+        events.on_event(
+            ProcessorEvent(
+                kind=kind,
+                schedule_id=1,
+                channel_id="c",
+                worker_id="w",
+                at=at,
+                attempts=0,
+                change_id=7,
+                change_kind="reschedule",
+            )
+        )
+    text = render_metrics(web_manager, events=events).decode()
+    assert _value(text, 'langflix_video_changes_recovered_total{outcome="applied"}') == 2
+    assert _value(text, 'langflix_video_changes_recovered_total{outcome="rolled_back"}') == 1
+    assert "langflix_uploads_total{" not in text  # not upload outcomes
+
+
+def test_due_lag_leaves_a_paused_channel_out(site: Site, clock: FakeClock) -> None:
+    from langflix_scheduler.db import channels as channels_db
+
+    m = site.manager
+    first = min(site.booked, key=lambda s: s.scheduled_publish_time)
+    clock.set(first.scheduled_publish_time - m.config.upload_lead_time + timedelta(hours=2))
+    text = render_metrics(m, events=EventMetrics()).decode()
+    assert _value(text, "langflix_due_lag_seconds") == 7200
+    m.database.run_core(
+        "pause",
+        lambda c: channels_db.pause(
+            c, m.database.dialect, first.channel_id, at=m.now(), reason="invalid_grant"
+        ),
+    )
+    text = render_metrics(m, events=EventMetrics()).decode()
+    assert _value(text, "langflix_due_lag_seconds") == 0
+    assert _value(text, "langflix_due_schedules") == 0

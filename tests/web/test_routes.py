@@ -386,3 +386,74 @@ def test_month_view_summarises_crowded_days(site: Site, monkeypatch: pytest.Monk
     assert "view=week&amp;date=2026-05-04" in page or "view=week&date=2026-05-04" in page
     week = site.client.get("/calendar?view=week&date=2026-05-04").text
     assert "more slots" not in week
+
+
+def _on_youtube(raw_db: RawDB, sid: int, video_id: str, **extra: object) -> None:
+    sets = ", ".join(f"{k} = :{k}" for k in extra)
+    raw_db.execute(
+        "UPDATE youtube_schedules SET upload_status = 'completed', reserved_quota = '{}', "
+        f"youtube_video_id = :v{', ' + sets if sets else ''} WHERE id = :i",
+        v=video_id,
+        i=sid,
+        **extra,
+    )
+
+
+def test_attention_shows_pending_changes_of_plan(site: Site, raw_db: RawDB) -> None:
+    from langflix_scheduler.changes import ChangePendingError
+    from langflix_scheduler.errors import TransientUploadError
+    from langflix_scheduler.testing import MemoryVideoClient
+
+    s = site.booked[0]
+    _on_youtube(raw_db, s.id, "vidPending")
+    memory = MemoryVideoClient()
+    memory.add("vidPending", publish_at=s.scheduled_publish_time)
+    memory.fail_next("videos.update", TransientUploadError("reset", reason="reset"))
+    with pytest.raises(ChangePendingError):
+        site.manager.cancel(s.id, videos=memory, requested_by="<ops> token=ya29.SECRET")
+    (change,) = site.manager.pending_video_changes()
+    page = site.client.get("/attention").text
+    assert "Changes of plan pending on YouTube (1)" in page
+    assert f"#{change.id}" in page
+    assert f"/schedules/{s.id}" in page
+    assert "unpublish: private, no publishAt" in page
+    assert "SECRET" not in page
+    assert "<ops>" not in page  # escaped
+    api = site.client.get("/api/attention").json()
+    (shown,) = api["pending_changes"]
+    assert (shown["id"], shown["schedule_id"], shown["kind"], shown["state"]) == (
+        change.id,
+        s.id,
+        "unpublish",
+        "pending",
+    )
+    assert shown["what"] == "unpublish: private, no publishAt"
+    assert "SECRET" not in (shown["requested_by"] or "")
+    assert shown["lease_expires_at"] is not None
+
+
+def test_attention_shows_a_video_still_processing_after_the_last_check(
+    site: Site, raw_db: RawDB
+) -> None:
+    s, fine = site.booked[0], site.booked[1]
+    _on_youtube(
+        raw_db,
+        s.id,
+        "vidStuck",
+        video_state="processing",
+        video_problem="still processing on YouTube after 48 checks; <look> in YouTube Studio",
+    )
+    raw_db.execute("UPDATE youtube_schedules SET next_check_at = NULL WHERE id = :i", i=s.id)
+    _on_youtube(raw_db, fine.id, "vidBusy", video_state="processing")
+    raw_db.execute(
+        "UPDATE youtube_schedules SET next_check_at = :t WHERE id = :i",
+        t=site.manager.now() + timedelta(minutes=5),
+        i=fine.id,
+    )
+    page = site.client.get("/attention").text
+    assert "Still processing on YouTube (no more automatic checks) (1)" in page
+    assert "&lt;look&gt; in YouTube Studio" in page
+    api = site.client.get("/api/attention").json()
+    assert api["clear"] is False
+    assert [x["id"] for x in api["processing_stuck"]] == [s.id]
+    assert "YouTube Studio" in api["processing_stuck"][0]["why"]
