@@ -96,8 +96,11 @@ def uploaded_item(item: Mapping[str, Any]) -> UploadedItem | None:
     video_id = content.get("videoId") or (snippet.get("resourceId") or {}).get("videoId")
     if not video_id:
         return None
-    published = _parse_time(content.get("videoPublishedAt")) or _parse_time(
-        snippet.get("publishedAt")
+    # snippet.publishedAt is when the video was added to the uploads playlist, i.e. uploaded;
+    # contentDetails.videoPublishedAt becomes the moment it went public (publishAt), which is
+    # no upload time: it is only the fallback.
+    published = _parse_time(snippet.get("publishedAt")) or _parse_time(
+        content.get("videoPublishedAt")
     )
     return UploadedItem(
         video_id=str(video_id),

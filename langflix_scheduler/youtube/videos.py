@@ -74,8 +74,9 @@ class UploadedItem:
 
     video_id: str
     title: str
-    #: When the video was uploaded (``contentDetails.videoPublishedAt`` or
-    #: ``snippet.publishedAt``: YouTube reports the upload time there for private videos).
+    #: When the video was uploaded: the playlist item's ``snippet.publishedAt`` (when it was
+    #: added to the uploads playlist). ``contentDetails.videoPublishedAt`` is only the fallback:
+    #: once ``publishAt`` made the video public it is that moment, not the upload time.
     published_at: datetime | None
     privacy_status: str | None = None
 
