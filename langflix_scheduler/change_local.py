@@ -115,8 +115,8 @@ def applied_fields(
     previous_check_at: object = None,
 ) -> None:
     """What YouTube now holds, on the (locked) row: the change is applied. Verification
-    (``next_check_at``) resumes: at once after a reschedule, as before after an update, never
-    after an unpublish or delete (final states)."""
+    (``next_check_at``) resumes: at once after a reschedule or an update (when the video was
+    followed before it), never after an unpublish or delete (final states)."""
     row.video_problem = None
     row.checked_at = now
     row.updated_at = now
@@ -141,7 +141,10 @@ def applied_fields(
         row.video_state = VideoState.DELETED.value
     else:
         row.video_metadata = dict(target["metadata"])
-        row.next_check_at = parse_iso(previous_check_at)
+        # Checked again at the next run when it was followed; never the old value itself: it
+        # may be the lease of a check that held the row when the change was recorded, and
+        # restoring it would let that stale check write (its fence).
+        row.next_check_at = None if parse_iso(previous_check_at) is None else now
 
 
 def _day_has_room(days: Mapping[date, DailyLimit], row: Schedule, limit: int) -> bool:

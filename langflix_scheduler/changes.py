@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from . import ledger
 from .change_local import (
@@ -67,12 +67,13 @@ from .errors import (
     QuotaExhaustedError,
     SchedulerError,
     StorageError,
+    ThumbnailNotSetError,
     TransientUploadError,
     UploadLimitExceededError,
 )
 from .slots import channel_date_of
-from .youtube.uploader import CallCallback
-from .youtube.videos import RemoteVideo, VideoClient
+from .youtube.uploader import PUBLISH_AT_MIN_LEAD, ApiCallReport, CallCallback, CallPhase
+from .youtube.videos import RemoteVideo, VideoClient, snippet_applied
 
 __all__ = [
     "CHANGE_LEASE",
@@ -87,13 +88,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: How long a requester may be sending a change's API call before a processor run takes the
-#: change over (asks YouTube what it holds). Longer than any one videos.update round trip.
-CHANGE_LEASE = timedelta(minutes=5)
+#: How long a requester may be working on a change (its ``videos.list``, retried with backoff
+#: for up to ~7 minutes, then the write) before a processor run takes the change over (asks
+#: YouTube what it holds). Each write renews it, fenced on the lease its sender holds, right
+#: before it is sent: a sender that lost the change sends nothing.
+CHANGE_LEASE = timedelta(minutes=15)
 #: A publish time is sent only when at least this far ahead (YouTube publishes a past
-#: ``publishAt`` at once). The request was checked against ``min_lead_time`` moments before;
-#: a recovery, later, checks ``min_lead_time`` again.
-SEND_MARGIN = timedelta(minutes=1)
+#: ``publishAt`` at once; the client refuses one less than ``PUBLISH_AT_MIN_LEAD`` ahead, on
+#: its own clock). The request was checked against ``min_lead_time`` moments before; a
+#: recovery, later, checks ``min_lead_time`` again.
+SEND_MARGIN = PUBLISH_AT_MIN_LEAD + timedelta(minutes=1)
 #: Verification of a video with a pending change waits this long past the change's lease (the
 #: recovery, earlier in the same processor run, finishes the change first).
 CHECK_HOLD = timedelta(minutes=1)
@@ -114,6 +118,8 @@ _DEFINITE = (
     StorageError,
     LockTimeoutError,
 )
+#: The API writes of a change: each renews the change's lease right before it is sent.
+_WRITES = frozenset({"videos.update", "videos.delete", "thumbnails.set"})
 _CHANGEABLE_STATES = frozenset(
     {None, *(s.value for s in VideoState if not s.is_final and s is not VideoState.PUBLISHED)}
 )
@@ -188,9 +194,11 @@ class RecoveryReport:
     refused: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Change:
-    """A recorded change, as the flow carries it between its transactions."""
+    """A recorded change, as the flow carries it between its transactions: ``lease`` is the
+    lease its carrier holds (renewed before each write); ``sent``: a write was reported as
+    being sent (before it, a failure changed nothing on YouTube)."""
 
     id: int
     schedule_id: int
@@ -201,6 +209,13 @@ class _Change:
     channel: str
     api_project: str
     requested_by: str
+    lease: datetime | None
+    sent: bool = False
+
+
+class _LeaseLost(ChangePendingError):
+    """A processor run took the change over (its lease had expired): this carrier sends
+    nothing more."""
 
 
 Recorder = Callable[..., CallCallback]
@@ -404,6 +419,7 @@ class VideoChanges:
         local(session, row, counters[0], counters[1], now)
         held_from_checks(row, now, now + CHANGE_LEASE + CHECK_HOLD)
         session.flush()
+        lease = now + CHANGE_LEASE
         change_id = changes_db.insert_change(
             conn,
             schedule_id=row.id,
@@ -412,7 +428,7 @@ class VideoChanges:
             previous=previous,
             requested_at=now,
             requested_by=requested_by,
-            lease_expires_at=now + CHANGE_LEASE,
+            lease_expires_at=lease,
         )
         detail = f"#{change_id} {describe(kind, target, previous)}"
         timeline.append(
@@ -435,17 +451,46 @@ class VideoChanges:
             channel=row.channel_id,
             api_project=row.api_project,
             requested_by=requested_by,
+            lease=lease,
         )
 
     # -- step 2: the calls -----------------------------------------------------------------------
 
     def _on_call(self, change: _Change) -> CallCallback:
-        return self._recorder(
+        """The quota ledger's ``on_call``; before a write it first renews the change's lease,
+        fenced on the lease ``change`` holds (:class:`_LeaseLost`: nothing is sent)."""
+        record = self._recorder(
             channel=change.channel,
             api_project=change.api_project,
             schedule_id=change.schedule_id,
             within_limit=True,
         )
+
+        def on_call(report: ApiCallReport) -> None:
+            write = report.phase is CallPhase.SENDING and report.operation in _WRITES
+            if write:
+                self._renew(change)
+            record(report)
+            if write:
+                change.sent = True
+
+        return on_call
+
+    def _renew(self, change: _Change) -> None:
+        new_lease = self._now() + CHANGE_LEASE
+        mine = self._db.run_core(
+            "renew a video change's lease",
+            lambda c: changes_db.take_over(
+                c, change.id, seen_lease=change.lease, new_lease=new_lease
+            ),
+        )
+        if not mine:
+            raise _LeaseLost(
+                change.schedule_id,
+                change.id,
+                "its lease expired and a processor run took it over; this caller sent nothing more",
+            )
+        change.lease = new_lease
 
     def _send(self, change: _Change, videos: VideoClient) -> Schedule:
         """Steps 2 and 3 for a change just recorded by this caller."""
@@ -467,70 +512,132 @@ class VideoChanges:
             )
         try:
             answer = _call(change, current, videos, on_call)
-        except _DEFINITE as exc:
-            self._put_back(change, ChangeState.FAILED, _reason(exc))
+        except _LeaseLost:
             raise
-        except Exception as exc:  # the call may have taken effect: the processor finds out
-            logger.warning("change #%d: outcome unknown (%s); left pending", change.id, exc)
-            raise ChangePendingError(change.schedule_id, change.id, _reason(exc)) from exc
+        except Exception as exc:
+            self._after_failed_call(change, exc)
         try:
             return self._applied(change, answer)
+        except InvalidTransitionError:
+            raise
         except SchedulerError as exc:  # YouTube holds it; the recovery records it
             raise ChangePendingError(
                 change.schedule_id, change.id, f"YouTube applied it, recording that failed: {exc}"
             ) from exc
 
+    def _after_failed_call(self, change: _Change, exc: Exception) -> NoReturn:
+        """Raises for a failed call of the requester: a thumbnail refused after the text
+        landed -> :class:`ThumbnailNotSetError`; a definite refusal (or a bad argument found
+        before anything was sent) -> put back, ``exc``; else -> :class:`ChangePendingError`."""
+        if snippet_applied(exc) and isinstance(exc, _DEFINITE):
+            try:
+                self._text_only(change, exc)
+            except InvalidTransitionError:
+                raise
+            except SchedulerError as err:
+                raise ChangePendingError(
+                    change.schedule_id,
+                    change.id,
+                    f"the text was updated on YouTube, the thumbnail was not ({_reason(exc)}); "
+                    f"recording that failed: {err}",
+                ) from err
+            raise ThumbnailNotSetError(change.schedule_id, change.id, _reason(exc)) from exc
+        if isinstance(exc, _DEFINITE) or (isinstance(exc, ValueError) and not change.sent):
+            self._put_back(change, ChangeState.FAILED, _reason(exc))
+            raise exc
+        logger.warning("change #%d: outcome unknown (%s); left pending", change.id, exc)
+        raise ChangePendingError(change.schedule_id, change.id, _reason(exc)) from exc
+
     # -- step 3: commit --------------------------------------------------------------------------
 
-    def _applied(self, change: _Change, answer: RemoteVideo | None) -> Schedule:
-        """Mark the change applied and the schedule as YouTube now holds it (one transaction;
-        a change another finisher ended meanwhile is left as it is)."""
+    def _applied(self, change: _Change, answer: RemoteVideo | None, note: str = "") -> Schedule:
+        """Mark the change applied and the schedule as YouTube now holds it (one transaction).
+        A change another finisher ended meanwhile is left as it is: its row is returned when
+        that finisher applied it too, else :class:`InvalidTransitionError` names its end."""
+        ended: list[str] = []
 
         def txn(session: Session) -> Schedule:
             row = lock_schedule(session, change.schedule_id)
             assert row is not None  # schedules are never deleted
             now = self._now()
             conn = session.connection()
-            if changes_db.finish(conn, change.id, state=ChangeState.APPLIED.value, now=now):
-                applied_fields(
-                    row,
-                    change.kind,
-                    change.target,
-                    answer,
-                    now,
-                    change.previous.get("next_check_at"),
-                )
-                timeline.append(
-                    conn,
-                    timeline.TimelineEntry(
-                        schedule_id=row.id,
-                        at=now,
-                        kind="change_applied",
-                        actor=change.requested_by,
-                        detail=f"#{change.id} "
-                        + describe(change.kind, change.target, change.previous),
-                    ),
-                )
+            state = ChangeState.APPLIED.value
+            if not changes_db.finish(conn, change.id, state=state, now=now, error=note or None):
+                found = changes_db.read_change(conn, change.id)
+                ended.append(found.state if found is not None else "gone")
+                return row
+            prior = change.previous.get("next_check_at")
+            applied_fields(row, change.kind, change.target, answer, now, prior)
+            detail = f"#{change.id} {describe(change.kind, change.target, change.previous)}"
+            timeline.append(
+                conn,
+                timeline.TimelineEntry(
+                    schedule_id=row.id,
+                    at=now,
+                    kind="change_applied",
+                    actor=change.requested_by,
+                    detail=detail + (f"; {note}" if note else ""),
+                ),
+            )
             session.flush()
             return row
 
         row = self._db.run("apply video change", txn)
+        if ended and ended[0] != ChangeState.APPLIED.value:
+            raise InvalidTransitionError(
+                change.schedule_id,
+                f"change #{change.id} {ended[0]}",
+                change.kind.value,
+                hint="a processor run took the change over after its lease expired and ended "
+                "it; the next check compares the schedule with what YouTube holds",
+            )
         logger.info("schedule %d: change #%d applied", change.schedule_id, change.id)
         return row
 
+    def _text_only(self, change: _Change, exc: BaseException) -> Schedule:
+        """An update whose text landed and whose thumbnail did not: applied for the text, the
+        schedule keeping its old thumbnail, the change's error and timeline saying so."""
+        old_thumbnail = (change.previous.get("metadata") or {}).get("thumbnail_path")
+        target = {
+            **change.target,
+            "metadata": {**change.target["metadata"], "thumbnail_path": old_thumbnail},
+            "changed": [c for c in change.target.get("changed", ()) if c != "thumbnail_path"],
+        }
+        note = f"the thumbnail was NOT set: {_reason(exc)}"
+        logger.warning("change #%d: text updated, %s", change.id, note)
+        return self._applied(replace(change, target=target), None, note)
+
     def _put_back(self, change: _Change, state: ChangeState, reason: str) -> None:
         """Undo the local side (one transaction in the ledger's lock order) and end the change
-        as ``state``. A failure to write it leaves the change pending: recovery retries."""
+        as ``state``. When that cannot be written, the refusal is noted on the pending change
+        (the next processor run puts it back without sending it) and :class:`ChangePendingError`
+        is raised."""
         try:
             self._undo(change, state, reason)
         except SchedulerError as exc:
             logger.error(
-                "change #%d: could not put schedule %d back (%s); the change stays pending for "
-                "the next processor run",
+                "change #%d: could not put schedule %d back (%s); the next processor run does",
                 change.id,
                 change.schedule_id,
                 exc,
             )
+            self._note_refusal(change, reason)
+            raise ChangePendingError(
+                change.schedule_id,
+                change.id,
+                f"{reason}; nothing was changed on YouTube, but putting the schedule back "
+                f"failed ({exc})",
+            ) from exc
+
+    def _note_refusal(self, change: _Change, reason: str) -> None:
+        now = self._now()
+        try:
+            self._db.run_core(
+                "note a refused video change",
+                lambda c: changes_db.note_refusal(c, change.id, error=reason, lease=now),
+            )
+        except SchedulerError as exc:
+            logger.error("change #%d: could not note its refusal (%s)", change.id, exc)
 
     def _undo(self, change: _Change, state: ChangeState, reason: str) -> None:
         old = parse_iso(change.previous.get("publish_at"))
@@ -617,7 +724,8 @@ class VideoChanges:
         """Finish or roll back pending changes whose lease expired (their requester died, or
         lost YouTube's answer), of this manager's API project and ``channels`` (None: all):
         ask YouTube (``videos.list``); already holds the target -> applied, no second call;
-        else send it again, or roll it back when it can no longer be sent."""
+        else send it again, or roll it back when it can no longer be sent. A change whose
+        refusal was noted (its requester could not put it back) is put back, not sent."""
         report = RecoveryReport()
         now = self._now()
         found = self._db.run_core(
@@ -628,7 +736,10 @@ class VideoChanges:
             read_only=True,
         )
         for row, channel, video_id in found:
-            if channel in report.refused or not self._take_over(row):
+            if channel in report.refused:
+                continue
+            lease = self._take_over(row)
+            if lease is None:
                 continue
             change = _Change(
                 id=row.id,
@@ -640,19 +751,25 @@ class VideoChanges:
                 channel=channel,
                 api_project=self._config.api_project,
                 requested_by=row.requested_by or "processor",
+                lease=lease,
             )
-            outcome, reason = self._recover_one(change, videos)
+            if row.error is not None:  # refused; its requester could not put it back
+                outcome, reason = self._recover_put_back(change, ChangeState.FAILED, row.error)
+            else:
+                outcome, reason = self._recover_one(change, videos)
             _count(report, change, outcome, reason)
         return report
 
-    def _take_over(self, row: changes_db.ChangeRow) -> bool:
+    def _take_over(self, row: changes_db.ChangeRow) -> datetime | None:
+        """The new lease when this run took the change over, else None."""
         new_lease = self._now() + CHANGE_LEASE
-        return self._db.run_core(
+        mine = self._db.run_core(
             "take over a video change",
             lambda c: changes_db.take_over(
                 c, row.id, seen_lease=row.lease_expires_at, new_lease=new_lease
             ),
         )
+        return new_lease if mine else None
 
     def _recover_one(self, change: _Change, videos: VideoClient) -> tuple[str, str | None]:
         """``(outcome, reason)``: ``applied``, ``rolled_back`` (why), ``still_pending``, or
@@ -667,24 +784,57 @@ class VideoChanges:
             return "still_pending", None
         current = found.get(change.video_id)
         if _holds_target(change, current):
-            self._applied(change, current)
-            return "applied", None
+            return self._recover_applied(change, current)
         refusal = _refusal(change, current, self._now() + self._config.min_lead_time)
         if refusal is not None:
-            self._put_back(change, ChangeState.ROLLED_BACK, refusal)
-            return "rolled_back", refusal
+            return self._recover_put_back(change, ChangeState.ROLLED_BACK, refusal)
+        return self._recover_send(change, current, videos, on_call)
+
+    def _recover_send(
+        self,
+        change: _Change,
+        current: RemoteVideo | None,
+        videos: VideoClient,
+        on_call: CallCallback,
+    ) -> tuple[str, str | None]:
+        """Send the change again (fenced on this run's lease, like the requester's)."""
         try:
             answer = _call(change, current, videos, on_call)
-        except _DEFINITE as exc:
+        except _LeaseLost:
+            return "still_pending", None
+        except Exception as exc:
             if _token_refused(exc):
                 return "refused", _reason(exc)
-            self._put_back(change, ChangeState.ROLLED_BACK, _reason(exc))
-            return "rolled_back", _reason(exc)
-        except Exception as exc:
+            if snippet_applied(exc) and isinstance(exc, _DEFINITE):
+                try:
+                    self._text_only(change, exc)
+                except InvalidTransitionError:
+                    return "still_pending", None
+                return "applied", f"the thumbnail was NOT set: {_reason(exc)}"
+            if isinstance(exc, _DEFINITE) or (isinstance(exc, ValueError) and not change.sent):
+                return self._recover_put_back(change, ChangeState.ROLLED_BACK, _reason(exc))
             logger.warning("change #%d: re-send failed (%s); retried next run", change.id, exc)
             return "still_pending", None
-        self._applied(change, answer)
+        return self._recover_applied(change, answer)
+
+    def _recover_applied(
+        self, change: _Change, answer: RemoteVideo | None
+    ) -> tuple[str, str | None]:
+        try:
+            self._applied(change, answer)
+        except InvalidTransitionError as exc:  # another finisher ended it otherwise
+            logger.warning("change #%d: %s", change.id, exc)
+            return "still_pending", None
         return "applied", None
+
+    def _recover_put_back(
+        self, change: _Change, state: ChangeState, reason: str
+    ) -> tuple[str, str | None]:
+        try:
+            self._put_back(change, state, reason)
+        except ChangePendingError:
+            return "still_pending", None
+        return "rolled_back", reason
 
 
 def _count(report: RecoveryReport, change: _Change, outcome: str, reason: str | None) -> None:

@@ -90,8 +90,11 @@ class VideoState(enum.StrEnum):
     and holding the planned privacy and ``publishAt``. Terminal problems: ``rejected``,
     ``processing_failed``, ``deleted``. ``mismatch``: YouTube holds another privacy or publish
     time than planned; ``held_private``: the publish time passed and the video is still private
-    (a project locked private, or held back by YouTube). ``unpublished``: cancelled after the
-    upload (private, no ``publishAt``). None of these is ever uploaded again automatically.
+    (a project locked private, or held back by YouTube). ``missing``: ``videos.list`` did not
+    return the video (deleted, or the token belongs to another account); checked again, and
+    ``deleted`` only after three absent answers spanning at least an hour. ``unpublished``:
+    cancelled after the upload (private, no ``publishAt``). None of these is ever uploaded
+    again automatically.
     """
 
     UPLOADED = "uploaded"
@@ -102,6 +105,7 @@ class VideoState(enum.StrEnum):
     PROCESSING_FAILED = "processing_failed"
     MISMATCH = "mismatch"
     HELD_PRIVATE = "held_private"
+    MISSING = "missing"
     DELETED = "deleted"
     UNPUBLISHED = "unpublished"
 
@@ -113,6 +117,7 @@ class VideoState(enum.StrEnum):
             VideoState.PROCESSING_FAILED,
             VideoState.MISMATCH,
             VideoState.HELD_PRIVATE,
+            VideoState.MISSING,
             VideoState.DELETED,
         )
 

@@ -13,6 +13,7 @@ googleapiclient exceptions are translated and kept as ``__cause__``::
     ├── ScheduleNotFoundError       no schedule with that id (also LookupError)
     ├── InvalidTransitionError      the schedule's status does not allow the operation
     ├── ChangePendingError          a change of plan after upload awaits YouTube's unknown answer
+    ├── ThumbnailNotSetError        update_video: the text was updated on YouTube, the thumbnail not
     ├── LockTimeoutError            a row lock was not granted within lock_timeout
     ├── StorageError                the database failed (unreachable, deadlock retries spent, ...)
     │   ├── DatabaseTimeoutError    a database call did not finish within db_timeout
@@ -51,6 +52,7 @@ __all__ = [
     "SchedulerError",
     "SlotUnavailableError",
     "StorageError",
+    "ThumbnailNotSetError",
     "TransientUploadError",
     "UploadError",
     "UploadLimitExceededError",
@@ -219,6 +221,30 @@ class ChangePendingError(SchedulerError):
         super().__init__(
             f"change #{change_id} of schedule {schedule_id} is pending: YouTube's answer is "
             f"unknown ({reason}); the next processor run finishes it or rolls it back"
+        )
+
+
+class ThumbnailNotSetError(SchedulerError):
+    """``update_video`` with a thumbnail: YouTube took the new title/description/tags
+    (``videos.update``) but refused the thumbnail (``thumbnails.set``), or our quota ledger
+    had no room left for it. The change is ``applied`` for the text and the schedule holds the
+    new text with the old thumbnail; set the thumbnail again with another ``update_video``.
+    The refusal is kept as ``__cause__``.
+
+    Attributes:
+        schedule_id: the schedule.
+        change_id: the change (``applied``; its ``error`` says the thumbnail was not set).
+        reason: why the thumbnail was not set.
+    """
+
+    def __init__(self, schedule_id: int, change_id: int, reason: str) -> None:
+        self.schedule_id = schedule_id
+        self.change_id = change_id
+        self.reason = reason
+        super().__init__(
+            f"change #{change_id} of schedule {schedule_id}: the title/description/tags were "
+            f"updated on YouTube, but the thumbnail was not set ({reason}); run update_video "
+            "with the thumbnail again"
         )
 
 

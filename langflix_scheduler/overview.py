@@ -36,6 +36,10 @@ what happened and what to do; nothing is ever uploaded again automatically):
 ``held_private``
     The publish time passed and the video is still private (a project locked private, or held
     back by YouTube): look in YouTube Studio (rechecked every few hours).
+``missing``
+    ``videos.list`` did not return the video: deleted, or the channel's token belongs to
+    another Google account (``langflix-scheduler auth --check``). Checked again after 10
+    minutes and an hour; ``deleted`` after three absent answers spanning at least an hour.
 ``deleted``
     The video is gone from YouTube: book it again if it should be published.
 ``processing_stuck``
@@ -67,6 +71,7 @@ ProblemKind = Literal[
     "processing_failed",
     "mismatch",
     "held_private",
+    "missing",
     "deleted",
     "processing_stuck",
 ]
@@ -76,6 +81,7 @@ VIDEO_PROBLEM_KINDS: tuple[ProblemKind, ...] = (
     "processing_failed",
     "mismatch",
     "held_private",
+    "missing",
     "deleted",
 )
 PROBLEM_KINDS: tuple[ProblemKind, ...] = (
@@ -92,6 +98,8 @@ _VIDEO_HELP = {
     "processing_failed": "YouTube could not process the video: check the file, book it again",
     "mismatch": "YouTube holds another privacy or publish time than planned",
     "held_private": "the publish time passed and the video is still private",
+    "missing": "not found on YouTube: deleted, or the token belongs to another account; "
+    "checking again",
     "deleted": "the video is no longer on YouTube: book it again if it should be published",
     "processing_stuck": (
         "still processing on YouTube and no longer checked automatically: look in YouTube "
@@ -120,6 +128,7 @@ class Attention:
     processing_failed: tuple[ScheduledVideo, ...] = ()
     mismatch: tuple[ScheduledVideo, ...] = ()
     held_private: tuple[ScheduledVideo, ...] = ()
+    missing: tuple[ScheduledVideo, ...] = ()
     deleted: tuple[ScheduledVideo, ...] = ()
     processing_stuck: tuple[ScheduledVideo, ...] = ()
     paused_channels: tuple[ChannelPause, ...] = ()

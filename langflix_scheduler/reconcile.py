@@ -22,6 +22,11 @@
    one short transaction with a ``reconciled`` timeline entry. Differences are reported only
    (change the plan with ``reschedule``/``cancel``).
 
+   When the channel records two or more videos and ``videos.list`` finds none of them, the
+   token probably belongs to another Google account (it sees none of the channel's private
+   videos): nothing is marked gone, and the report's ``warning`` says so (the gone videos stay
+   unfixed, so the report is not clean).
+
 Every call is written to the quota ledger before it is sent (``within_limit``: refused with
 :class:`~langflix_scheduler.errors.QuotaExceededError` when the quota day has no room beside
 the bookings' reservations). No database lock is held across a call: all listing happens
@@ -53,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MATCH_WINDOW",
+    "WRONG_ACCOUNT_WARNING",
     "GoneVideo",
     "MatchState",
     "ReconcileProgress",
@@ -67,6 +73,11 @@ logger = logging.getLogger(__name__)
 #: How far a schedule's last upload work (heartbeat, last change) may lie from a video's upload
 #: time for the video to be taken as that schedule's.
 MATCH_WINDOW = timedelta(hours=2)
+#: The report's warning when none of two or more recorded videos is found.
+WRONG_ACCOUNT_WARNING = (
+    "videos.list found none of the channel's {n} recorded videos: the token may belong to "
+    "another account (run `langflix-scheduler auth --check`); no video was marked gone"
+)
 #: Remote upload statuses that mean the video is not (going to be) watchable.
 _BROKEN = frozenset({"rejected", "failed", "deleted"})
 #: Video states whose plan no longer holds (taken down on purpose) or whose problem is known and
@@ -152,6 +163,8 @@ class ReconcileReport:
     unrecorded: tuple[UnrecordedVideo, ...]
     gone: tuple[GoneVideo, ...]
     differences: tuple[VideoDifference, ...]
+    #: Set when the answers are not to be trusted (:data:`WRONG_ACCOUNT_WARNING`).
+    warning: str | None = None
 
     @property
     def unfixed(self) -> int:
@@ -203,9 +216,15 @@ def reconcile(
     unrecorded, gone, differences = _findings(
         uploads, recorded, live, candidates, remote, manager.now()
     )
+    distinct = {r.video_id for r in live}
+    warning = None
+    if len(distinct) >= 2 and not remote:
+        warning = WRONG_ACCOUNT_WARNING.format(n=len(distinct))
+        logger.warning("reconcile %s: %s", channel, warning)
     if apply:
         unrecorded = [_attach(manager, v, actor) for v in unrecorded]
-        gone = [_mark_gone(manager, g, actor) for g in gone]
+        if warning is None:
+            gone = [_mark_gone(manager, g, actor) for g in gone]
     return ReconcileReport(
         channel=channel,
         applied=apply,
@@ -215,6 +234,7 @@ def reconcile(
         unrecorded=tuple(unrecorded),
         gone=tuple(gone),
         differences=tuple(differences),
+        warning=warning,
     )
 
 

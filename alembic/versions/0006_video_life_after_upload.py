@@ -32,7 +32,7 @@ depends_on: str | Sequence[str] | None = None
 
 _VIDEO_STATES = (
     "'uploaded', 'processing', 'ready', 'published', 'rejected', 'processing_failed', "
-    "'mismatch', 'held_private', 'deleted', 'unpublished'"
+    "'mismatch', 'held_private', 'missing', 'deleted', 'unpublished'"
 )
 
 

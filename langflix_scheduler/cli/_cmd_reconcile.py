@@ -40,7 +40,9 @@ def reconcile(state: State, apply: bool, api_endpoint: str | None, token_dir: st
     video (1 unit per 50), each call counted in the quota ledger. Reports videos no schedule
     records (with the schedule that likely uploaded them), schedules whose video is gone, and
     privacy or publish times that differ from the plan. --apply attaches unambiguous matches
-    and marks gone videos deleted; differences are only reported.
+    and marks gone videos deleted; differences are only reported. When none of two or more
+    recorded videos is found, the token may belong to another Google account: nothing is
+    marked gone and a warning says so.
 
     Exit status: 0 when nothing is left to fix; 1 when findings remain (a match not attached,
     an ambiguous one, a gone video not marked, a difference). Videos no schedule matches
@@ -90,6 +92,7 @@ def _report_json(report: ReconcileReport) -> dict[str, Any]:
         "differences": list(report.differences),
         "unfixed": report.unfixed,
         "clean": report.clean,
+        "warning": report.warning,
     }
 
 
@@ -145,6 +148,8 @@ def _difference_rows(report: ReconcileReport) -> _Rows:
 
 
 def _summary(state: State, report: ReconcileReport) -> None:
+    if report.warning:
+        state.out.print(f"warning: {report.warning}", highlight=False)
     if report.clean:
         state.out.print("nothing to fix")
         return

@@ -28,6 +28,7 @@ _CLASSES = (
     "processing_failed",
     "mismatch",
     "held_private",
+    "missing",
     "deleted",
     "processing_stuck",
 )

@@ -31,6 +31,7 @@ __all__ = [
     "expired_pending",
     "finish",
     "insert_change",
+    "note_refusal",
     "pending_of",
     "pending_changes",
     "read_change",
@@ -196,6 +197,20 @@ def take_over(
             _CHANGES.c.lease_expires_at == seen_lease,
         )
         .values(lease_expires_at=new_lease)
+    )
+    return result.rowcount == 1
+
+
+def note_refusal(conn: Connection, change_id: int, *, error: str, lease: datetime) -> bool:
+    """Note on a pending change that YouTube (or our quota ledger) refused it, nothing having
+    changed there, and set its lease to ``lease``: the next processor run puts it back instead
+    of sending it (its requester could not). False when it was no longer pending."""
+    if len(error) > _ERROR_MAX:
+        error = error[: _ERROR_MAX - 1] + "…"
+    result = conn.execute(
+        update(_CHANGES)
+        .where(_CHANGES.c.id == change_id, _CHANGES.c.state == PENDING)
+        .values(error=error, lease_expires_at=lease)
     )
     return result.rowcount == 1
 

@@ -31,6 +31,7 @@ __all__ = [
     "CheckWrite",
     "claim_due",
     "defer_due",
+    "hold",
     "release",
     "write_checks",
 ]
@@ -70,6 +71,8 @@ class CheckWrite:
     publish_at: datetime | None
     problem: str | None
     next_check_at: datetime | None
+    #: The ``check_count`` written (None: one more than before).
+    check_count: int | None = None
 
 
 def _due(api_project: str, channels: Sequence[str] | None, now: datetime) -> list[Any]:
@@ -198,7 +201,7 @@ def write_checks(
                 "k_problem": w.problem,
                 "k_now": now,
                 "k_next": w.next_check_at,
-                "k_count": w.row.check_count + 1,
+                "k_count": w.row.check_count + 1 if w.check_count is None else w.check_count,
             }
             for w in made
         ],
@@ -214,6 +217,36 @@ def write_checks(
         ),
     )
     return made
+
+
+def hold(
+    conn: Connection, rows: Iterable[CheckRow], *, problem: str, now: datetime, to: datetime
+) -> int:
+    """Rows still taken by this check keep their state and count; their problem says
+    ``problem`` and their next check is ``to`` (an answer not to be trusted). Rows matched."""
+    params = [
+        {"k_id": r.id, "k_until": r.until, "k_state": r.state, "k_to": to, "k_now": now}
+        for r in rows
+    ]
+    if not params:
+        return 0
+    return rowcount(
+        conn.execute(
+            update(_S)
+            .where(
+                _S.c.id == bindparam("k_id"),
+                _S.c.next_check_at == bindparam("k_until", type_=_S.c.next_check_at.type),
+                _S.c.video_state == bindparam("k_state"),
+            )
+            .values(
+                video_problem=problem,
+                checked_at=bindparam("k_now", type_=_S.c.checked_at.type),
+                next_check_at=bindparam("k_to", type_=_S.c.next_check_at.type),
+                updated_at=bindparam("k_now", type_=_S.c.updated_at.type),
+            ),
+            params,
+        )
+    )
 
 
 def release(conn: Connection, rows: Iterable[CheckRow], to: datetime | None = None) -> int:

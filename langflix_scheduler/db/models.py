@@ -60,6 +60,7 @@ VIDEO_STATES = (
     "processing_failed",
     "mismatch",
     "held_private",
+    "missing",
     "deleted",
     "unpublished",
 )

@@ -56,6 +56,7 @@ EVENT_KINDS = (
     "processing_failed",
     "mismatch",
     "held_private",
+    "missing",
     "deleted",
     "unpublished",
     "change_requested",

@@ -29,7 +29,8 @@ One run (:meth:`UploadProcessor.run_once`) does, in order:
    checked with ``videos.list`` (50 ids per call, 1 unit each, written to the quota ledger
    before the call and refused when the quota day has no room beside bookings' reservations)
    and move ``uploaded -> processing -> ready -> published`` or to a problem state
-   (``rejected``, ``processing_failed``, ``mismatch``, ``held_private``, ``deleted``); see
+   (``rejected``, ``processing_failed``, ``mismatch``, ``held_private``, ``missing``,
+   ``deleted``); see
    :mod:`.verify` (taking checks, errors) and :mod:`.verdict` (what a check means, backoff,
    the publish confirmation). Nothing is ever uploaded again by it.
 

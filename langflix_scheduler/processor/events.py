@@ -30,6 +30,7 @@ class ProcessorEventKind(enum.StrEnum):
     PROCESSING_FAILED = "processing_failed"
     MISMATCH = "mismatch"
     HELD_PRIVATE = "held_private"
+    MISSING = "missing"
     DELETED = "deleted"
     #: The channel's refresh token was refused (``invalid_grant``): its uploads are not claimed
     #: until ``langflix-scheduler auth --channel X`` succeeds (``schedule_id``: the upload

@@ -108,7 +108,12 @@ class UploadProcessor(_Uploads, _Claims, _Runs, _Verify):
         videos: the :class:`~langflix_scheduler.youtube.videos.VideoClient` used after the
             upload (checking videos on YouTube, finishing changes of plan), on the same channel
             as ``uploader`` (default: ``uploader`` itself when it implements the protocol, as
-            ``YouTubeUploader`` does; else no after-upload work is done).
+            ``YouTubeUploader`` does; else no after-upload work is done). Every check of the
+            run uses this one client, for every channel the processor takes (``channels``):
+            give a processor one channel. Without a channel filter, a video its answers lack
+            stays ``missing`` and is never marked ``deleted`` (the client may hold another
+            channel's token); with one, it is ``deleted`` after three absent answers spanning
+            more than an hour.
         on_claim: called with the wall-clock seconds each claim round took (finding due rows
             and claiming them, every transaction of the round), for latency metrics such as
             ``langflix_scheduler.web.metrics.EVENTS.observe_claim``; its exceptions are logged

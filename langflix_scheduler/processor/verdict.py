@@ -8,7 +8,13 @@ do, and when to check next):
 =========================================  =====================================================
 YouTube holds                              verdict
 =========================================  =====================================================
-nothing (absent from the answer)           ``deleted`` (terminal)
+nothing (absent from the answer)           ``missing`` (deleted, or the token belongs to
+                                           another account); checked again after
+                                           :data:`MISSING_RECHECK` (10 minutes, then an hour);
+                                           ``deleted`` (terminal) at the :data:`MISSING_CHECKS`
+                                           th absent answer in a row (at least an hour after
+                                           the first), unless the processor has no channel
+                                           filter (then it stays ``missing``)
 ``uploadStatus=rejected``                  ``rejected`` with the reason (terminal)
 ``uploadStatus=failed``, processing        ``processing_failed`` with the reason (terminal)
 ``failed`` / ``terminated``
@@ -32,7 +38,7 @@ Nothing here ever asks for a new upload: every problem text says what a person c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from .._time import ensure_aware
@@ -43,6 +49,8 @@ from ..youtube.videos import RemoteVideo
 __all__ = [
     "CHECK_BACKOFF",
     "MAX_CHECKS",
+    "MISSING_CHECKS",
+    "MISSING_RECHECK",
     "PROBLEM_RECHECK",
     "PUBLISH_GRACE",
     "CheckVerdict",
@@ -63,6 +71,11 @@ PROBLEM_RECHECK = timedelta(hours=6)
 #: No automatic check after this many while processing or in a problem state (about two days
 #: of processing; the row says so and a person looks).
 MAX_CHECKS = 48
+#: Absent answers in a row after which a ``missing`` video counts as ``deleted``.
+MISSING_CHECKS = 3
+#: Waits between the checks of a ``missing`` video: the third absent answer comes at least
+#: 70 minutes after the first (a token of another account is found out meanwhile).
+MISSING_RECHECK: tuple[timedelta, ...] = (timedelta(minutes=10), timedelta(hours=1))
 
 _SECOND = timedelta(seconds=1)
 
@@ -93,6 +106,9 @@ class CheckVerdict:
     next_check_at: datetime | None
     privacy: str | None = None
     publish_at: datetime | None = None
+    #: The ``check_count`` to store instead of one more (entering ``missing`` restarts the
+    #: count: it then counts the absent answers in a row).
+    check_count: int | None = None
 
 
 def first_check_at(uploaded_at: datetime) -> datetime:
@@ -111,16 +127,21 @@ def plan_of(privacy: str, publish_time: datetime, uploaded_at: datetime | None) 
 
 
 def decide_check(
-    remote: RemoteVideo | None, plan: VideoPlan, *, now: datetime, check_count: int
+    remote: RemoteVideo | None,
+    plan: VideoPlan,
+    *,
+    now: datetime,
+    check_count: int,
+    state: str | None = None,
+    confirm_deleted: bool = True,
 ) -> CheckVerdict:
-    """The verdict of one check (``check_count``: checks done before this one)."""
+    """The verdict of one check (``check_count``: checks done before this one; ``state``: the
+    video state the check started from). ``confirm_deleted`` False (a processor without a
+    channel filter, which cannot tell whose token it holds): an absent video stays
+    ``missing``."""
     now = ensure_aware(now)
     if remote is None:
-        return _terminal(
-            VideoState.DELETED,
-            "the video is no longer on YouTube (deleted, or not on this channel's token); "
-            "nothing is uploaded again automatically: book it again if it should be published",
-        )
+        return _absent(now, check_count, state, confirm_deleted)
     upload = (remote.upload_status or "").lower()
     processing = (remote.processing_status or "").lower()
     if upload == "rejected":
@@ -182,6 +203,35 @@ def _processed(
         "publish it there, or reschedule it"
     )
     return _recheck(VideoState.HELD_PRIVATE, problem, remote, now, check_count)
+
+
+def _absent(now: datetime, check_count: int, state: str | None, confirm: bool) -> CheckVerdict:
+    """Not in the answer: ``missing`` first, ``deleted`` at the :data:`MISSING_CHECKS` th
+    absent answer in a row (``check_count`` counts them while ``missing``)."""
+    misses = check_count + 1 if state == VideoState.MISSING.value else 1
+    if misses >= MISSING_CHECKS and confirm:
+        gone = _terminal(
+            VideoState.DELETED,
+            f"the video is no longer on YouTube ({misses} checks over more than an hour did "
+            "not find it; if the channel's token belongs to another Google account, run "
+            "`langflix-scheduler auth --check`); nothing is uploaded again automatically: "
+            "book it again if it should be published",
+        )
+        return replace(gone, check_count=misses)
+    problem = (
+        "not found on YouTube: deleted, or the token belongs to another account "
+        "(`langflix-scheduler auth --check`); checking again"
+    )
+    next_at: datetime | None = now + MISSING_RECHECK[min(misses, len(MISSING_RECHECK)) - 1]
+    if misses >= MISSING_CHECKS:
+        problem += (
+            " (the processor has no channel filter, so it cannot tell whether its token is "
+            "this channel's: run it with the channel to confirm the deletion)"
+        )
+        next_at = now + PROBLEM_RECHECK if misses < MAX_CHECKS else None
+    return CheckVerdict(
+        state=VideoState.MISSING, problem=problem, next_check_at=next_at, check_count=misses
+    )
 
 
 def _mismatch(

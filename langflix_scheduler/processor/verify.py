@@ -18,6 +18,13 @@ back, its checks and uploads wait for ``auth``) and the other channels are still
 another :class:`AuthorizationError` gives the rows back and stops the step; a transient error
 backs the rows off :data:`_CHECK_RETRY` and stops the step; a permanent answer backs that call's
 rows off :data:`~.verdict.PROBLEM_RECHECK`. A video is never uploaded again by this step.
+
+An answer that finds none of two or more videos of a channel is not trusted (a token of
+another Google account sees none of the channel's private videos): nothing is recorded as
+``missing``; the rows keep their state with a problem saying so (run ``auth --check``) and are
+checked again after :data:`_SUSPECT_RECHECK`. A single absent video becomes ``missing`` and
+only ``deleted`` after several absent answers (see :mod:`.verdict`); a processor without a
+channel filter never makes it ``deleted`` (its one client may hold another channel's token).
 """
 
 from __future__ import annotations
@@ -54,6 +61,13 @@ _MAX_CHECK_ROUNDS = 20
 _CHECK_LEASE = timedelta(minutes=5)
 #: The wait after a transient error of ``videos.list``.
 _CHECK_RETRY = timedelta(minutes=5)
+#: The wait after an answer that found none of the channel's videos asked about.
+_SUSPECT_RECHECK = timedelta(hours=1)
+#: The problem written on the rows of such an answer.
+SUSPECT_PROBLEM = (
+    "videos.list found none of this channel's videos: is the token of another account? run "
+    "`langflix-scheduler auth --check`"
+)
 
 
 @dataclass
@@ -188,7 +202,11 @@ class _Verify(_Core):
         self, batch: Sequence[CheckRow], found: dict[str, RemoteVideo], tally: VerifyTally
     ) -> None:
         now = self._now()
-        writes = [_write_of(row, found.get(row.video_id), now) for row in batch]
+        if not found and len({r.video_id for r in batch}) >= 2:
+            self._hold_suspect(batch, now)
+            return
+        confirm = self.channels is not None
+        writes = [_write_of(row, found.get(row.video_id), now, confirm) for row in batch]
         made = self._db.run_core(
             "record video checks",
             lambda c: checks.write_checks(c, writes, now=now, actor=self.worker_id),
@@ -208,6 +226,22 @@ class _Verify(_Core):
                 )
         tally.events.extend(events)
         self._emit(events)
+
+    def _hold_suspect(self, batch: Sequence[CheckRow], now: datetime) -> None:
+        """None of the channel's videos found: record nothing as missing (see the module)."""
+        logger.warning(
+            "channel %s: %s (%d videos asked about; checked again in %s)",
+            batch[0].channel_id,
+            SUSPECT_PROBLEM,
+            len(batch),
+            _SUSPECT_RECHECK,
+        )
+        self._db.run_core(
+            "hold video checks",
+            lambda c: checks.hold(
+                c, batch, problem=SUSPECT_PROBLEM, now=now, to=now + _SUSPECT_RECHECK
+            ),
+        )
 
     def _check_event(self, write: CheckWrite, now: datetime) -> ProcessorEvent:
         return ProcessorEvent(
@@ -269,9 +303,18 @@ def _batches(rows: Sequence[CheckRow]) -> list[list[CheckRow]]:
     return out
 
 
-def _write_of(row: CheckRow, remote: RemoteVideo | None, now: datetime) -> CheckWrite:
+def _write_of(
+    row: CheckRow, remote: RemoteVideo | None, now: datetime, confirm_deleted: bool
+) -> CheckWrite:
     plan = plan_of(_privacy(row.metadata), row.publish_time, row.uploaded_at)
-    verdict = decide_check(remote, plan, now=now, check_count=row.check_count)
+    verdict = decide_check(
+        remote,
+        plan,
+        now=now,
+        check_count=row.check_count,
+        state=row.state,
+        confirm_deleted=confirm_deleted,
+    )
     return CheckWrite(
         row=row,
         state=verdict.state.value,
@@ -279,6 +322,7 @@ def _write_of(row: CheckRow, remote: RemoteVideo | None, now: datetime) -> Check
         publish_at=verdict.publish_at,
         problem=verdict.problem,
         next_check_at=verdict.next_check_at,
+        check_count=verdict.check_count,
     )
 
 

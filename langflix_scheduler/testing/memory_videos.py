@@ -23,7 +23,13 @@ from datetime import datetime
 from ..domain import VideoMetadata
 from ..errors import PermanentUploadError
 from ..youtube.uploader import ApiCallReport, CallCallback, CallPhase
-from ..youtube.videos import MAX_IDS_PER_LIST, RemoteVideo, UploadedItem, UploadsPage
+from ..youtube.videos import (
+    MAX_IDS_PER_LIST,
+    RemoteVideo,
+    UploadedItem,
+    UploadsPage,
+    mark_snippet_applied,
+)
 
 __all__ = ["MemoryVideoClient", "RecordedCall"]
 
@@ -169,11 +175,27 @@ class MemoryVideoClient:
         fault = self._begin("videos.update", (video_id, metadata.title), on_call)
         if fault is not None and not fault.after_effect:
             raise fault.error
+        with self._lock:  # the new text, the thumbnail YouTube held
+            previous = self.metadata.get(video_id)
+            kept = previous.thumbnail_path if previous is not None else None
+            self.metadata[video_id] = dataclasses.replace(metadata, thumbnail_path=kept)
+        self._end(fault)
+        if metadata.thumbnail_path:
+            try:
+                self._set_thumbnail(video_id, metadata, on_call)
+            except BaseException as exc:
+                mark_snippet_applied(exc)
+                raise
+
+    def _set_thumbnail(
+        self, video_id: str, metadata: VideoMetadata, on_call: CallCallback | None
+    ) -> None:
+        fault = self._begin("thumbnails.set", video_id, on_call)
+        if fault is not None and not fault.after_effect:
+            raise fault.error
         with self._lock:
             self.metadata[video_id] = metadata
         self._end(fault)
-        if metadata.thumbnail_path:
-            self._end(self._begin("thumbnails.set", video_id, on_call))
 
     def list_uploads(
         self, page_token: str | None = None, *, on_call: CallCallback | None = None

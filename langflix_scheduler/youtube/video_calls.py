@@ -28,7 +28,13 @@ from ..domain import VideoMetadata
 from ..errors import InvalidScheduleError, PermanentUploadError, UploadError
 from .metering import CallbackFailed, MeteredHttp
 from .uploader import PUBLISH_AT_MIN_LEAD, CallCallback, check_thumbnail_file, format_rfc3339
-from .videos import MAX_IDS_PER_LIST, RemoteVideo, UploadedItem, UploadsPage
+from .videos import (
+    MAX_IDS_PER_LIST,
+    RemoteVideo,
+    UploadedItem,
+    UploadsPage,
+    mark_snippet_applied,
+)
 
 __all__ = [
     "LIST_PARTS",
@@ -90,8 +96,11 @@ def uploaded_item(item: Mapping[str, Any]) -> UploadedItem | None:
     video_id = content.get("videoId") or (snippet.get("resourceId") or {}).get("videoId")
     if not video_id:
         return None
-    published = _parse_time(content.get("videoPublishedAt")) or _parse_time(
-        snippet.get("publishedAt")
+    # snippet.publishedAt is when the video was added to the uploads playlist, i.e. uploaded;
+    # contentDetails.videoPublishedAt becomes the moment it went public (publishAt), which is
+    # no upload time: it is only the fallback.
+    published = _parse_time(snippet.get("publishedAt")) or _parse_time(
+        content.get("videoPublishedAt")
     )
     return UploadedItem(
         video_id=str(video_id),
@@ -274,7 +283,9 @@ class VideoCalls:
         self, video_id: str, metadata: VideoMetadata, *, on_call: CallCallback | None = None
     ) -> None:
         """``videos.update(part=snippet)`` (50 units) with the whole snippet, then
-        ``thumbnails.set`` (50 units) when ``metadata.thumbnail_path``. Each sent once."""
+        ``thumbnails.set`` (50 units) when ``metadata.thumbnail_path``. Each sent once; a
+        failure of the thumbnail (after the snippet landed) is marked
+        :func:`~.videos.mark_snippet_applied`."""
         if metadata.thumbnail_path:
             check_thumbnail_file(metadata)
         body = {"id": video_id, "snippet": _snippet(metadata)}
@@ -286,7 +297,11 @@ class VideoCalls:
         self._write(call, on_call)
         thumbnail = metadata.thumbnail_path
         if thumbnail:
-            self._write(lambda: self._set_thumbnail(video_id, thumbnail), on_call)
+            try:
+                self._write(lambda: self._set_thumbnail(video_id, thumbnail), on_call)
+            except BaseException as exc:
+                mark_snippet_applied(exc)
+                raise
 
     def _set_thumbnail(self, video_id: str, path: str) -> None:
         raise NotImplementedError

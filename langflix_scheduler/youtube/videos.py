@@ -29,6 +29,8 @@ __all__ = [
     "UploadsPage",
     "VideoClient",
     "is_video_client",
+    "mark_snippet_applied",
+    "snippet_applied",
 ]
 
 #: ``videos.list`` and ``playlistItems.list`` take / return at most this many per call.
@@ -72,8 +74,9 @@ class UploadedItem:
 
     video_id: str
     title: str
-    #: When the video was uploaded (``contentDetails.videoPublishedAt`` or
-    #: ``snippet.publishedAt``: YouTube reports the upload time there for private videos).
+    #: When the video was uploaded: the playlist item's ``snippet.publishedAt`` (when it was
+    #: added to the uploads playlist). ``contentDetails.videoPublishedAt`` is only the fallback:
+    #: once ``publishAt`` made the video public it is that moment, not the upload time.
     published_at: datetime | None
     privacy_status: str | None = None
 
@@ -125,7 +128,8 @@ class VideoClient(Protocol):
     ) -> None:
         """``videos.update(part=snippet)`` (50 units) with title, description, tags, category
         and language; then ``thumbnails.set`` (50 units) when ``metadata.thumbnail_path`` is
-        set."""
+        set. An exception raised after ``videos.update`` succeeded (the thumbnail failed, or
+        its ``on_call`` report refused it) is marked with :func:`mark_snippet_applied`."""
         ...
 
     def list_uploads(
@@ -149,3 +153,14 @@ def is_video_client(obj: object) -> bool:
             "list_uploads",
         )
     )
+
+
+def mark_snippet_applied(exc: BaseException) -> None:
+    """Mark ``exc`` as raised by ``update_metadata`` after YouTube took the new snippet (only
+    ``thumbnails.set`` failed)."""
+    exc.snippet_applied = True  # type: ignore[attr-defined]
+
+
+def snippet_applied(exc: BaseException) -> bool:
+    """Was ``exc`` raised by ``update_metadata`` after YouTube took the new snippet?"""
+    return getattr(exc, "snippet_applied", False) is True

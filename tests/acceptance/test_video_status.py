@@ -1,6 +1,6 @@
 """``status`` shows what the checks after upload found (rejected, processing failed, mismatch,
-held private, deleted) with what to do; ``list`` and ``show`` show the video state. Rows are
-put in those states with plain SQL (the processor's checks are tested in
+held private, missing, deleted) with what to do; ``list`` and ``show`` show the video state.
+Rows are put in those states with plain SQL (the processor's checks are tested in
 tests/integration/test_video_checks.py); what is checked is what the CLI printed."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ STATES = {
     "processing_failed": "YouTube could not process the video (reason: codec)",
     "mismatch": "YouTube holds privacy public, publishAt none; planned privacy private",
     "held_private": "still holds the video private: the API project may be locked private",
+    "missing": "not found on YouTube: deleted, or the token belongs to another account",
     "deleted": "the video is no longer on YouTube",
 }
 
@@ -64,6 +65,7 @@ def test_status_list_and_show_the_video_states(
     assert "after upload: 1 rejected, 1 processing failed, 1 mismatch, 1 held private, " in (
         human.stdout
     )
+    assert "1 held private, 1 missing, 1 deleted" in human.stdout
     for problem in STATES.values():
         assert problem in human.stdout
     listed = run_cli("list", check=True)

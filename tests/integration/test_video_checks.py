@@ -248,7 +248,8 @@ PROBLEMS: dict[str, tuple[dict[str, Any] | None, VideoState, str]] = {
         VideoState.PROCESSING_FAILED,
         "uploadAborted",
     ),
-    "deleted": (None, VideoState.DELETED, "no longer on YouTube"),
+    # Absent: not final at once (tests/integration/test_video_absence.py takes it further).
+    "missing": (None, VideoState.MISSING, "another account"),
     "mismatch": (
         {
             "upload_status": "processed",
@@ -303,8 +304,10 @@ def test_problem_states_are_recorded_and_shown(
     # The "processed" one is ready; its publish time passes and it stays private: held back.
     clock.set(PUBLISH + timedelta(minutes=len(PROBLEMS)) + PUBLISH_GRACE)
     events.clear()
-    # The mismatch is looked at again at its publish confirmation too (still a mismatch).
-    assert processor.run_once().verified == 2
+    # The mismatch is looked at again at its publish confirmation too (still a mismatch); the
+    # missing video is looked at again (still absent: still missing, no event).
+    assert processor.run_once().verified == 3
+    assert peek.row(ids["missing"])["video_state"] == "missing"
     assert peek.row(ids["mismatch"])["video_state"] == "mismatch"
     held = peek.row(ids["processed"])
     assert held["video_state"] == "held_private"
@@ -316,7 +319,7 @@ def test_problem_states_are_recorded_and_shown(
     shown = {kind: [s.id for s in group] for kind in PROBLEM_KINDS if (group := getattr(att, kind))}
     assert shown.get("rejected") == [ids["rejected"]]
     assert shown.get("processing_failed") == [ids["processing_failed"]]
-    assert shown.get("deleted") == [ids["deleted"]]
+    assert shown.get("missing") == [ids["missing"]]
     assert shown.get("mismatch") == [ids["mismatch"]]
     assert shown.get("held_private") == [ids["processed"]]
 
@@ -325,7 +328,7 @@ def test_problem_states_are_recorded_and_shown(
     memory.set(vid(peek, ids["mismatch"]), privacy_status="public", publish_at=None)
     clock.advance(PROBLEM_RECHECK)
     events.clear()
-    assert processor.run_once().verified == 2
+    assert processor.run_once().verified == 3  # and the missing one again
     assert peek.row(ids["processed"])["video_state"] == "published"
     assert peek.row(ids["mismatch"])["video_state"] == "published"
     assert peek.row(ids["mismatch"])["video_problem"] is None

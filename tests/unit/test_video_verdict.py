@@ -11,6 +11,8 @@ from langflix_scheduler.domain import VideoState
 from langflix_scheduler.processor.verdict import (
     CHECK_BACKOFF,
     MAX_CHECKS,
+    MISSING_CHECKS,
+    MISSING_RECHECK,
     PROBLEM_RECHECK,
     PUBLISH_GRACE,
     VideoPlan,
@@ -44,7 +46,16 @@ def video(**kw: Any) -> RemoteVideo:
 
 # (name, remote, plan, now, check_count, state, next check, problem mentions)
 CASES: list[tuple[str, RemoteVideo | None, VideoPlan, datetime, int, VideoState, Any, str]] = [
-    ("gone", None, SCHEDULED, NOW, 0, VideoState.DELETED, None, "no longer on YouTube"),
+    (
+        "absent: missing, checked again in 10 minutes",
+        None,
+        SCHEDULED,
+        NOW,
+        0,
+        VideoState.MISSING,
+        NOW + timedelta(minutes=10),
+        "another account",
+    ),
     (
         "reported deleted",
         video(upload_status="deleted"),
@@ -366,3 +377,67 @@ def test_a_problem_far_from_the_publish_time_is_rechecked_after_a_while() -> Non
 def test_naive_now_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         decide_check(video(), SCHEDULED, now=NOW.replace(tzinfo=None), check_count=0)
+
+
+# (state checked from, checks before, confirm_deleted) -> (state, wait to the next check, count)
+ABSENT: list[tuple[str | None, int, bool, VideoState, timedelta | None, int]] = [
+    ("ready", 7, True, VideoState.MISSING, MISSING_RECHECK[0], 1),
+    (None, 0, True, VideoState.MISSING, MISSING_RECHECK[0], 1),
+    ("mismatch", 40, True, VideoState.MISSING, MISSING_RECHECK[0], 1),
+    ("missing", 1, True, VideoState.MISSING, MISSING_RECHECK[1], 2),
+    ("missing", 2, True, VideoState.DELETED, None, 3),
+    ("missing", 2, False, VideoState.MISSING, PROBLEM_RECHECK, 3),
+    ("missing", 20, False, VideoState.MISSING, PROBLEM_RECHECK, 21),
+    ("missing", MAX_CHECKS - 1, False, VideoState.MISSING, None, MAX_CHECKS),
+]
+
+
+@pytest.mark.parametrize(("state", "count", "confirm", "want", "wait", "stored"), ABSENT)
+def test_an_absent_video_is_missing_before_it_is_deleted(
+    state: str | None,
+    count: int,
+    confirm: bool,
+    want: VideoState,
+    wait: timedelta | None,
+    stored: int,
+) -> None:
+    verdict = decide_check(
+        None, SCHEDULED, now=NOW, check_count=count, state=state, confirm_deleted=confirm
+    )
+    assert verdict.state is want
+    assert verdict.next_check_at == (None if wait is None else NOW + wait)
+    assert verdict.check_count == stored
+    assert verdict.problem is not None
+    if want is VideoState.DELETED:
+        assert "no longer on YouTube" in verdict.problem
+    else:
+        assert "another account" in verdict.problem
+    if not confirm:
+        assert "channel filter" in verdict.problem
+
+
+def test_deleted_takes_three_absent_answers_over_more_than_an_hour() -> None:
+    at, state, count = NOW, "ready", 5
+    seen = []
+    while True:
+        verdict = decide_check(None, SCHEDULED, now=at, check_count=count, state=state)
+        seen.append((at - NOW, verdict.state))
+        if verdict.next_check_at is None:
+            break
+        at, state = verdict.next_check_at, verdict.state.value
+        count = verdict.check_count if verdict.check_count is not None else count + 1
+    assert [s for _, s in seen] == [VideoState.MISSING] * (MISSING_CHECKS - 1) + [
+        VideoState.DELETED
+    ]
+    assert seen[-1][0] >= timedelta(hours=1)
+
+
+def test_missing_is_a_problem_not_final() -> None:
+    assert VideoState.MISSING.is_problem
+    assert not VideoState.MISSING.is_final
+
+
+def test_a_missing_video_found_again_takes_its_state_back() -> None:
+    verdict = decide_check(video(), SCHEDULED, now=NOW, check_count=2, state="missing")
+    assert verdict.state is VideoState.READY
+    assert verdict.problem is None
