@@ -15,7 +15,9 @@ imports google libraries itself. Everything it drives is the real library:
 It books a week for one channel, shows the calendar and the quota, processes the first days with
 the real :class:`~langflix_scheduler.processor.UploadProcessor`, drops one connection mid-upload
 (the processor retries and the upload resumes its session), verifies that every due video reached
-"YouTube" exactly once with the right bytes, and ends with the final status table.
+"YouTube" exactly once with the right bytes, follows the videos after the upload (checked on
+YouTube until published; one video's whole timeline; one change of plan after upload, see
+:mod:`._demo_life`), and ends with the final status table.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from ..youtube.uploader import (
     reports_calls,
     upload_passing_calls,
 )
+from ._demo_life import LifeReport, after_upload
 from ._progress import DisplayingUploader, UploadDisplay
 
 if TYPE_CHECKING:
@@ -112,6 +115,7 @@ class DemoRun:
     checks: dict[str, bool] = field(default_factory=dict)
     fake: dict[str, int] = field(default_factory=dict)
     status_counts: dict[str, int] = field(default_factory=dict)
+    life: LifeReport = field(default_factory=LifeReport)
     elapsed: float = 0.0
 
     @property
@@ -269,6 +273,7 @@ class Demo:
             with FakeYouTube(clock=self.clock, quota_policy=self.policy) as fake:
                 self.process(manager, fake)
                 self.verify(manager, fake)
+                self.life(manager, fake)
         self.run.elapsed = time.monotonic() - t0
         self.show_final()
         return self.run
@@ -422,6 +427,7 @@ class Demo:
             per_channel_limit=1,
             exclusive=True,
             on_event=on_event,
+            videos=real,  # the wrappers above only upload: checks on YouTube use the client
         )
         with real, processor:
             if not self.quiet:
@@ -459,6 +465,13 @@ class Demo:
             if not pending:
                 return
             due = min(s.due_at(lead) for s in pending)
+            # Like a cron job every minute: also wake when an uploaded video is due a check.
+            checks = [
+                s.next_check_at
+                for s in manager.list_schedules(status="completed", channel=CHANNEL)
+                if s.next_check_at is not None and s.next_check_at > self.clock()
+            ]
+            due = min([due, *checks])
             if due > self.clock():
                 self.clock.set(due)
             processor.run_once()
@@ -509,10 +522,43 @@ class Demo:
         }
         self.run.status_counts = dict(sorted(Counter(s.status.value for s in everything).items()))
 
+    def life(self, manager: ScheduleManager, fake: FakeYouTube) -> None:
+        """Step 5: verification, one change of plan after upload, the publish confirmation."""
+
+        def on_event(event: ProcessorEvent) -> None:
+            if event.kind is not ProcessorEventKind.CLAIMED:
+                self.run.events.append(event)
+
+        self.run.life = after_upload(
+            manager,
+            fake,
+            say=self.say,
+            local=self.local,
+            clock=self.clock,
+            channel=CHANNEL,
+            new_uploader=lambda: self._uploader(fake),
+            on_event=on_event,
+        )
+        self.run.checks.update(self.run.life.checks)
+        self.run.final = [
+            next((n for n in manager.list_schedules(channel=CHANNEL) if n.id == s.id), s)
+            for s in self.run.final
+        ]
+        self.run.fake["videos_list_calls"] = fake.calls_of("videos.list")
+        self.run.fake["videos_update_calls"] = fake.calls_of("videos.update")
+
     def show_final(self) -> None:
-        table = Table(title="5. Final status of the due schedules")
+        table = Table(title="6. Final status of the due schedules")
         # `attempts` counts the tries that failed: 0 for a first-try success, hence "retries".
-        for col in ("id", "publish (Seoul)", "video", "status", "retries", "video id"):
+        for col in (
+            "id",
+            "publish (Seoul)",
+            "video",
+            "status",
+            "retries",
+            "video id",
+            "on YouTube",
+        ):
             table.add_column(col, overflow="fold")
         for s in self.run.final:
             table.add_row(
@@ -522,6 +568,7 @@ class Demo:
                 s.status.value,
                 str(s.attempts),
                 s.youtube_video_id or "-",
+                s.video_state.value if s.video_state is not None else "-",
             )
         self.say()
         self.show(table)
@@ -551,6 +598,7 @@ def _schedule_json(s: ScheduledVideo) -> dict[str, Any]:
         "status": s.status.value,
         "attempts": s.attempts,
         "youtube_video_id": s.youtube_video_id,
+        "video_state": None if s.video_state is None else s.video_state.value,
     }
 
 
@@ -577,6 +625,11 @@ def demo_json(run: DemoRun, *, kept: bool) -> dict[str, Any]:
         ],
         "due": [_schedule_json(s) for s in run.final],
         "status_counts": run.status_counts,
+        "after_upload": {
+            "video_states_before": run.life.states_before,
+            "video_states_after": run.life.states_after,
+            "rescheduled": run.life.rescheduled,
+        },
         "fake_youtube": run.fake,
         "elapsed_seconds": round(run.elapsed, 2),
     }

@@ -84,6 +84,8 @@ Outcomes:
   (``youtube_upload_channels.paused_at``; a ``channel_paused`` event), then the lease is
   released (no attempt counted). Claims skip a paused channel until ``langflix-scheduler auth
   --channel X`` succeeds or ``ScheduleManager.resume_channel`` is called; other channels go on.
+  The same refusal while the run checks uploaded videos or finishes a pending change of plan
+  pauses the channel too (its checks and changes wait with its uploads).
 * Another :class:`~langflix_scheduler.errors.AuthorizationError`: the lease is released (no
   attempt counted), the run claims nothing more, and the error is logged loudly.
 * :class:`~langflix_scheduler.errors.PermanentUploadError`, an ``OSError`` from the uploader (a

@@ -68,6 +68,22 @@ def test_demo_json_every_due_schedule_uploaded_once_and_the_fault_retried(
     uploaded = [e["schedule_id"] for e in data["events"] if e["kind"] == "uploaded"]
     assert sorted(uploaded) == sorted(s["id"] for s in due)
 
+    # After the upload: every video checked until published, one change of plan on YouTube.
+    life = data["after_upload"]
+    moved = life["rescheduled"]
+    assert moved is not None
+    states = {s["id"]: s["video_state"] for s in due}
+    assert states.pop(moved["schedule_id"]) == "ready"
+    assert set(states.values()) == {"published"}
+    assert life["video_states_after"] == {"published": len(due) - 1, "ready": 1}
+    assert moved["new_publish_time"] > moved["old_publish_time"]
+    assert moved["youtube_publish_at"].startswith(moved["new_publish_time"][:19])
+    assert data["fake_youtube"]["videos_update_calls"] == 1
+    assert data["fake_youtube"]["videos_list_calls"] >= len(due) // 50 + 1
+    kinds = [e["kind"] for e in data["events"]]
+    assert kinds.count("published") == len(due) - 1
+    assert "claimed" not in kinds
+
     # --keep leaves the database for the other commands, and it agrees with the report.
     assert data["database_url"].startswith("sqlite:///")
     engine = create_engine(data["database_url"])
@@ -78,6 +94,17 @@ def test_demo_json_every_due_schedule_uploaded_once_and_the_fault_retried(
             ).all()
             runs = conn.execute(text("SELECT SUM(uploaded), SUM(retried) FROM processor_runs"))
             assert tuple(runs.one()) == (len(due), 1)
+            # The quota ledger counted every after-upload call FakeYouTube received.
+            calls = conn.execute(
+                text(
+                    "SELECT operation, COUNT(*) FROM youtube_api_calls"
+                    " WHERE operation IN ('videos.list', 'videos.update') GROUP BY 1"
+                )
+            ).all()
+            assert dict(calls) == {
+                "videos.list": data["fake_youtube"]["videos_list_calls"],
+                "videos.update": 1,
+            }
     finally:
         engine.dispose()
     assert dict(rows) == data["status_counts"]
@@ -87,12 +114,20 @@ def test_demo_human_output_ends_with_the_final_status_table(tmp_path: Path) -> N
     proc = _demo(tmp_path, "demo")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    for heading in ("1. Booking the week", "2. Calendar", "3. API quota", "4. Processing"):
+    for heading in (
+        "1. Booking the week",
+        "2. Calendar",
+        "3. API quota",
+        "4. Processing",
+        "5. After the upload",
+    ):
         assert heading in out
-    final = out[out.index("5. Final status") :]
+    final = out[out.index("6. Final status") :]
     assert "completed" in final
     assert "FAIL" not in final
-    assert final.count(" ok ") >= 7
+    assert final.count(" ok ") >= 9
+    assert "published" in final  # the video state column
+    assert "Change of plan" in out
     assert "retry #" in out  # the injected fault, retried
     assert "resuming" in out  # ... by resuming the upload session
     assert "\x1b[" not in out  # not a terminal: no control sequences, no progress bars
