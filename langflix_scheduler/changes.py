@@ -883,9 +883,15 @@ def _check_changeable(row: Schedule, verb: str) -> None:
 def _refusal(change: _Change, current: RemoteVideo | None, earliest: datetime) -> str | None:
     """Why the change cannot be sent for what YouTube holds (None: send it)."""
     if current is None:
-        if change.kind in (ChangeKind.DELETE, ChangeKind.UNPUBLISH):
-            return None
-        return f"video {change.video_id} is not on YouTube any more"
+        if change.kind is ChangeKind.DELETE:
+            return None  # gone is what a delete asks for
+        # Not proof that it is gone: a token of another Google account sees none of the
+        # channel's private videos, and the real video would still publish at its time.
+        return (
+            f"video {change.video_id} was not found on YouTube with this channel's token "
+            "(deleted, or the token belongs to another account: run `langflix-scheduler auth "
+            "--check`); nothing was changed. `cancel --delete` cancels it anyway"
+        )
     if current.privacy_status == "public":
         return f"video {change.video_id} is already public on YouTube"
     if change.kind is ChangeKind.RESCHEDULE:

@@ -533,3 +533,26 @@ def test_a_failed_commit_after_the_call_is_recorded_by_the_next_run(
     assert m.get(sid).video_state is VideoState.UNPUBLISHED
     assert _changes(m, sid) == [("unpublish", ChangeState.APPLIED)]
     _check(uploaded, raw_db)
+
+
+def test_an_unpublish_of_a_video_not_found_is_refused_and_nothing_changes(
+    uploaded: Uploaded, raw_db: RawDB
+) -> None:
+    # videos.list leaves out what the token cannot see (another account's token sees none of
+    # the channel's private videos): cancelling "because it is gone" could let it publish.
+    m, sid, vid, client = uploaded.manager, uploaded.schedule_id, uploaded.video_id, uploaded.client
+    before = m.get(sid)
+    client.remove(vid)
+    with pytest.raises(InvalidTransitionError) as refused:
+        m.cancel(sid, videos=client)
+    assert "not found on YouTube" in str(refused.value)
+    assert "auth --check" in str(refused.value)
+    s = m.get(sid)
+    assert (s.status, s.scheduled_publish_time) == (UploadStatus.COMPLETED, OLD)
+    assert s.video_state is before.video_state
+    assert _changes(m, sid) == [("unpublish", ChangeState.FAILED)]
+    assert _ledger(m, sid) == [("videos.list", 1)]  # nothing but the look
+    # With --delete the intent is explicit: gone is what was asked for.
+    s = m.cancel(sid, videos=client, delete=True)
+    assert (s.status, s.video_state) == (UploadStatus.CANCELLED, VideoState.DELETED)
+    _check(uploaded, raw_db)
