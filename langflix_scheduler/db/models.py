@@ -27,6 +27,8 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from ..domain import VideoState
+
 __all__ = [
     "ApiCall",
     "Base",
@@ -51,19 +53,8 @@ VIDEO_TYPES = ("final", "short")
 UPLOAD_STATUSES = ("scheduled", "uploading", "completed", "failed", "cancelled", "needs_review")
 CALL_OUTCOMES = ("sent", "refused")
 ACTIVE_STATUSES = ("scheduled", "uploading", "completed", "needs_review")
-VIDEO_STATES = (
-    "uploaded",
-    "processing",
-    "ready",
-    "published",
-    "rejected",
-    "processing_failed",
-    "mismatch",
-    "held_private",
-    "missing",
-    "deleted",
-    "unpublished",
-)
+#: Every ``domain.VideoState`` value (one list: the CHECK constraint and the enum agree).
+VIDEO_STATES = tuple(state.value for state in VideoState)
 CHANGE_KINDS = ("reschedule", "unpublish", "delete", "update")
 CHANGE_STATES = ("pending", "applied", "failed", "rolled_back")
 

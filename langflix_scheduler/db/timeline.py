@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Connection
 
-from .models import Schedule, ScheduleEvent
+from .models import VIDEO_STATES, Schedule, ScheduleEvent
 
 __all__ = [
     "ATTEMPT_PREFIX",
@@ -49,16 +49,7 @@ EVENT_KINDS = (
     "needs_review",
     "rescued",
     "uploaded",
-    "processing",
-    "ready",
-    "published",
-    "rejected",
-    "processing_failed",
-    "mismatch",
-    "held_private",
-    "missing",
-    "deleted",
-    "unpublished",
+    *(state for state in VIDEO_STATES if state != "uploaded"),
     "change_requested",
     "change_applied",
     "change_failed",
