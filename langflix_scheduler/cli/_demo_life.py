@@ -25,6 +25,7 @@ from ..manager import ScheduleManager
 from ..processor import ProcessorEvent, UploadProcessor
 from ..testing import FakeClock, FakeYouTube
 from ..youtube.google import YouTubeUploader
+from ._render import localize_instants
 
 __all__ = ["LifeReport", "after_upload"]
 
@@ -82,7 +83,7 @@ def _tell_one_story(stage: _Stage, manager: ScheduleManager, videos: list[Schedu
     stage.say(f"   The life of {story.metadata.title!r} (show {story.id}):")
     for event in manager.timeline(story.id):
         who = f" ({event.actor})" if event.actor else ""
-        detail = f": {event.detail}" if event.detail else ""
+        detail = f": {localize_instants(event.detail, stage.local)}" if event.detail else ""
         stage.say(escape(f"     {stage.local(event.at)}  {event.kind}{who}{detail}"))
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -116,6 +118,21 @@ def schedule_detail(s: ScheduledVideo, config: SchedulerConfig) -> Table:
     return table
 
 
+#: A UTC instant as the library writes it into human text (``2025-11-03 01:00:00 UTC``,
+#: ``2025-11-03T01:00:00+00:00``): timeline details, error messages.
+_UTC_IN_TEXT = re.compile(r"(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:\.\d+)?(?: UTC|\+00:00)")
+
+
+def localize_instants(text: str, show: Callable[[datetime], str]) -> str:
+    """``text`` with each UTC instant written by the library shown with ``show`` (the
+    channel's time, like every other time a person reads)."""
+
+    def one(match: re.Match[str]) -> str:
+        return show(datetime.fromisoformat(f"{match[1]}T{match[2]}+00:00"))
+
+    return _UTC_IN_TEXT.sub(one, text)
+
+
 def timeline_table(events: list[TimelineEvent], config: SchedulerConfig) -> Table:
     """The ``show`` timeline: one row per event, oldest first, times in local time (to the
     second: attempts and retries can be seconds apart)."""
@@ -127,7 +144,7 @@ def timeline_table(events: list[TimelineEvent], config: SchedulerConfig) -> Tabl
                 e.at.astimezone(config.zone).strftime("%Y-%m-%d %H:%M:%S %Z"),
                 e.kind,
                 e.actor or "-",
-                e.detail or "-",
+                localize_instants(e.detail, lambda t: fmt_local(t, config)) if e.detail else "-",
             )
             for e in events
         ],
