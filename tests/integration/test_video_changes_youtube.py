@@ -163,3 +163,41 @@ def test_youtube_quota_exceeded_puts_the_change_back_and_is_not_charged(
     day = quota_date_of(T0, m.config.quota_timezone)
     assert fake.quota_used("shared", day) == 1
     assert_consistent(m)
+
+
+def test_a_change_that_never_reached_youtube_is_sent_by_a_processor_run(
+    make_manager: Callable[..., ScheduleManager],
+    video_file: Callable[..., Path],
+    youtube: tuple[FakeYouTube, YouTubeUploader],
+    clock: FakeClock,
+) -> None:
+    """The other order: the change was recorded but its videos.update never took effect (the
+    request failed before YouTube applied it, as a crash before the call would leave it). The
+    next processor run after the lease finds YouTube still holding the old time and sends it."""
+    fake, client = youtube
+    m = make_manager(daily_limits={"final": 10, "short": 10})
+    sid, vid = _uploaded(m, video_file, client)
+    old_publish_at = fake.videos[vid].status["publishAt"]
+    fake.fail_next(1, 503, target="update")  # refused before any effect; outcome unknown to us
+    with pytest.raises(ChangePendingError):
+        m.reschedule(sid, NEW, videos=client)
+    assert fake.videos[vid].status["publishAt"] == old_publish_at  # nothing applied
+    assert [c.state for c in m.video_changes_of(sid)] == [ChangeState.PENDING]
+    assert m.get(sid).scheduled_publish_time == NEW  # the slot moved with the recorded intent
+
+    with UploadProcessor(m, client) as processor:
+        processor.run_once()  # lease not expired: left alone
+        assert [c.state for c in m.video_changes_of(sid)] == [ChangeState.PENDING]
+        clock.advance(CHANGE_LEASE + timedelta(seconds=1))
+        processor.run_once()
+    assert fake.videos[vid].status["publishAt"].startswith(NEW.strftime("%Y-%m-%dT%H:%M"))
+    s = m.get(sid)
+    assert (s.youtube_publish_at, s.video_state) == (NEW, VideoState.READY)
+    assert [c.state for c in m.video_changes_of(sid)] == [ChangeState.APPLIED]
+    # The ledger counts the update answered 503 too (YouTube charges every request that
+    # reached it; the fake's injected fault charges nothing): never less than the fake.
+    day = quota_date_of(T0, m.config.quota_timezone)
+    ledger = sum(c.cost for c in m.api_calls(sid) if c.bucket == "shared")
+    assert ledger == fake.quota_used("shared", day) + 50
+    assert fake.calls_of("videos.update") == 2
+    assert_consistent(m)

@@ -626,3 +626,60 @@ def test_a_paused_channel_is_not_checked_until_resumed(
     mgr.resume_channel("ch1")
     assert processor.run_once().verified == 1
     assert peek.row(sid)["video_state"] == "processing"
+
+
+def test_real_client_records_rejection_failed_processing_and_deletion(
+    mgr: ScheduleManager, video_file: Any, peek: RawDB, clock: FakeClock
+) -> None:
+    """The problem states with YouTubeUploader against FakeYouTube: a rejected upload, a
+    failed processing, and a video deleted behind the library's back (missing, then deleted
+    after three absent answers over more than an hour); every videos.list in the ledger."""
+    titles = ("rejected one", "failing one", "deleted one")
+    with FakeYouTube(clock=clock) as fake:
+        fake.reject_uploads(title=titles[0], reason="duplicate")
+        fake.fail_processing(title=titles[1], reason="codec")
+        uploader = YouTubeUploader(
+            Credentials(token="test"), api_endpoint=fake.api_endpoint, clock=clock
+        )
+        ids = [
+            mgr.schedule_video(
+                video_file(),
+                "short",
+                metadata={"title": title},
+                preferred_time=PUBLISH + n * timedelta(minutes=1),
+                channel="ch1",
+            ).id
+            for n, title in enumerate(titles)
+        ]
+        with UploadProcessor(
+            mgr,
+            uploader,
+            channels=["ch1"],
+            max_concurrent_uploads=3,
+            per_channel_limit=3,
+            upload_lead_time=LEAD,
+        ) as processor:
+            clock.set(UPLOAD_AT)
+            assert processor.run_once().uploaded == 3
+            rejected, failing, deleted = ids
+            fake.remove_video(vid(peek, deleted))
+            clock.advance(CHECK_BACKOFF[0])
+            assert processor.run_once().verified == 3
+            states = {sid: peek.row(sid)["video_state"] for sid in ids}
+            assert states == {
+                rejected: "rejected",
+                failing: "processing_failed",
+                deleted: "missing",
+            }
+            assert "duplicate" in peek.row(rejected)["video_problem"]
+            assert "codec" in peek.row(failing)["video_problem"]
+            for wait in (timedelta(minutes=10), timedelta(hours=1)):
+                clock.advance(wait)
+                assert processor.run_once().verified == 1  # only the missing one is checked
+            uploader.close()
+    assert peek.row(deleted)["video_state"] == "deleted"
+    assert peek.row(deleted)["next_check_at"] is None
+    assert kinds_of(mgr, deleted) == ["uploaded", "missing", "deleted"]  # one entry a change
+    assert fake.calls_of("videos.list") == 3
+    assert video_lists(peek) == [("shared", 1, "ch1", "sent")] * 3
+    assert_consistent(mgr)
