@@ -17,6 +17,7 @@ from langflix_scheduler.config import SchedulerConfig
 from langflix_scheduler.domain import VideoMetadata
 from langflix_scheduler.manager import ScheduleManager
 from langflix_scheduler.testing.media import write_mp4
+from tests.conftest import unique_bytes
 
 from ._cli import CliResult
 
@@ -33,7 +34,7 @@ def _book_due(db_url: str, tmp_path: Path, n: int, *, api_project: str) -> list[
     with ScheduleManager(config, clock=lambda: past) as manager:
         for i in range(n):
             video = tmp_path / f"due-{api_project}-{i}.mp4"
-            video.write_bytes(os.urandom(2048))
+            video.write_bytes(unique_bytes(2048))
             meta = VideoMetadata(title=f"Lesson {i}")
             ids.append(manager.schedule_video(video, "short", metadata=meta).id)
     return ids

@@ -22,6 +22,7 @@ from langflix_scheduler.db.engine import Database, create_engine
 from langflix_scheduler.db.locking import named_lock
 from langflix_scheduler.processor import UploadProcessor
 from langflix_scheduler.youtube.uploader import DryRunUploader
+from tests.conftest import unique_bytes
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE_TIMEOUT_SECONDS = 120
@@ -144,7 +145,7 @@ def _book_due(db: str, tmp_path: Path, n: int) -> list[int]:
         m.init_db()
         for i in range(n):
             video = tmp_path / f"due-{len(list(tmp_path.glob('due-*')))}-{i}.mp4"
-            video.write_bytes(os.urandom(200_000))
+            video.write_bytes(unique_bytes(200_000))
             ids.append(m.schedule_video(video, "short", metadata=VideoMetadata(title="Due")).id)
     return ids
 

@@ -28,6 +28,7 @@ from langflix_scheduler.db.locking import named_lock
 from langflix_scheduler.processor import UploadProcessor
 from langflix_scheduler.testing import FakeYouTube
 from langflix_scheduler.youtube.uploader import DryRunUploader
+from tests.conftest import unique_bytes
 from tests.integration.db_helpers import RawDB
 
 from ._cli import CliResult
@@ -97,7 +98,7 @@ def book(db_url: str, tmp_path: Path) -> Callable[..., list[int]]:
         try:
             for _ in range(n):
                 video = tmp_path / f"video-{len(list(tmp_path.glob('video-*')))}.mp4"
-                video.write_bytes(os.urandom(size))
+                video.write_bytes(unique_bytes(size))
                 s = manager.schedule_video(
                     video, "short", metadata=VideoMetadata(title=f"Lesson {video.stem}")
                 )

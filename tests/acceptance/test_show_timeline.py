@@ -5,7 +5,6 @@ attempt says its worker, and the upload follows."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from langflix_scheduler import ScheduleManager, SchedulerConfig, VideoMetadata
 from langflix_scheduler.testing import FakeYouTube
+from tests.conftest import unique_bytes
 
 from ._cli import CliResult
 
@@ -57,7 +57,7 @@ def _book_due(db_url: str, tmp_path: Path) -> int:
     """Book one short with the library as if a day ago, so it is due now."""
     past = datetime.now(UTC) - timedelta(days=1)
     video = tmp_path / "due.mp4"
-    video.write_bytes(os.urandom(300_000))
+    video.write_bytes(unique_bytes(300_000))
     with ScheduleManager(SchedulerConfig(database_url=db_url), clock=lambda: past) as m:
         return m.schedule_video(video, "short", metadata=VideoMetadata(title="Due lesson")).id
 

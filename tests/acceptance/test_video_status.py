@@ -5,7 +5,6 @@ tests/integration/test_video_checks.py); what is checked is what the CLI printed
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from langflix_scheduler import ScheduleManager, SchedulerConfig, VideoMetadata
+from tests.conftest import unique_bytes
 from tests.integration.db_helpers import RawDB
 
 from ._cli import CliResult
@@ -35,7 +35,7 @@ def _book(db_url: str, tmp_path: Path, n: int) -> list[int]:
     with ScheduleManager(SchedulerConfig(database_url=db_url), clock=lambda: past) as manager:
         for i in range(n):
             video = tmp_path / f"video-{i}.mp4"
-            video.write_bytes(os.urandom(1000))
+            video.write_bytes(unique_bytes(1000))
             booked = manager.schedule_video(
                 video, "short", metadata=VideoMetadata(title=f"Lesson {i}")
             )

@@ -25,7 +25,7 @@ from langflix_scheduler import (
     UploadProcessor,
 )
 from langflix_scheduler.testing.clock import FakeClock
-from tests.conftest import T0
+from tests.conftest import T0, unique_bytes
 from tests.integration._processor_support import StubUploader
 from tests.integration.db_helpers import RawDB
 from tests.integration.test_concurrency import Attempt, Outcome, Task, spawn_racers
@@ -207,7 +207,7 @@ def test_a_file_replaced_after_booking_is_not_uploaded(
     path = video_file()
     booked = mgr.schedule_video(path, "short", preferred_time=T0 + timedelta(minutes=20))
     st = path.stat()
-    path.write_bytes(os.urandom(st.st_size))  # same size, new content
+    path.write_bytes(unique_bytes(st.st_size))  # same size, new content
     os.utime(path, ns=(st.st_mtime_ns + 10**9, st.st_mtime_ns + 10**9))
     stub = StubUploader()
     with UploadProcessor(mgr, stub) as processor:
