@@ -201,3 +201,38 @@ def test_a_change_that_never_reached_youtube_is_sent_by_a_processor_run(
     assert ledger == fake.quota_used("shared", day) + 50
     assert fake.calls_of("videos.update") == 2
     assert_consistent(m)
+
+
+def test_cancel_unpublishes_with_the_real_client_and_frees_the_slot(
+    make_manager: Callable[..., ScheduleManager],
+    video_file: Callable[..., Path],
+    youtube: tuple[FakeYouTube, YouTubeUploader],
+    clock: FakeClock,
+) -> None:
+    """cancel of an uploaded video: the whole status part goes back private without
+    publishAt, the video stays on YouTube and never turns public, the slot is free again."""
+    fake, client = youtube
+    m = make_manager(daily_limits={"final": 10, "short": 10})
+    sid, vid = _uploaded(m, video_file, client)
+    s = m.cancel(sid, videos=client)
+    assert (s.status, s.video_state) == (UploadStatus.CANCELLED, VideoState.UNPUBLISHED)
+    status = fake.videos[vid].status
+    assert status["privacyStatus"] == "private"
+    assert "publishAt" not in status
+    assert status["embeddable"] is True
+    assert fake.video_updates[-1].part == "status"
+    assert fake.video_updates[-1].reset == ()  # the whole part went back
+    assert [c.state for c in m.video_changes_of(sid)] == [ChangeState.APPLIED]
+    again = m.book(video_file(), "final", preferred_time=OLD)  # the slot is free again
+    assert again.created
+
+    clock.advance(timedelta(hours=2))  # past the old publish time: it stays private
+    with UploadProcessor(m, client) as processor:
+        processor.run_once()
+    assert fake.videos[vid].status["privacyStatus"] == "private"
+    assert m.get(sid).video_state is VideoState.UNPUBLISHED  # final: no more checks
+    day = quota_date_of(T0, m.config.quota_timezone)
+    assert sum(c.cost for c in m.api_calls(sid) if c.bucket == "shared") == fake.quota_used(
+        "shared", day
+    ) - sum(c.cost for c in m.api_calls(again.schedule.id) if c.bucket == "shared")
+    assert_consistent(m)
