@@ -8,6 +8,7 @@ import click
 
 from ..config import SchedulerConfig
 from ..domain import ProcessorRunRecord
+from ..overview import VIDEO_PROBLEM_KINDS
 from ._render import emit_json, fmt_local, pending_changes_table, schedule_json, table_of
 from ._state import State, run
 
@@ -24,12 +25,7 @@ _CLASSES = (
     "overdue",
     "waiting",
     "due",
-    "rejected",
-    "processing_failed",
-    "mismatch",
-    "held_private",
-    "missing",
-    "deleted",
+    *VIDEO_PROBLEM_KINDS,
     "processing_stuck",
 )
 _RUN_COUNTS = ("claimed", "uploaded", "failed", "retried", "deferred", "rescued")
